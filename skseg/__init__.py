@@ -1,0 +1,35 @@
+"""skseg: pyannote's speaker segmentation model as scikit-learn estimators."""
+
+from .audio import AudioReader, validate_file
+from .binarize import Binarize
+from .checkpoint import load_checkpoint
+from .datasets import fetch_sample
+from .exceptions import (
+    AudioError,
+    CheckpointError,
+    SksegError,
+    UnsafeCheckpointError,
+    WeightsUnavailableError,
+)
+from .inference import ChunkScores, Inference, aggregate
+from .model import SegmentationModel, load_model
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AudioError",
+    "AudioReader",
+    "Binarize",
+    "CheckpointError",
+    "ChunkScores",
+    "Inference",
+    "SegmentationModel",
+    "SksegError",
+    "UnsafeCheckpointError",
+    "WeightsUnavailableError",
+    "aggregate",
+    "fetch_sample",
+    "load_checkpoint",
+    "load_model",
+    "validate_file",
+]

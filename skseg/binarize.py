@@ -1,0 +1,223 @@
+"""From frame scores to regions: hysteresis thresholding and duration rules.
+
+:class:`Binarize` follows pyannote.audio's ``Binarize`` (3.2 ... 4.0.7): a region
+starts at the middle of the first frame whose score is strictly above ``onset``
+and ends at the middle of the first frame strictly below ``offset`` (or at the
+last frame's middle); then, per label, gaps shorter than ``min_duration_off`` are
+filled (``Annotation.support``) and only then are regions shorter than
+``min_duration_on`` removed. One deliberate difference: pyannote writes
+``offset or onset``, which silently turns ``offset=0.0`` into ``onset``; here
+only ``offset=None`` means "same as onset".
+
+:func:`binarize` is pyannote's batch hysteresis over ``(..., frames)`` rows, used
+to count speakers per chunk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyannote.core import Annotation, Segment, SlidingWindowFeature
+
+__all__ = ["Binarize", "binarize", "hysteresis_regions"]
+
+
+def _hysteresis_states(x: np.ndarray, onset: float, offset: float) -> np.ndarray:
+    """State of pyannote's Binarize state machine after each frame of ``x``."""
+    on = x > onset
+    off = x < offset
+    if onset >= offset:
+        # "on" and "off" exclude each other: the state is that of the last frame
+        # where either holds, False before any (vectorised, no Python loop)
+        decided = on | off
+        last = np.where(decided, np.arange(len(x)), -1)
+        np.maximum.accumulate(last, out=last)
+        return np.where(last >= 0, on[np.maximum(last, 0)], False)
+    # onset < offset: a score between them flips the state every frame
+    states = np.empty(len(x), dtype=bool)
+    active = bool(on[0])
+    states[0] = active
+    for i in range(1, len(x)):
+        active = not off[i] if active else bool(on[i])
+        states[i] = active
+    return states
+
+
+def hysteresis_regions(
+    x: np.ndarray, timestamps: np.ndarray, onset: float, offset: float
+) -> list[tuple[float, float]]:
+    """Return the ``(start, end)`` regions of one score track.
+
+    Parameters
+    ----------
+    x : ndarray, shape (num_frames,)
+        Scores.
+    timestamps : ndarray, shape (num_frames,)
+        Frame middles, in seconds.
+    onset, offset : float
+        Strict thresholds to switch on and off.
+
+    Returns
+    -------
+    regions : list of (float, float)
+
+    Examples
+    --------
+    >>> hysteresis_regions(np.array([0., .9, .6, .2, .9]), np.arange(5.), 0.8, 0.5)
+    [(1.0, 3.0), (4.0, 4.0)]
+    """
+    if len(x) == 0:
+        return []
+    states = _hysteresis_states(np.asarray(x), onset, offset)
+    edges = np.diff(states.astype(np.int8))
+    starts = list(np.flatnonzero(edges == 1) + 1)
+    ends = list(np.flatnonzero(edges == -1) + 1)
+    if states[0]:
+        starts.insert(0, 0)
+    regions = [
+        (float(timestamps[s]), float(timestamps[e]))
+        for s, e in zip(starts, ends, strict=False)
+    ]
+    if states[-1]:
+        regions.append((float(timestamps[starts[-1]]), float(timestamps[-1])))
+    return regions
+
+
+class Binarize:
+    """Turn ``(num_frames, num_classes)`` scores into an :class:`Annotation`.
+
+    Parameters
+    ----------
+    onset : float, default=0.5
+        Start a region when the score goes strictly above it.
+    offset : float, optional
+        End a region when the score goes strictly below it; ``None`` means onset.
+    min_duration_on : float, default=0.0
+        Remove regions shorter than this (after gap filling), in seconds.
+    min_duration_off : float, default=0.0
+        Fill gaps shorter than this, in seconds.
+    pad_onset, pad_offset : float, default=0.0
+        Extend each region by this much before and after.
+
+    Examples
+    --------
+    >>> from pyannote.core import SlidingWindow, SlidingWindowFeature
+    >>> frames = SlidingWindow(start=0.0, duration=1.0, step=1.0)
+    >>> scores = SlidingWindowFeature(np.array([[0.], [.9], [.9], [0.], [.9]]), frames)
+    >>> regions = Binarize(onset=0.5)(scores)
+    >>> for segment, _, label in regions.itertracks(yield_label=True):
+    ...     print(segment.start, segment.end, label)
+    1.5 3.5 0
+    """
+
+    def __init__(
+        self,
+        onset: float = 0.5,
+        offset: float | None = None,
+        min_duration_on: float = 0.0,
+        min_duration_off: float = 0.0,
+        pad_onset: float = 0.0,
+        pad_offset: float = 0.0,
+    ):
+        self.onset = onset
+        self.offset = onset if offset is None else offset
+        self.min_duration_on = min_duration_on
+        self.min_duration_off = min_duration_off
+        self.pad_onset = pad_onset
+        self.pad_offset = pad_offset
+
+    def __call__(
+        self, scores: SlidingWindowFeature, uri: str | None = None
+    ) -> Annotation:
+        """Binarize scores.
+
+        Parameters
+        ----------
+        scores : SlidingWindowFeature
+            ``(num_frames, num_classes)`` scores; ``scores.labels`` name the
+            classes (else their indices).
+        uri : str, optional
+            URI of the returned annotation.
+
+        Returns
+        -------
+        active : Annotation
+        """
+        data = np.asarray(scores.data)
+        if data.ndim != 2:
+            raise ValueError(f"scores must be (frames, classes), got {data.shape}")
+        num_frames, num_classes = data.shape
+        frames = scores.sliding_window
+        # frames[i].middle, with pyannote.core's own arithmetic
+        starts = frames.start + np.arange(num_frames) * frames.step
+        timestamps = 0.5 * (starts + (starts + frames.duration))
+        active = Annotation(uri=uri)
+        for k in range(num_classes):
+            label = k if scores.labels is None else scores.labels[k]
+            track = _track_name(k)
+            for start, end in hysteresis_regions(
+                data[:, k], timestamps, self.onset, self.offset
+            ):
+                region = Segment(start - self.pad_onset, end + self.pad_offset)
+                active[region, track] = label
+        if self.pad_offset > 0.0 or self.pad_onset > 0.0 or self.min_duration_off > 0.0:
+            active = active.support(collar=self.min_duration_off)
+        if self.min_duration_on > 0:
+            for segment, track in list(active.itertracks()):
+                if segment.duration < self.min_duration_on:
+                    del active[segment, track]
+        return active
+
+
+def _track_name(k: int) -> str:
+    # pyannote.core's string_generator: A..Z, then AA, AB, ...
+    name = ""
+    k += 1
+    while k > 0:
+        k, r = divmod(k - 1, 26)
+        name = chr(65 + r) + name
+    return name
+
+
+def binarize(
+    scores: np.ndarray,
+    onset: float = 0.5,
+    offset: float | None = None,
+    initial_state: bool | np.ndarray | None = None,
+) -> np.ndarray:
+    """Batch hysteresis thresholding along the last axis (pyannote's ``binarize``).
+
+    Parameters
+    ----------
+    scores : ndarray, shape (..., num_frames)
+        Each row is thresholded independently; NaN counts as 0.
+    onset : float, default=0.5
+        Switch on strictly above it.
+    offset : float, optional
+        Switch off strictly below it; ``None`` means onset.
+    initial_state : bool or ndarray, optional
+        State before the first frame; defaults to
+        ``scores[..., 0] >= (onset + offset) / 2``.
+
+    Returns
+    -------
+    binarized : ndarray of bool, same shape as ``scores``
+        When a frame is both above onset and below offset, "on" wins.
+
+    Examples
+    --------
+    >>> binarize(np.array([[0.1, 0.7, 0.5, 0.2]]), onset=0.6, offset=0.4).astype(int)
+    array([[0, 1, 1, 0]])
+    """
+    offset = onset if offset is None else offset
+    x = np.nan_to_num(np.asarray(scores, dtype=float))
+    if initial_state is None:
+        init = x[..., 0] >= 0.5 * (onset + offset)
+    else:
+        init = np.broadcast_to(np.asarray(initial_state, dtype=bool), x.shape[:-1])
+    on = x > onset
+    decided = on | (x < offset)
+    n = x.shape[-1]
+    last = np.where(decided, np.arange(n), -1)
+    last = np.maximum.accumulate(last, axis=-1)
+    value = np.take_along_axis(on, np.maximum(last, 0), axis=-1)
+    return np.where(last >= 0, value, init[..., None])

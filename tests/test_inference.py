@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from skseg.inference import ChunkScores, Inference, aggregate
+
+
+def test_raw_chunks_equal_pyannote(sample_chunks, reference_scores):
+    assert isinstance(sample_chunks, ChunkScores)
+    assert sample_chunks.data.shape == (51, 293, 3)
+    w = sample_chunks.sliding_window
+    assert (w.start, w.duration, w.step) == (0.0, 5.0, 0.5)
+    assert np.abs(sample_chunks.data - reference_scores["chunks"]).max() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "reduction, key", [("speech", "speech"), ("overlap", "overlap"), (None, "identity")]
+)
+def test_aggregation_equals_pyannote(sample_chunks, reference_scores, reduction, key):
+    agg = aggregate(sample_chunks, reduction=reduction)
+    assert agg.data.shape == reference_scores[key].shape
+    assert np.abs(agg.data - reference_scores[key]).max() <= 1e-4
+    f = agg.sliding_window
+    assert (f.start, f.step, f.duration) == (0.0, 0.016875, 0.0619375)
+
+
+def test_aggregation_arithmetic_is_exact(sample_chunks, reference_scores):
+    # fed pyannote's own chunks, the overlap-add reproduces its output bit for bit
+    chunks = ChunkScores(
+        reference_scores["chunks"],
+        sample_chunks.sliding_window,
+        sample_chunks.frames,
+        sample_chunks.num_samples,
+        16000,
+    )
+    for reduction, key in [
+        ("speech", "speech"),
+        ("overlap", "overlap"),
+        (None, "identity"),
+    ]:
+        np.testing.assert_array_equal(
+            aggregate(chunks, reduction=reduction).data, reference_scores[key]
+        )
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_batch_size_does_not_matter(model, sample, sample_chunks, batch_size):
+    chunks = Inference(model, batch_size=batch_size)(sample)
+    assert np.abs(chunks.data - sample_chunks.data).max() <= 1e-5
+
+
+def test_file_shorter_than_a_chunk(model, sample_waveform):
+    wav = sample_waveform[16000 * 8 : 16000 * 11]  # 3 s
+    chunks = Inference(model)({"waveform": wav[None], "sample_rate": 16000})
+    assert chunks.data.shape == (1, 293, 3) and chunks.last_chunk_padded
+    speech = aggregate(chunks, reduction="speech")
+    # pyannote 4.x keeps frames 0 .. floor(3 / 0.016875): 178 frames (SEMANTICS §1.6)
+    assert speech.data.shape == (178, 1)
+    assert speech.data.max() > 0.5
+
+
+def test_partial_last_chunk_is_padded_and_cropped(model, sample_waveform):
+    wav = sample_waveform[: int(16000 * 12.34)]
+    chunks = Inference(model)({"waveform": wav[None], "sample_rate": 16000})
+    assert chunks.data.shape[0] == 16 and chunks.last_chunk_padded
+    assert aggregate(chunks, reduction="speech").data.shape == (732, 1)
+
+
+def test_stereo_44k_matches_mono_16k(model, sample_waveform):
+    mono = sample_waveform[: 16000 * 12]
+    up = resample_poly(mono, 441, 160).astype("float32")
+    stereo = np.stack([up, up])
+    a = Inference(model)({"waveform": mono[None], "sample_rate": 16000})
+    b = Inference(model)({"waveform": stereo, "sample_rate": 44100})
+    assert a.data.shape == b.data.shape
+    # two resampling passes: equal up to resampling error
+    assert np.abs(a.data - b.data).mean() < 1e-3
+    sa, sb = aggregate(a, reduction="speech"), aggregate(b, reduction="speech")
+    assert np.abs(sa.data - sb.data).max() < 0.05
+
+
+def test_step_and_batch_validation(model):
+    with pytest.raises(ValueError, match="step"):
+        Inference(model, step=6.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        Inference(model, batch_size=0)
+
+
+def test_progress_hook(model, sample):
+    calls = []
+    Inference(model, batch_size=16)(
+        sample, hook=lambda done, total: calls.append((done, total))
+    )
+    assert calls[-1] == (51, 51) and len(calls) == 4
