@@ -21,7 +21,7 @@ demo: setup
 	$(PY) -m skseg demo
 
 test: setup
-	$(PY) -m ruff check skseg tests benchmarks recipes
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: setup

@@ -7,12 +7,19 @@ from .datasets import fetch_sample
 from .exceptions import (
     AudioError,
     CheckpointError,
+    FileError,
     SksegError,
     UnsafeCheckpointError,
     WeightsUnavailableError,
 )
 from .inference import ChunkScores, Inference, aggregate
 from .model import SegmentationModel, load_model
+from .pipelines import (
+    OSDEstimator,
+    ResegmentationEstimator,
+    SegmentationEstimator,
+    VADEstimator,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -22,6 +29,11 @@ __all__ = [
     "Binarize",
     "CheckpointError",
     "ChunkScores",
+    "FileError",
+    "OSDEstimator",
+    "ResegmentationEstimator",
+    "SegmentationEstimator",
+    "VADEstimator",
     "Inference",
     "SegmentationModel",
     "SksegError",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "SksegError",
+    "FileError",
     "AudioError",
     "CheckpointError",
     "UnsafeCheckpointError",
@@ -19,8 +20,8 @@ class SksegError(Exception):
     """Base class of every error raised by skseg."""
 
 
-class AudioError(SksegError, ValueError):
-    """An audio file cannot be used: missing, unreadable, empty or invalid.
+class FileError(SksegError, ValueError):
+    """One input file cannot be processed; the message names it.
 
     Parameters
     ----------
@@ -31,8 +32,8 @@ class AudioError(SksegError, ValueError):
 
     Examples
     --------
-    >>> str(AudioError("meeting.wav", "file not found"))
-    'meeting.wav: file not found'
+    >>> str(FileError("meeting.wav", "no 'baseline' key"))
+    "meeting.wav: no 'baseline' key"
     """
 
     def __init__(self, file: str, problem: str):
@@ -43,6 +44,16 @@ class AudioError(SksegError, ValueError):
     def __reduce__(self):
         # keeps the two-argument signature through pickling (process pools, Dask)
         return type(self), (self.file, self.problem)
+
+
+class AudioError(FileError):
+    """An audio file cannot be used: missing, unreadable, empty or invalid.
+
+    Examples
+    --------
+    >>> str(AudioError("meeting.wav", "file not found"))
+    'meeting.wav: file not found'
+    """
 
 
 class CheckpointError(SksegError, ValueError):

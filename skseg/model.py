@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import weakref
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from .network import PyanNet
 __all__ = ["SegmentationModel", "load_model"]
 
 _SUPPORTED = ("PyanNet",)
+_LOCK = threading.RLock()
 
 
 class SegmentationModel(nn.Module):
@@ -198,7 +200,28 @@ class SegmentationModel(nn.Module):
         )
 
 
+# Every model alive in this process, by checkpoint digest: unpickling an estimator
+# (joblib workers, GridSearchCV's best_estimator_, Dask) reuses the network already
+# loaded instead of holding one copy per estimator.
+_SHARED: weakref.WeakValueDictionary[str, SegmentationModel] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _register(model: SegmentationModel) -> SegmentationModel:
+    if model.sha256:
+        with _LOCK:
+            return _SHARED.setdefault(model.sha256, model)
+    return model
+
+
 def _rebuild(hparams, num_classes, sample_rate, specifications, sha256, state):
+    if sha256 and (shared := _SHARED.get(sha256)) is not None:
+        if (
+            shared.network.hparams == hparams
+            and shared.specifications == specifications
+        ):
+            return shared
     network = PyanNet(
         sincnet=hparams["sincnet"],
         lstm=hparams["lstm"],
@@ -207,19 +230,16 @@ def _rebuild(hparams, num_classes, sample_rate, specifications, sha256, state):
         sample_rate=sample_rate,
     )
     network.load_state_dict(state, strict=True)
-    return SegmentationModel(network, specifications, sha256).eval()
+    return _register(SegmentationModel(network, specifications, sha256).eval())
 
 
 def _kwargs(d: Any) -> dict:
     return dict(d) if isinstance(d, dict) else {}
 
 
-_LOCK = threading.Lock()
-
-
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int, size: int) -> SegmentationModel:
-    return SegmentationModel.from_checkpoint(load_checkpoint(path))
+    return _register(SegmentationModel.from_checkpoint(load_checkpoint(path)))
 
 
 def load_model(

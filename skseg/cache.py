@@ -1,0 +1,196 @@
+"""A cache of raw chunk scores, so each file goes through the network once.
+
+None of the tuned hyper-parameters (onset, offset, min durations) changes what the
+network outputs, so a grid search needs the network once per file, not once per
+candidate. Scores are keyed by the model's SHA-256, the file's identity (its
+resolved path, size and modification time, or a hash of its samples) and the
+inference step. They live in a bounded in-memory LRU shared by the process, and,
+when a directory is named, also in ``.npz`` files written atomically there, so
+several processes (or a cluster on a shared filesystem) reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from pyannote.core import SlidingWindow
+
+from .inference import ChunkScores
+
+__all__ = ["ScoreCache", "score_key", "get_cache"]
+
+
+def score_key(
+    model_sha256: str, file_identity: str, step: float, duration: float
+) -> str:
+    """Return the cache key of a file's chunk scores.
+
+    Parameters
+    ----------
+    model_sha256 : str
+        Digest of the checkpoint.
+    file_identity : str
+        :func:`skseg.audio.file_identity` of the file.
+    step, duration : float
+        Inference step and chunk duration, in seconds.
+
+    Returns
+    -------
+    key : str
+    """
+    text = f"{model_sha256}|{file_identity}|step={step!r}|duration={duration!r}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ScoreCache:
+    """Chunk scores by key, in memory (LRU, bounded) and optionally on disk.
+
+    Parameters
+    ----------
+    directory : str or PathLike, optional
+        Where to also keep scores as ``.npz`` files.
+    max_bytes : int, default=1 GiB
+        Memory budget of the in-memory part; least recently used entries go first.
+
+    Examples
+    --------
+    >>> cache = ScoreCache()
+    >>> cache.get("missing") is None
+    True
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike | None = None, max_bytes: int = 1 << 30
+    ):
+        self.directory = Path(directory) if directory is not None else None
+        self.max_bytes = int(max_bytes)
+        self._memory: OrderedDict[str, object] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> object | None:
+        """Return the cached value for ``key``, or None."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                self.hits += 1
+                return self._memory[key]
+        # derived entries ("<key>:<suffix>", e.g. aggregated scores) are cheap to
+        # recompute and live in memory only
+        if self.directory is not None and ":" not in key:
+            value = self._read(self._path(key))
+            if value is not None:
+                self._remember(key, value)
+                with self._lock:
+                    self.hits += 1
+                return value
+        with self._lock:
+            self.misses += 1
+        return None
+
+    def put(self, key: str, value: object) -> None:
+        """Store ``value`` (ChunkScores are also written to the directory)."""
+        self._remember(key, value)
+        if self.directory is not None and isinstance(value, ChunkScores):
+            self._write(self._path(key), value)
+
+    def _remember(self, key: str, value: object) -> None:
+        size = _nbytes(value)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._memory:
+                self._bytes -= _nbytes(self._memory.pop(key))
+            self._memory[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._memory:
+                _, old = self._memory.popitem(last=False)
+                self._bytes -= _nbytes(old)
+
+    def clear(self) -> None:
+        """Forget the in-memory entries (files on disk are kept)."""
+        with self._lock:
+            self._memory.clear()
+            self._bytes = 0
+
+    @staticmethod
+    def _write(path: Path, scores: ChunkScores) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        w, f = scores.sliding_window, scores.frames
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(
+                    handle,
+                    data=scores.data,
+                    window=np.array([w.start, w.duration, w.step]),
+                    frames=np.array([f.start, f.duration, f.step]),
+                    num_samples=np.array(scores.num_samples),
+                    sample_rate=np.array(scores.sample_rate),
+                )
+            # atomic: concurrent readers see the old file or the whole new one
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _read(path: Path) -> ChunkScores | None:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                w, f = z["window"], z["frames"]
+                return ChunkScores(
+                    z["data"],
+                    SlidingWindow(start=w[0], duration=w[1], step=w[2]),
+                    SlidingWindow(start=f[0], duration=f[1], step=f[2]),
+                    int(z["num_samples"]),
+                    int(z["sample_rate"]),
+                )
+        except (OSError, KeyError, ValueError):
+            # missing, partial or foreign file: recompute rather than fail
+            return None
+
+
+def _nbytes(value: object) -> int:
+    data = getattr(value, "data", None)
+    return int(getattr(data, "nbytes", 0)) + 256
+
+
+_MEMORY = ScoreCache()
+_DIRECTORIES: dict[str, ScoreCache] = {}
+_LOCK = threading.Lock()
+
+
+def get_cache(cache: bool | str | os.PathLike | None) -> ScoreCache | None:
+    """Return the process-wide cache an estimator's ``cache`` parameter names.
+
+    Parameters
+    ----------
+    cache : bool, str, PathLike or None
+        ``True``: the shared in-memory cache; ``False`` or ``None``: no cache; a
+        path: a cache kept in that directory (and in memory).
+
+    Returns
+    -------
+    cache : ScoreCache or None
+    """
+    if cache is True:
+        return _MEMORY
+    if cache is False or cache is None:
+        return None
+    key = str(Path(cache).expanduser().resolve())
+    with _LOCK:
+        if key not in _DIRECTORIES:
+            _DIRECTORIES[key] = ScoreCache(key)
+        return _DIRECTORIES[key]

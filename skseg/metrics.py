@@ -1,0 +1,319 @@
+"""scikit-learn scorers over pyannote.metrics.
+
+A scorer is called as ``scorer(estimator, X, y)``, so, unlike a
+``make_scorer`` metric, it sees the files and honours each one's ``"annotated"``
+region (UEM). It predicts every file, feeds one fresh pyannote.metrics metric with
+each (reference, hypothesis, uem), and returns the fold's aggregate
+``abs(metric)`` (duration-weighted, as pyannote.audio tunes), negated for error
+rates so that higher is always better. Scorers are small picklable classes whose
+options show in their repr; :func:`get_scorer` reaches them by name.
+
+References ``y`` are speaker turns (or files' ``"annotation"`` when ``y`` is
+None); ``target="speech"`` compares with where anybody speaks and
+``target="overlap"`` with where two or more different speakers overlap.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pyannote.core import Annotation, Segment, Timeline
+from pyannote.metrics.detection import (
+    DetectionErrorRate,
+    DetectionPrecisionRecallFMeasure,
+)
+from pyannote.metrics.diarization import (
+    DiarizationErrorRate,
+    GreedyDiarizationErrorRate,
+)
+
+from .audio import AudioReader, file_label, validate_file
+from .references import overlap_reference, speech_reference
+
+__all__ = [
+    "DetectionErrorRateScorer",
+    "DetectionPrecisionRecallFMeasureScorer",
+    "DiarizationErrorRateScorer",
+    "get_scorer",
+    "get_scorer_names",
+    "annotated",
+]
+
+_TARGETS = {
+    "speech": speech_reference,
+    "overlap": overlap_reference,
+    "speakers": lambda annotation: annotation,
+}
+
+
+def annotated(file: Any) -> Timeline:
+    """Return the region of a file that is evaluated (its UEM).
+
+    ``file["annotated"]`` if present, else the whole file, ``[0, duration]``
+    (pyannote.database's ``get_annotated`` without its warnings).
+
+    Parameters
+    ----------
+    file : str, PathLike or mapping
+
+    Returns
+    -------
+    uem : Timeline
+    """
+    if isinstance(file, Mapping) and file.get("annotated") is not None:
+        return file["annotated"]
+    f = validate_file(file)
+    if f.get("duration") is not None:
+        duration = float(f["duration"])
+    else:
+        with AudioReader(f) as reader:
+            duration = reader.duration
+    return Timeline([Segment(0.0, duration)], uri=f["uri"])
+
+
+class _Scorer:
+    """Predict, accumulate a fresh pyannote metric over the fold, aggregate."""
+
+    _sign = 1.0
+
+    def _metric(self):
+        raise NotImplementedError
+
+    def _value(self, metric) -> float:
+        return abs(metric)
+
+    def _reference(self, annotation: Annotation) -> Annotation:
+        return annotation
+
+    def __call__(
+        self, estimator: Any, X: Iterable[Any], y: Iterable[Annotation] | None = None
+    ) -> float:
+        """Score ``estimator`` on files ``X`` against references ``y``.
+
+        Parameters
+        ----------
+        estimator : estimator or Pipeline
+            Anything whose ``predict(X)`` returns a list of Annotation.
+        X : list of files
+        y : list of Annotation, optional
+            Defaults to each file's ``"annotation"``.
+
+        Returns
+        -------
+        score : float
+            Higher is better.
+        """
+        X = list(X)
+        if y is None:
+            try:
+                y = [validate_file(file)["annotation"] for file in X]
+            except KeyError:
+                raise ValueError(
+                    "no references: pass y, or give every file an 'annotation'"
+                ) from None
+        y = list(y)
+        if len(y) != len(X):
+            raise ValueError(f"{len(X)} files but {len(y)} references")
+        hypotheses = estimator.predict(X)
+        metric = self._metric()
+        for file, reference, hypothesis in zip(X, y, hypotheses, strict=True):
+            if not isinstance(reference, Annotation):
+                raise TypeError(
+                    f"{file_label(file)}: the reference must be a pyannote.core "
+                    f"Annotation, got {type(reference).__name__}"
+                )
+            metric(self._reference(reference), hypothesis, uem=annotated(file))
+        return self._sign * float(self._value(metric))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
+
+
+class _DetectionScorer(_Scorer):
+    def __init__(self, target: str, collar: float, skip_overlap: bool):
+        if target not in ("speech", "overlap"):
+            raise ValueError(f"target must be 'speech' or 'overlap', got {target!r}")
+        self.target = target
+        self.collar = collar
+        self.skip_overlap = skip_overlap
+
+    def _reference(self, annotation: Annotation) -> Annotation:
+        return _TARGETS[self.target](annotation)
+
+
+class DetectionErrorRateScorer(_DetectionScorer):
+    """Negated detection error rate, ``-(false alarm + miss) / reference``.
+
+    Parameters
+    ----------
+    target : {"speech", "overlap"}, default="speech"
+        Compare with speech regions, or with overlapped-speech regions, derived
+        from the reference speaker turns.
+    collar : float, default=0.0
+        Seconds around reference boundaries that are not evaluated.
+    skip_overlap : bool, default=False
+        Do not evaluate overlapped reference regions.
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator, fetch_sample
+    >>> scorer = DetectionErrorRateScorer(target="speech")
+    >>> round(scorer(VADEstimator(), [fetch_sample()]), 4)
+    -0.0165
+    """
+
+    _sign = -1.0
+
+    def __init__(
+        self, target: str = "speech", collar: float = 0.0, skip_overlap: bool = False
+    ):
+        super().__init__(target, collar, skip_overlap)
+
+    def _metric(self):
+        return DetectionErrorRate(collar=self.collar, skip_overlap=self.skip_overlap)
+
+
+class DetectionPrecisionRecallFMeasureScorer(_DetectionScorer):
+    """Detection F-measure, precision or recall (micro-averaged over the fold).
+
+    Parameters
+    ----------
+    target : {"speech", "overlap"}, default="speech"
+        Compare with speech, or overlapped-speech, regions of the reference.
+    measure : {"fmeasure", "precision", "recall"}, default="fmeasure"
+        What to return.
+    collar : float, default=0.0
+        Seconds around reference boundaries that are not evaluated.
+    skip_overlap : bool, default=False
+        Do not evaluate overlapped reference regions.
+    beta : float, default=1.0
+        Weight of recall in the F-measure.
+
+    Examples
+    --------
+    >>> from skseg import OSDEstimator, fetch_sample
+    >>> scorer = DetectionPrecisionRecallFMeasureScorer(target="overlap")
+    >>> round(scorer(OSDEstimator(), [fetch_sample()]), 3)
+    0.736
+    """
+
+    def __init__(
+        self,
+        target: str = "speech",
+        measure: str = "fmeasure",
+        collar: float = 0.0,
+        skip_overlap: bool = False,
+        beta: float = 1.0,
+    ):
+        super().__init__(target, collar, skip_overlap)
+        if measure not in ("fmeasure", "precision", "recall"):
+            raise ValueError(
+                f"measure must be 'fmeasure', 'precision' or 'recall', got {measure!r}"
+            )
+        self.measure = measure
+        self.beta = beta
+
+    def _metric(self):
+        return DetectionPrecisionRecallFMeasure(
+            collar=self.collar, skip_overlap=self.skip_overlap, beta=self.beta
+        )
+
+    def _value(self, metric) -> float:
+        precision, recall, fmeasure = metric.compute_metrics()
+        return {"precision": precision, "recall": recall, "fmeasure": fmeasure}[
+            self.measure
+        ]
+
+
+class DiarizationErrorRateScorer(_Scorer):
+    """Negated diarization error rate.
+
+    Parameters
+    ----------
+    greedy : bool, default=False
+        Map hypothesis to reference speakers greedily (pyannote's
+        ``GreedyDiarizationErrorRate``, the Segmentation and Resegmentation
+        pipelines' metric) instead of optimally (Hungarian).
+    collar : float, default=0.0
+        Seconds around reference boundaries that are not evaluated.
+    skip_overlap : bool, default=False
+        Do not evaluate overlapped reference regions.
+    """
+
+    _sign = -1.0
+
+    def __init__(
+        self, greedy: bool = False, collar: float = 0.0, skip_overlap: bool = False
+    ):
+        self.greedy = greedy
+        self.collar = collar
+        self.skip_overlap = skip_overlap
+
+    def _metric(self):
+        cls = GreedyDiarizationErrorRate if self.greedy else DiarizationErrorRate
+        return cls(collar=self.collar, skip_overlap=self.skip_overlap)
+
+
+_SCORERS: dict[str, _Scorer] = {
+    "neg_speech_detection_error_rate": DetectionErrorRateScorer("speech"),
+    "speech_fmeasure": DetectionPrecisionRecallFMeasureScorer("speech"),
+    "speech_precision": DetectionPrecisionRecallFMeasureScorer("speech", "precision"),
+    "speech_recall": DetectionPrecisionRecallFMeasureScorer("speech", "recall"),
+    "neg_overlap_detection_error_rate": DetectionErrorRateScorer("overlap"),
+    "overlap_fmeasure": DetectionPrecisionRecallFMeasureScorer("overlap"),
+    "overlap_precision": DetectionPrecisionRecallFMeasureScorer("overlap", "precision"),
+    "overlap_recall": DetectionPrecisionRecallFMeasureScorer("overlap", "recall"),
+    "neg_diarization_error_rate": DiarizationErrorRateScorer(),
+    "neg_greedy_diarization_error_rate": DiarizationErrorRateScorer(greedy=True),
+}
+
+
+def get_scorer_names() -> list[str]:
+    """Return the names :func:`get_scorer` knows.
+
+    Returns
+    -------
+    names : list of str
+
+    Examples
+    --------
+    >>> "neg_speech_detection_error_rate" in get_scorer_names()
+    True
+    """
+    return sorted(_SCORERS)
+
+
+def get_scorer(name: str) -> _Scorer:
+    """Return a new scorer by name, for ``scoring=`` in scikit-learn tools.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`get_scorer_names`.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``, higher is better.
+
+    Examples
+    --------
+    >>> get_scorer("overlap_fmeasure")
+    DetectionPrecisionRecallFMeasureScorer(target='overlap', collar=0.0, \
+skip_overlap=False, measure='fmeasure', beta=1.0)
+    """
+    try:
+        return copy.deepcopy(_SCORERS[name])
+    except KeyError:
+        raise ValueError(
+            f"unknown scorer {name!r}; known: {', '.join(get_scorer_names())}"
+        ) from None

@@ -1,0 +1,145 @@
+"""Resegmentation: refining a baseline diarization with the segmentation model."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+from pyannote.core import Annotation, SlidingWindowFeature
+from sklearn.utils._param_validation import Interval
+
+from ..audio import file_label
+from ..exceptions import FileError
+from ..model import SegmentationModel
+from .base import BaseSegmentationEstimator
+
+__all__ = ["ResegmentationEstimator"]
+
+
+class ResegmentationEstimator(BaseSegmentationEstimator):
+    """Resegmentation of a baseline diarization (pyannote.audio 3.4's algorithm).
+
+    The model counts speakers per frame; in each chunk its local speakers are
+    mapped onto the baseline's speakers (Hungarian assignment on the overlap of
+    their activities); each frame then keeps the ``count`` baseline speakers the
+    mapped scores support most. Boundaries become the model's, labels stay the
+    baseline's.
+
+    Parameters
+    ----------
+    segmentation : str or PathLike, default="pyannote/segmentation"
+        Checkpoint path or identifier.
+    onset : float, default=0.810
+        Speaker activation threshold used for counting.
+    offset : float or None, default=0.481
+        Speaker deactivation threshold; None: onset.
+    min_duration_on : float, default=0.055
+        Turns shorter than this are removed (seconds).
+    min_duration_off : float, default=0.098
+        Same-speaker gaps shorter than this are filled (seconds).
+    warm_up : float, default=0.05
+        Fraction of each chunk, at each end, that is not trusted.
+    baseline : str, default="baseline"
+        Key of each file that holds the baseline :class:`Annotation` (the model
+        card's convention; use ``"segmentation"`` or ``"diarization"`` after a
+        step that adds it under that key).
+    step : float or None, default=None
+        Seconds between chunk starts; None: 10 % of the chunk duration.
+    batch_size : int, default=32
+        Chunks per forward pass (does not change the results).
+    device : str, torch.device or None, default=None
+        Where the network runs; None: CPU.
+    cache : bool or str, default=True
+        True: process-wide memory cache of chunk scores; a path: also that
+        directory; False: no cache.
+
+    Attributes
+    ----------
+    model_ : SegmentationModel
+        The shared network, bound by :meth:`fit`.
+    segmentation_ : str or PathLike
+        ``segmentation`` as it was at fit time.
+
+    Notes
+    -----
+    Defaults are pyannote 2.1's (DIHARD III development set). The metric is the
+    greedy diarization error rate, as in pyannote.
+
+    Examples
+    --------
+    >>> from skseg import ResegmentationEstimator, SegmentationEstimator, fetch_sample
+    >>> from sklearn.pipeline import make_pipeline
+    >>> pipe = make_pipeline(SegmentationEstimator(),
+    ...                      ResegmentationEstimator(baseline="segmentation"))
+    >>> refined = pipe.predict([fetch_sample()])[0]
+    >>> sorted(refined.labels())
+    ['SPEAKER_00', 'SPEAKER_01']
+    """
+
+    output_key = "diarization"
+
+    _parameter_constraints: dict = {
+        **BaseSegmentationEstimator._parameter_constraints,
+        "warm_up": [Interval(Real, 0, 0.5, closed="left")],
+        "baseline": [str],
+    }
+
+    def __init__(
+        self,
+        segmentation="pyannote/segmentation",
+        *,
+        onset=0.810,
+        offset=0.481,
+        min_duration_on=0.055,
+        min_duration_off=0.098,
+        warm_up=0.05,
+        baseline="baseline",
+        step=None,
+        batch_size=32,
+        device=None,
+        cache=True,
+    ):
+        self.segmentation = segmentation
+        self.onset = onset
+        self.offset = offset
+        self.min_duration_on = min_duration_on
+        self.min_duration_off = min_duration_off
+        self.warm_up = warm_up
+        self.baseline = baseline
+        self.step = step
+        self.batch_size = batch_size
+        self.device = device
+        self.cache = cache
+
+    def _decide(
+        self, file: dict, model: SegmentationModel
+    ) -> tuple[Annotation, SlidingWindowFeature]:
+        baseline = file.get(self.baseline)
+        if not isinstance(baseline, Annotation):
+            problem = (
+                f"no '{self.baseline}' key"
+                if baseline is None
+                else f"'{self.baseline}' is a {type(baseline).__name__}, "
+                "not an Annotation"
+            )
+            raise FileError(
+                file_label(file),
+                f"{problem}: ResegmentationEstimator needs the baseline diarization "
+                f"to refine under file['{self.baseline}'] (set baseline= to read "
+                f"another key)",
+            )
+        from ._diarization import resegment
+
+        return resegment(
+            self._chunk_scores(file, model),
+            baseline,
+            onset=self.onset,
+            offset=self._offset,
+            min_duration_on=self.min_duration_on,
+            min_duration_off=self.min_duration_off,
+            warm_up=self.warm_up,
+        )
+
+    def _default_scorer(self):
+        from ..metrics import DiarizationErrorRateScorer
+
+        return DiarizationErrorRateScorer(greedy=True)

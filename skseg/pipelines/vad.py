@@ -1,0 +1,108 @@
+"""Voice activity detection."""
+
+from __future__ import annotations
+
+from pyannote.core import Annotation, SlidingWindowFeature
+
+from ..binarize import Binarize
+from ..model import SegmentationModel
+from .base import BaseSegmentationEstimator
+
+__all__ = ["VADEstimator"]
+
+
+class VADEstimator(BaseSegmentationEstimator):
+    """Voice activity detection with pyannote/segmentation.
+
+    The speech score of a frame is the largest of the three speaker scores, taken
+    per chunk before the Hamming overlap-add (pyannote.audio's
+    ``VoiceActivityDetection``); speech regions come from hysteresis thresholding
+    and the minimum-duration rules.
+
+    Parameters
+    ----------
+    segmentation : str or PathLike, default="pyannote/segmentation"
+        Checkpoint path or identifier.
+    onset : float, default=0.767
+        Speech starts when the score goes strictly above ``onset``.
+    offset : float or None, default=0.377
+        Speech ends when the score goes strictly below ``offset``; None: onset.
+    min_duration_on : float, default=0.136
+        Speech regions shorter than this are removed (seconds).
+    min_duration_off : float, default=0.067
+        Gaps shorter than this are filled (seconds), before short regions go.
+    step : float or None, default=None
+        Seconds between chunk starts; None: 10 % of the chunk duration.
+    batch_size : int, default=32
+        Chunks per forward pass (does not change the results).
+    device : str, torch.device or None, default=None
+        Where the network runs; None: CPU.
+    cache : bool or str, default=True
+        True: keep chunk scores in the process-wide memory cache; a path: also
+        in that directory; False: no cache.
+
+    Attributes
+    ----------
+    model_ : SegmentationModel
+        The shared network, bound by :meth:`fit`.
+    segmentation_ : str or PathLike
+        ``segmentation`` as it was at fit time.
+
+    See Also
+    --------
+    OSDEstimator : overlapped speech detection.
+
+    Notes
+    -----
+    The defaults are pyannote's, tuned on the DIHARD III development set for the
+    pretrained checkpoint. They apply to other checkpoints only as a starting
+    point: tune them.
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator, fetch_sample
+    >>> vad = VADEstimator(onset=0.5, offset=0.5, min_duration_on=0.0,
+    ...                    min_duration_off=0.0)
+    >>> speech = vad(fetch_sample())
+    >>> [(round(s.start, 3), round(s.end, 3)) for s in speech.itersegments()]
+    [(6.713, 7.152), (7.574, 21.53), (21.749, 29.967)]
+    """
+
+    output_key = "speech"
+
+    def __init__(
+        self,
+        segmentation="pyannote/segmentation",
+        *,
+        onset=0.767,
+        offset=0.377,
+        min_duration_on=0.136,
+        min_duration_off=0.067,
+        step=None,
+        batch_size=32,
+        device=None,
+        cache=True,
+    ):
+        self.segmentation = segmentation
+        self.onset = onset
+        self.offset = offset
+        self.min_duration_on = min_duration_on
+        self.min_duration_off = min_duration_off
+        self.step = step
+        self.batch_size = batch_size
+        self.device = device
+        self.cache = cache
+
+    def _decide(
+        self, file: dict, model: SegmentationModel
+    ) -> tuple[Annotation, SlidingWindowFeature]:
+        scores = self._aggregated(file, model, "speech")
+        binarize = Binarize(
+            self.onset, self._offset, self.min_duration_on, self.min_duration_off
+        )
+        return binarize(scores).rename_labels({0: "SPEECH"}), scores
+
+    def _default_scorer(self):
+        from ..metrics import DetectionErrorRateScorer
+
+        return DetectionErrorRateScorer(target="speech")
