@@ -342,7 +342,10 @@ def test_segmentation_der_on_sample(sample):
 
     out = SegmentationEstimator().predict([sample])[0]
     der = DiarizationErrorRate()(sample["annotation"], out, uem=sample["annotated"])
-    assert der < 0.25
+    # pyannote 2.1's segmentation links a speaker only across nearby chunks: a
+    # speaker back after a pause gets a new label, so the file-level DER is 0.492
+    # (docs/estimators.md); the 10 s sliding-window DER it was tuned on is 0.241
+    assert 0.45 < der < 0.55
     assert all(label.startswith("SPEAKER_") for label in out.labels())
 
 
