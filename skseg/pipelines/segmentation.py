@@ -66,8 +66,8 @@ class SegmentationEstimator(BaseSegmentationEstimator):
     --------
     >>> from skseg import SegmentationEstimator, fetch_sample
     >>> turns = SegmentationEstimator()(fetch_sample())
-    >>> turns.labels()
-    ['SPEAKER_00', 'SPEAKER_01']
+    >>> turns.labels()  # 2 people; a speaker back after a pause gets a new label
+    ['SPEAKER_00', 'SPEAKER_01', 'SPEAKER_02', 'SPEAKER_03', 'SPEAKER_04']
     """
 
     output_key = "segmentation"
