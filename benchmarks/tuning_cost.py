@@ -69,6 +69,17 @@ def make_files(directory: Path, n_files: int, repeat: int):
     return files
 
 
+def make_search(cache, n_jobs: int) -> GridSearchCV:
+    return GridSearchCV(
+        VADEstimator(cache=cache),
+        GRID,
+        scoring=get_scorer("neg_speech_detection_error_rate"),
+        cv=KFold(2),
+        n_jobs=n_jobs,
+        error_score="raise",
+    )
+
+
 def timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -91,46 +102,23 @@ def main() -> None:
         t_predict, _ = timed(lambda: VADEstimator(cache=False).predict(files))
 
         get_cache(True).clear()
-        search = GridSearchCV(
-            VADEstimator(),
-            GRID,
-            scoring=get_scorer("neg_speech_detection_error_rate"),
-            cv=KFold(2),
-            n_jobs=1,
-            error_score="raise",
-        )
+        search = make_search(True, n_jobs=1)
         t_search1, _ = timed(lambda: search.fit(files, y))
-        best1 = search.best_params_
 
-        search2 = GridSearchCV(
-            VADEstimator(cache=str(Path(tmp) / "scores")),
-            GRID,
-            scoring=get_scorer("neg_speech_detection_error_rate"),
-            cv=KFold(2),
-            n_jobs=2,
-            error_score="raise",
-        )
+        search2 = make_search(str(Path(tmp) / "scores"), n_jobs=2)
         t_search2, _ = timed(lambda: search2.fit(files, y))
-        best2 = search2.best_params_
 
         # the remedy for workers racing on cold files: fill the shared cache in the
         # parent (network once per file), then let the workers only read it
         warm_dir = str(Path(tmp) / "warm-scores")
-        search3 = GridSearchCV(
-            VADEstimator(cache=warm_dir),
-            GRID,
-            scoring=get_scorer("neg_speech_detection_error_rate"),
-            cv=KFold(2),
-            n_jobs=2,
-            error_score="raise",
-        )
+        search3 = make_search(warm_dir, n_jobs=2)
 
         def warm_then_search():
             VADEstimator(cache=warm_dir).decision_function(files)
             return search3.fit(files, y)
 
         t_search3, _ = timed(warm_then_search)
-        best3 = search3.best_params_
+        best1, best2, best3 = (s.best_params_ for s in (search, search2, search3))
 
     audio_s = 30.0 * args.repeat * args.files
     result = {

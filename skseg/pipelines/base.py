@@ -23,11 +23,12 @@ from sklearn.utils._param_validation import (
 )
 
 from ..audio import AudioFile, file_identity, file_label, validate_file
+from ..binarize import Binarize
 from ..cache import get_cache, score_key
 from ..inference import ChunkScores, Inference, aggregate
 from ..model import SegmentationModel, load_model
 
-__all__ = ["BaseSegmentationEstimator"]
+__all__ = ["BaseSegmentationEstimator", "DetectionEstimator"]
 
 
 def _valid_device(device: Any) -> bool:
@@ -132,14 +133,28 @@ class BaseSegmentationEstimator(BaseEstimator):
         return load_model(self.segmentation)
 
     # -- scores ---------------------------------------------------------------------
-    def _chunk_scores(self, file: dict, model: SegmentationModel) -> ChunkScores:
+    def _step(self, model: SegmentationModel) -> float:
+        return 0.1 * model.duration if self.step is None else float(self.step)
+
+    def _score_key(self, file: dict, model: SegmentationModel) -> str:
+        # hashes an in-memory waveform: compute once per file and call
+        return score_key(
+            model.sha256, file_identity(file), self._step(model), model.duration
+        )
+
+    def _chunk_scores(
+        self, file: dict, model: SegmentationModel, key: str | None = None
+    ) -> ChunkScores:
         cache = get_cache(self.cache)
-        step = 0.1 * model.duration if self.step is None else float(self.step)
-        key = score_key(model.sha256, file_identity(file), step, model.duration)
-        if cache is not None and (hit := cache.get(key)) is not None:
-            return hit
+        if cache is not None:
+            key = key or self._score_key(file, model)
+            if (hit := cache.get(key)) is not None:
+                return hit
         inference = Inference(
-            model, step=step, batch_size=self.batch_size, device=self.device
+            model,
+            step=self._step(model),
+            batch_size=self.batch_size,
+            device=self.device,
         )
         scores = inference(file)
         if cache is not None:
@@ -151,14 +166,14 @@ class BaseSegmentationEstimator(BaseEstimator):
     ) -> SlidingWindowFeature:
         """Frame scores after a per-chunk reduction, cached beside the chunks."""
         cache = get_cache(self.cache)
-        step = 0.1 * model.duration if self.step is None else float(self.step)
-        key = score_key(model.sha256, file_identity(file), step, model.duration)
+        if cache is None:
+            return aggregate(self._chunk_scores(file, model), reduction=reduction)
+        key = self._score_key(file, model)
         derived = f"{key}:{reduction}"
-        if cache is not None and (hit := cache.get(derived)) is not None:
+        if (hit := cache.get(derived)) is not None:
             return hit
-        scores = aggregate(self._chunk_scores(file, model), reduction=reduction)
-        if cache is not None:
-            cache.put(derived, scores)
+        scores = aggregate(self._chunk_scores(file, model, key), reduction=reduction)
+        cache.put(derived, scores)
         return scores
 
     def _decide(
@@ -277,3 +292,23 @@ class BaseSegmentationEstimator(BaseEstimator):
     def __getstate__(self):
         # never mutate the live estimator (BaseEstimator returns __dict__ itself)
         return dict(super().__getstate__())
+
+
+class DetectionEstimator(BaseSegmentationEstimator):
+    """Base of the detection pipelines: one reduced score, binarized.
+
+    Subclasses name the per-chunk reduction (see :data:`skseg.inference.REDUCTIONS`)
+    and the label of the detected regions.
+    """
+
+    _reduction: str = ""
+    _label: str = ""
+
+    def _decide(
+        self, file: dict, model: SegmentationModel
+    ) -> tuple[Annotation, SlidingWindowFeature]:
+        scores = self._aggregated(file, model, self._reduction)
+        binarize = Binarize(
+            self.onset, self._offset, self.min_duration_on, self.min_duration_off
+        )
+        return binarize(scores).rename_labels({0: self._label}), scores

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pyannote.core import Annotation, SlidingWindowFeature
-
-from ..binarize import Binarize
-from ..model import SegmentationModel
-from .base import BaseSegmentationEstimator
+from .base import DetectionEstimator
 
 __all__ = ["OSDEstimator"]
 
 
-class OSDEstimator(BaseSegmentationEstimator):
+class OSDEstimator(DetectionEstimator):
     """Overlapped speech detection with pyannote/segmentation.
 
     The overlap score of a frame is the second-largest of the three speaker
@@ -67,6 +63,8 @@ class OSDEstimator(BaseSegmentationEstimator):
     """
 
     output_key = "overlap"
+    _reduction = "overlap"
+    _label = "OVERLAP"
 
     def __init__(
         self,
@@ -90,15 +88,6 @@ class OSDEstimator(BaseSegmentationEstimator):
         self.batch_size = batch_size
         self.device = device
         self.cache = cache
-
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
-        scores = self._aggregated(file, model, "overlap")
-        binarize = Binarize(
-            self.onset, self._offset, self.min_duration_on, self.min_duration_off
-        )
-        return binarize(scores).rename_labels({0: "OVERLAP"}), scores
 
     def _default_scorer(self):
         from ..metrics import DetectionPrecisionRecallFMeasureScorer

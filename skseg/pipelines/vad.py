@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pyannote.core import Annotation, SlidingWindowFeature
-
-from ..binarize import Binarize
-from ..model import SegmentationModel
-from .base import BaseSegmentationEstimator
+from .base import DetectionEstimator
 
 __all__ = ["VADEstimator"]
 
 
-class VADEstimator(BaseSegmentationEstimator):
+class VADEstimator(DetectionEstimator):
     """Voice activity detection with pyannote/segmentation.
 
     The speech score of a frame is the largest of the three speaker scores, taken
@@ -69,6 +65,8 @@ class VADEstimator(BaseSegmentationEstimator):
     """
 
     output_key = "speech"
+    _reduction = "speech"
+    _label = "SPEECH"
 
     def __init__(
         self,
@@ -92,15 +90,6 @@ class VADEstimator(BaseSegmentationEstimator):
         self.batch_size = batch_size
         self.device = device
         self.cache = cache
-
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
-        scores = self._aggregated(file, model, "speech")
-        binarize = Binarize(
-            self.onset, self._offset, self.min_duration_on, self.min_duration_off
-        )
-        return binarize(scores).rename_labels({0: "SPEECH"}), scores
 
     def _default_scorer(self):
         from ..metrics import DetectionErrorRateScorer
