@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyannote.core import Annotation, Segment, Timeline
+from pyannote.core import Segment, Timeline
 
 from .hub import WheelMember, cache_dir, fetch_wheel_members, verified_cached
+from .io import read_rttm
 
 __all__ = ["fetch_sample", "SAMPLE"]
 
@@ -32,17 +33,6 @@ SAMPLE = {
         "MIT (pyannote.audio)",
     ),
 }
-
-
-def _read_rttm(path: Path, uri: str) -> Annotation:
-    annotation = Annotation(uri=uri)
-    for i, line in enumerate(path.read_text().splitlines()):
-        fields = line.split()
-        if not fields:
-            continue
-        start, duration = float(fields[3]), float(fields[4])
-        annotation[Segment(start, start + duration), i] = fields[7]
-    return annotation
 
 
 def fetch_sample(data_home: str | os.PathLike | None = None) -> dict:
@@ -80,6 +70,6 @@ def fetch_sample(data_home: str | os.PathLike | None = None) -> dict:
     return {
         "audio": str(wav),
         "uri": "sample",
-        "annotation": _read_rttm(rttm, "sample"),
+        "annotation": read_rttm(rttm)["sample"],
         "annotated": Timeline([Segment(0.0, duration)], uri="sample"),
     }

@@ -6,6 +6,8 @@ its files failed and why without losing the others' results.
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "SksegError",
     "FileError",
@@ -25,8 +27,9 @@ class FileError(SksegError, ValueError):
 
     Parameters
     ----------
-    file : str
-        What identifies the file to a user: its path, else its ``uri``.
+    file : str or PathLike
+        What identifies the file to a user: its path, else its ``uri``. Kept as
+        ``str``.
     problem : str
         What is wrong with it.
 
@@ -36,7 +39,8 @@ class FileError(SksegError, ValueError):
     "meeting.wav: no 'baseline' key"
     """
 
-    def __init__(self, file: str, problem: str):
+    def __init__(self, file: str | os.PathLike, problem: str):
+        file = os.fspath(file) if isinstance(file, os.PathLike) else str(file)
         super().__init__(f"{file}: {problem}")
         self.file = file
         self.problem = problem

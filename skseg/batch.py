@@ -1,0 +1,227 @@
+"""Many files through one estimator, where one bad file fails alone.
+
+:func:`predict_many` runs an estimator's ``predict`` (or ``decision_function``,
+``transform``) file by file. With ``errors="collect"`` a file that cannot be
+processed becomes a :class:`FileFailure` naming it and the problem, and every other
+file's result is kept; callbacks see each result as soon as its file finishes, so a
+caller that writes them out (the CLI, the recipes) loses nothing when a later file
+fails or the run is interrupted. ``n_jobs`` spreads files over joblib workers, on
+any joblib backend (``loky``, threads, or a Dask cluster through
+``joblib.parallel_config(backend="dask")``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from joblib import Parallel, delayed
+
+from .audio import file_label
+from .exceptions import FileError
+
+__all__ = ["BatchResult", "FileFailure", "predict_many"]
+
+METHODS = ("predict", "decision_function", "transform")
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """One file that could not be processed.
+
+    Parameters
+    ----------
+    index : int
+        Position of the file in the batch.
+    file : str
+        The file's path, else its uri.
+    error : BaseException
+        What went wrong; a :class:`~skseg.exceptions.FileError` for the expected
+        problems (unreadable, corrupt, empty audio...), else the unexpected error.
+
+    Examples
+    --------
+    >>> from skseg.exceptions import AudioError
+    >>> failure = FileFailure(3, "a.wav", AudioError("a.wav", "no such file"))
+    >>> str(failure)
+    'a.wav: no such file'
+    """
+
+    index: int
+    file: str
+    error: BaseException
+
+    @property
+    def problem(self) -> str:
+        """The problem, without the file's name."""
+        if isinstance(self.error, FileError):
+            return self.error.problem
+        return f"{type(self.error).__name__}: {self.error}"
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.problem}"
+
+
+@dataclass
+class BatchResult:
+    """Outputs of a batch, aligned with its files, and the files that failed.
+
+    Parameters
+    ----------
+    outputs : list
+        One output per file; ``None`` where the file failed.
+    failures : list of FileFailure
+        The failed files, in batch order.
+
+    Examples
+    --------
+    >>> result = BatchResult(outputs=["x", None], failures=[
+    ...     FileFailure(1, "b.wav", FileError("b.wav", "empty audio"))])
+    >>> result.ok, len(result), [str(f) for f in result.failures]
+    (False, 2, ['b.wav: empty audio'])
+    >>> list(result.succeeded())
+    [(0, 'x')]
+    """
+
+    outputs: list = field(default_factory=list)
+    failures: list[FileFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every file succeeded."""
+        return not self.failures
+
+    def __len__(self) -> int:
+        return len(self.outputs)
+
+    def succeeded(self) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, output)`` for each file that succeeded."""
+        failed = {failure.index for failure in self.failures}
+        for index, output in enumerate(self.outputs):
+            if index not in failed:
+                yield index, output
+
+
+def _run_one(estimator: Any, method: str, index: int, file: Any) -> tuple:
+    # Runs in a worker: never raise, so that one file cannot abort the pool.
+    try:
+        output = getattr(estimator, method)([file])[0]
+    except Exception as error:  # noqa: BLE001 -- reported per file, see module doc
+        return index, None, FileFailure(index, file_label(file), error)
+    return index, output, None
+
+
+def _prepare(estimator: Any) -> None:
+    # Bad parameters or unavailable weights concern every file: fail once, before
+    # the batch starts, rather than once per file.
+    prepare = getattr(estimator, "_model", None)
+    if callable(prepare):
+        prepare()
+
+
+def predict_many(
+    estimator: Any,
+    X: Iterable[Any],
+    *,
+    method: str = "predict",
+    errors: str = "raise",
+    n_jobs: int | None = None,
+    on_result: Callable[[int, Any, Any], None] | None = None,
+    on_error: Callable[[int, Any, FileFailure], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchResult:
+    """Run an estimator on many files, one at a time, isolating failures.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A skseg estimator (or a Pipeline ending in one): anything with ``method``
+        taking a list of files and returning one output per file.
+    X : iterable of files
+        Paths or dicts (see :func:`skseg.audio.validate_file`).
+    method : {"predict", "decision_function", "transform"}, default="predict"
+    errors : {"raise", "collect"}, default="raise"
+        ``"raise"``: the first failing file raises its error (which names the
+        file); results of files already done have been passed to ``on_result``.
+        ``"collect"``: failing files are reported in ``failures`` and the batch
+        goes on.
+    n_jobs : int, optional
+        Files processed in parallel by joblib (None: one at a time, in this
+        process). Callbacks always run in the calling process.
+    on_result : callable, optional
+        ``on_result(index, file, output)``, called as soon as a file succeeds
+        (in completion order when ``n_jobs`` > 1).
+    on_error : callable, optional
+        ``on_error(index, file, failure)``, called as soon as a file fails.
+    progress : callable, optional
+        ``progress(done, total)``, called after each file.
+
+    Returns
+    -------
+    result : BatchResult
+
+    Raises
+    ------
+    FileError
+        With ``errors="raise"``, the first failing file's error.
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator
+    >>> from skseg.datasets import fetch_sample
+    >>> files = [fetch_sample(), "missing.wav"]
+    >>> result = predict_many(VADEstimator(), files, errors="collect")
+    >>> [str(f) for f in result.failures]
+    ['missing.wav: file not found']
+    >>> result.outputs[0].uri
+    'sample'
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if errors not in ("raise", "collect"):
+        raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
+    files = list(X)
+    _prepare(estimator)
+    result = BatchResult(outputs=[None] * len(files))
+    done = 0
+    for index, output, failure in _outcomes(estimator, method, files, n_jobs):
+        done += 1
+        if failure is None:
+            result.outputs[index] = output
+            if on_result is not None:
+                on_result(index, files[index], output)
+        else:
+            if errors == "raise":
+                raise failure.error
+            result.failures.append(failure)
+            if on_error is not None:
+                on_error(index, files[index], failure)
+        if progress is not None:
+            progress(done, len(files))
+    result.failures.sort(key=lambda failure: failure.index)
+    return result
+
+
+def _outcomes(
+    estimator: Any, method: str, files: list, n_jobs: int | None
+) -> Iterator[tuple]:
+    if n_jobs is None or n_jobs == 1 or len(files) < 2:
+        for index, file in enumerate(files):
+            yield _run_one(estimator, method, index, file)
+        return
+    tasks = (
+        delayed(_run_one)(estimator, method, index, file)
+        for index, file in enumerate(files)
+    )
+    try:
+        outcomes = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks)
+    except ValueError as e:
+        if "return_as" not in str(e):
+            raise
+        # backends that cannot stream results (multiprocessing) return them at once
+        outcomes = Parallel(n_jobs=n_jobs)(
+            delayed(_run_one)(estimator, method, index, file)
+            for index, file in enumerate(files)
+        )
+    yield from outcomes

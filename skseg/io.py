@@ -1,0 +1,418 @@
+"""Annotation files and datasets on disk: RTTM, UEM, audio folders and list files.
+
+Parsing is pyannote.database's (``load_rttm``, ``load_uem``), so a file means here
+what it means to pyannote; this module adds what a library needs around it: each
+line is checked first so that a malformed file is reported with its path, line
+number and problem, and writers accept whatever the estimators return.
+
+A dataset on disk is a folder of audio files with RTTM (and optionally UEM) files
+beside them, matched by uri (the audio file's stem). :func:`load_folder` turns it
+into the ``X, y`` that the estimators, :func:`skseg.tuning.tune` and the CLI take.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from pyannote.core import Annotation, Timeline
+from pyannote.database.util import load_rttm, load_uem
+
+from .exceptions import FileError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "LIST_EXTENSIONS",
+    "read_rttm",
+    "write_rttm",
+    "read_uem",
+    "write_uem",
+    "expand_inputs",
+    "load_folder",
+]
+
+#: audio files recognised in folders (what libsndfile decodes)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au")
+#: list files: one audio path per line
+LIST_EXTENSIONS = (".txt", ".lst", ".list")
+
+PathOrFile = str | os.PathLike | IO[str]
+
+
+def _read_lines(path: str | os.PathLike) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise FileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise FileError(path, "is a directory, not a file") from None
+    except UnicodeDecodeError as e:
+        raise FileError(path, f"not a text file ({e.reason})") from None
+    except OSError as e:
+        raise FileError(path, e.strerror or str(e)) from None
+
+
+def _number(path, lineno: int, name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise FileError(
+            path, f"line {lineno}: {name} {text!r} is not a number"
+        ) from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise FileError(path, f"line {lineno}: {name} {text!r} is not finite")
+    return value
+
+
+def _check_rttm(path, lines: list[str]) -> bool:
+    """Validate every line; return whether there is any turn at all."""
+    any_turn = False
+    for lineno, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith(";"):
+            continue
+        if len(fields) < 8:
+            raise FileError(
+                path,
+                f"line {lineno}: an RTTM line has 9 or 10 space-separated fields "
+                f"(type uri channel start duration <NA> <NA> speaker ...), "
+                f"got {len(fields)}: {line.strip()!r}",
+            )
+        if fields[0] != "SPEAKER":
+            continue
+        _number(path, lineno, "start", fields[3])
+        duration = _number(path, lineno, "duration", fields[4])
+        if duration < 0:
+            raise FileError(path, f"line {lineno}: negative duration {fields[4]}")
+        any_turn = True
+    return any_turn
+
+
+def read_rttm(path: str | os.PathLike) -> dict[str, Annotation]:
+    r"""Read the speaker turns of an RTTM file, per uri.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        RTTM file (``SPEAKER`` lines are kept, others ignored).
+
+    Returns
+    -------
+    annotations : dict
+        ``{uri: Annotation}``, labelled by speaker; empty for an empty file.
+
+    Raises
+    ------
+    FileError
+        If the file cannot be read, or a line is malformed (its number is given).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.rttm"
+    >>> _ = path.write_text("SPEAKER call-1 1 0.50 2.25 <NA> <NA> alice <NA> <NA>\n")
+    >>> read_rttm(path)["call-1"].get_timeline()
+    <Timeline(uri=call-1, segments=[<Segment(0.5, 2.75)>])>
+    """
+    lines = _read_lines(path)
+    if not _check_rttm(path, lines):
+        return {}
+    # comments are skipped above; pyannote's parser does not know them
+    text = "\n".join(
+        line for line in lines if line.split() and not line.startswith(";")
+    )
+    try:
+        annotations = load_rttm(io.StringIO(text))
+    except Exception as e:  # pandas' errors are many; the lines were checked
+        raise FileError(path, f"not a valid RTTM file ({e})") from e
+    return {str(uri): annotation for uri, annotation in annotations.items()}
+
+
+def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
+    r"""Read the evaluated regions of a UEM file, per uri.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        UEM file: ``uri channel start end`` per line.
+
+    Returns
+    -------
+    timelines : dict
+        ``{uri: Timeline}``.
+
+    Raises
+    ------
+    FileError
+        If the file cannot be read, or a line is malformed (its number is given).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.uem"
+    >>> _ = path.write_text("call-1 1 0.000 12.500\n")
+    >>> read_uem(path)["call-1"].extent()
+    <Segment(0, 12.5)>
+    """
+    lines = _read_lines(path)
+    kept = []
+    for lineno, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith(";"):
+            continue
+        if len(fields) != 4:
+            raise FileError(
+                path,
+                f"line {lineno}: a UEM line has 4 fields (uri channel start end), "
+                f"got {len(fields)}: {line.strip()!r}",
+            )
+        start = _number(path, lineno, "start", fields[2])
+        end = _number(path, lineno, "end", fields[3])
+        if start < 0 or end <= start:
+            raise FileError(
+                path,
+                f"line {lineno}: region [{fields[2]}, {fields[3]}] is empty "
+                "or negative",
+            )
+        kept.append(line)
+    if not kept:
+        return {}
+    try:
+        timelines = load_uem(io.StringIO("\n".join(kept)))
+    except Exception as e:
+        raise FileError(path, f"not a valid UEM file ({e})") from e
+    return {str(uri): timeline for uri, timeline in timelines.items()}
+
+
+@contextmanager
+def _text_output(file: PathOrFile):
+    if hasattr(file, "write"):
+        yield file
+        return
+    path = Path(file)
+    try:
+        handle = path.open("w")
+    except OSError as e:
+        raise FileError(path, e.strerror or str(e)) from None
+    with handle:
+        yield handle
+
+
+def _annotations(annotations: Any) -> list[Annotation]:
+    if isinstance(annotations, Annotation):
+        return [annotations]
+    if isinstance(annotations, Mapping):
+        out = []
+        for uri, annotation in annotations.items():
+            if annotation.uri != uri:
+                annotation = annotation.copy()
+                annotation.uri = uri
+            out.append(annotation)
+        return out
+    return list(annotations)
+
+
+def write_rttm(
+    annotations: Annotation | Iterable[Annotation] | Mapping[str, Annotation],
+    file: PathOrFile,
+) -> None:
+    """Write annotations as RTTM, one line per turn (pyannote.core's format).
+
+    Parameters
+    ----------
+    annotations : Annotation, iterable of Annotation or mapping
+        What to write; a mapping's keys are used as uris.
+    file : str, PathLike or text file object
+        Destination; a path is overwritten.
+
+    Examples
+    --------
+    >>> import io
+    >>> from pyannote.core import Annotation, Segment
+    >>> annotation = Annotation(uri="call-1")
+    >>> annotation[Segment(1.0, 2.5)] = "SPEECH"
+    >>> out = io.StringIO()
+    >>> write_rttm(annotation, out)
+    >>> print(out.getvalue(), end="")
+    SPEAKER call-1 1 1.000 1.500 <NA> <NA> SPEECH <NA> <NA>
+    """
+    items = _annotations(annotations)
+    for annotation in items:
+        if not annotation.uri:
+            raise ValueError("every annotation needs a uri to be written as RTTM")
+    with _text_output(file) as handle:
+        for annotation in items:
+            annotation.write_rttm(handle)
+
+
+def write_uem(timelines: Mapping[str, Timeline] | Timeline, file: PathOrFile) -> None:
+    """Write evaluated regions as UEM, one line per region.
+
+    Parameters
+    ----------
+    timelines : mapping or Timeline
+        ``{uri: Timeline}``, or one Timeline with its uri set.
+    file : str, PathLike or text file object
+        Destination; a path is overwritten.
+
+    Examples
+    --------
+    >>> import io
+    >>> from pyannote.core import Segment, Timeline
+    >>> out = io.StringIO()
+    >>> write_uem({"call-1": Timeline([Segment(0, 12.5)])}, out)
+    >>> print(out.getvalue(), end="")
+    call-1 1 0.000 12.500
+    """
+    if isinstance(timelines, Timeline):
+        if not timelines.uri:
+            raise ValueError("the timeline needs a uri to be written as UEM")
+        timelines = {timelines.uri: timelines}
+    with _text_output(file) as handle:
+        for uri, timeline in timelines.items():
+            for segment in timeline.support():
+                handle.write(f"{uri} 1 {segment.start:.3f} {segment.end:.3f}\n")
+
+
+def _list_file(path: Path) -> list[str]:
+    out = []
+    for line in _read_lines(path):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = Path(line).expanduser()
+        out.append(os.fspath(entry if entry.is_absolute() else path.parent / entry))
+    return out
+
+
+def _audio_in(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
+    r"""Expand command-line style inputs into a list of audio paths.
+
+    Each input is an audio file, a folder (its audio files, sorted, not
+    recursive) or a list file (``.txt``/``.lst``: one path per line, relative to
+    the list file's folder, ``#`` comments). Paths that do not exist are kept, so
+    that a batch reports them as failed files instead of failing as a whole.
+
+    Parameters
+    ----------
+    inputs : iterable of str or PathLike
+
+    Returns
+    -------
+    paths : list of str
+
+    Raises
+    ------
+    FileError
+        If a list file cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("b.wav", "a.flac", "notes.md"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> _ = (folder / "files.txt").write_text("a.flac\n# skipped\nmissing.wav\n")
+    >>> [pathlib.Path(p).name for p in expand_inputs([folder])]
+    ['a.flac', 'b.wav']
+    >>> [pathlib.Path(p).name for p in expand_inputs([folder / "files.txt"])]
+    ['a.flac', 'missing.wav']
+    """
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            out.extend(os.fspath(p) for p in _audio_in(path))
+        elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
+            out.extend(_list_file(path))
+        else:
+            out.append(os.fspath(path))
+    return out
+
+
+def load_folder(
+    folder: str | os.PathLike, *, require_annotation: bool = True
+) -> tuple[list[dict], list[Annotation]]:
+    """Load a folder of audio files with their RTTM and UEM files as ``X, y``.
+
+    Every ``*.rttm`` and ``*.uem`` file in the folder is read and merged by uri;
+    an audio file's uri is its stem. UEM regions become the file's
+    ``"annotated"`` (what the scorers evaluate).
+
+    Parameters
+    ----------
+    folder : str or PathLike
+    require_annotation : bool, default=True
+        Fail when an audio file has no turns in any RTTM file; otherwise it gets
+        an empty annotation.
+
+    Returns
+    -------
+    X : list of dict
+        ``{"audio", "uri", "annotation"[, "annotated"]}`` per audio file, sorted.
+    y : list of Annotation
+        ``X[i]["annotation"]``.
+
+    Raises
+    ------
+    FileError
+        If the folder has no audio, an RTTM/UEM file is malformed, or an audio
+        file has no annotation.
+
+    Examples
+    --------
+    >>> import shutil, tempfile, pathlib
+    >>> from skseg.datasets import fetch_sample
+    >>> sample = fetch_sample()
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = shutil.copy(sample["audio"], folder / "sample.wav")
+    >>> write_rttm(sample["annotation"], folder / "sample.rttm")
+    >>> X, y = load_folder(folder)
+    >>> X[0]["uri"], len(y[0])
+    ('sample', 10)
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileError(folder, "not a folder" if folder.exists() else "no such folder")
+    audio = _audio_in(folder)
+    if not audio:
+        raise FileError(
+            folder, f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in the folder"
+        )
+    annotations: dict[str, Annotation] = {}
+    for path in sorted(folder.glob("*.rttm")):
+        for uri, annotation in read_rttm(path).items():
+            if uri in annotations:
+                annotation = annotations[uri].update(annotation)
+            annotations[uri] = annotation
+    uems: dict[str, Timeline] = {}
+    for path in sorted(folder.glob("*.uem")):
+        for uri, timeline in read_uem(path).items():
+            uems[uri] = uems[uri].union(timeline) if uri in uems else timeline
+    X, y = [], []
+    for path in audio:
+        uri = path.stem
+        if uri not in annotations:
+            if require_annotation:
+                raise FileError(
+                    path, f"no turns for uri {uri!r} in any RTTM file of {folder}"
+                )
+            annotations[uri] = Annotation(uri=uri)
+        file = {"audio": os.fspath(path), "uri": uri, "annotation": annotations[uri]}
+        if uri in uems:
+            file["annotated"] = uems[uri].support()
+        X.append(file)
+        y.append(file["annotation"])
+    return X, y
