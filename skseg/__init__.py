@@ -1,6 +1,7 @@
 """skseg: pyannote's speaker segmentation model as scikit-learn estimators."""
 
 from .audio import AudioReader, validate_file
+from .batch import BatchResult, FileFailure, predict_many
 from .binarize import Binarize
 from .checkpoint import load_checkpoint
 from .datasets import fetch_sample
@@ -13,6 +14,7 @@ from .exceptions import (
     WeightsUnavailableError,
 )
 from .inference import ChunkScores, Inference, aggregate
+from .io import load_folder, read_rttm, read_uem, write_rttm, write_uem
 from .model import SegmentationModel, load_model
 from .pipelines import (
     OSDEstimator,
@@ -20,6 +22,7 @@ from .pipelines import (
     SegmentationEstimator,
     VADEstimator,
 )
+from .tuning import tune
 
 __version__ = "0.1.0.dev0"
 
@@ -44,4 +47,13 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "validate_file",
+    "BatchResult",
+    "FileFailure",
+    "predict_many",
+    "load_folder",
+    "read_rttm",
+    "read_uem",
+    "write_rttm",
+    "write_uem",
+    "tune",
 ]
