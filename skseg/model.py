@@ -55,9 +55,11 @@ class SegmentationModel(nn.Module):
 
     Examples
     --------
-    >>> model = SegmentationModel.from_pretrained()  # doctest: +SKIP
-    >>> model.duration, model.num_classes  # doctest: +SKIP
-    (5.0, 3)
+    >>> model = SegmentationModel.from_pretrained()  # "pyannote/segmentation"
+    >>> model.duration, model.num_classes, model.sample_rate
+    (5.0, 3, 16000)
+    >>> model.num_frames(80000)  # frames in a 5 s chunk
+    293
     """
 
     def __init__(
@@ -259,6 +261,12 @@ def load_model(
     -------
     model : SegmentationModel
         Shared; do not modify it in place.
+
+    Examples
+    --------
+    >>> model = load_model("pyannote/segmentation")
+    >>> model is load_model()  # one network per process and checkpoint
+    True
     """
     path = resolve_checkpoint(checkpoint).resolve()
     st = path.stat()

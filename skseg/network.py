@@ -40,6 +40,12 @@ class ParamSincFB(nn.Module):
         Sample rate the cut-off frequencies are expressed for.
     min_low_hz, min_band_hz : float, default=50
         Lower bounds of the low cut-off and of the band width.
+
+    Examples
+    --------
+    >>> filterbank = ParamSincFB(n_filters=80, kernel_size=251)
+    >>> tuple(filterbank.filters().shape)  # (filters, channels, kernel size)
+    (80, 1, 251)
     """
 
     def __init__(
@@ -136,6 +142,13 @@ class SincNet(nn.Module):
         Only 16 kHz is supported, as in pyannote.audio.
     stride : int, default=1
         Stride of the sinc convolution (pyannote/segmentation uses 10).
+
+    Examples
+    --------
+    >>> import torch
+    >>> sincnet = SincNet(stride=10)
+    >>> tuple(sincnet(torch.zeros(1, 1, 80000)).shape)  # 5 s -> 293 frames
+    (1, 60, 293)
     """
 
     def __init__(self, sample_rate: int = 16000, stride: int = 1):
@@ -177,6 +190,87 @@ class SincNet(nn.Module):
                 # the magnitude of the sinc responses (SincNet issue #4)
                 outputs = torch.abs(outputs)
             outputs = F.leaky_relu(norm(pool(outputs)))
+        return outputs
+
+    def forward_overlapping(
+        self, block: torch.Tensor, window: int, step: int
+    ) -> torch.Tensor:
+        """Features of every chunk ``block[c * step : c * step + window]``.
+
+        Equals ``forward(block.unfold(0, window, step)[:, None])`` within float32
+        rounding (about 1e-6), with the sinc convolution run once over the block
+        instead of once per chunk. The waveform normalisation is affine per
+        chunk, so ``conv(a * x + b) = a * conv(x) + b * sum(filter)``; and max
+        pooling commutes with that (monotone) map, so the pooling also runs once
+        per block and each chunk only rescales its pooled extremes.
+
+        Parameters
+        ----------
+        block : Tensor, shape (samples,)
+            Audio covering the chunks.
+        window, step : int
+            Chunk length and hop in samples.
+
+        Returns
+        -------
+        features : Tensor, shape (chunks, 60, frames)
+
+        Examples
+        --------
+        >>> import torch
+        >>> sincnet = SincNet(stride=10).eval()
+        >>> block = torch.randn(16000 * 6)
+        >>> with torch.inference_mode():
+        ...     shared = sincnet.forward_overlapping(block, 80000, 8000)
+        ...     direct = sincnet(block.unfold(0, 80000, 8000)[:, None])
+        >>> tuple(shared.shape), bool((shared - direct).abs().max() < 1e-4)
+        ((3, 60, 293), True)
+        """
+        conv, pool = self.conv1d[0], self.pool1d[0]
+        shift = step // conv.stride
+        if step % conv.stride or pool.kernel_size < pool.stride:
+            return self(block.unfold(0, window, step)[:, None])
+        chunks = block.unfold(0, window, step)
+        var, mean = torch.var_mean(chunks, dim=1, correction=0)
+        wav_norm = self.wav_norm1d
+        scale = wav_norm.weight[0] / torch.sqrt(var + wav_norm.eps)
+        # centring the block first keeps a DC offset from eating float32 precision
+        center = block.mean()
+        filters = conv.filterbank.filters()
+        offset = (wav_norm.bias[0] - scale * (mean - center))[:, None] * filters.sum(
+            dim=(1, 2)
+        )
+        z = F.conv1d((block - center)[None, None], filters, stride=conv.stride)[0]
+        num_conv = (window - conv.kernel_size) // conv.stride + 1
+        num_pool = (num_conv - pool.kernel_size) // pool.stride + 1
+        # one max / min pooling per phase of the chunk starts on the pooling grid
+        extremes = {}
+        high, low = [], []
+        for c in range(chunks.shape[0]):
+            start = c * shift
+            phase = start % pool.stride
+            if phase not in extremes:
+                zp = z[:, phase:]
+                extremes[phase] = (
+                    F.max_pool1d(zp, pool.kernel_size, pool.stride),
+                    -F.max_pool1d(-zp, pool.kernel_size, pool.stride),
+                )
+            first = (start - phase) // pool.stride
+            high.append(extremes[phase][0][:, first : first + num_pool])
+            low.append(extremes[phase][1][:, first : first + num_pool])
+        scale = scale[:, None, None]
+        offset = offset[:, :, None]
+        # |a z + b| is largest where z is (monotone map): max |.| over the window
+        # is attained at the window's max or min of z
+        outputs = torch.maximum(
+            (torch.stack(high) * scale + offset).abs_(),
+            (torch.stack(low) * scale + offset).abs_(),
+        )
+        outputs = F.leaky_relu(self.norm1d[0](outputs))
+        for conv, pool, norm in zip(
+            self.conv1d[1:], self.pool1d[1:], self.norm1d[1:], strict=True
+        ):
+            outputs = F.leaky_relu(norm(pool(conv(outputs))))
         return outputs
 
 
@@ -301,23 +395,69 @@ class PyanNet(nn.Module):
         self.classifier = nn.Linear(sizes[-1], num_classes)
         self.geometry = FrameGeometry(tuple(self.sincnet.layers()))
 
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, waveforms: torch.Tensor, sincnet_batch: int | None = None
+    ) -> torch.Tensor:
         """Return per-frame probabilities.
 
         Parameters
         ----------
         waveforms : Tensor, shape (batch, 1, samples)
+        sincnet_batch : int, optional
+            Run SincNet on this many chunks at a time (the LSTM still sees the
+            whole batch). Chunks are independent, so the numbers are the same
+            bit for bit; SincNet's large intermediate tensors then stay small
+            enough to be reused from the allocator and the cache instead of
+            being mapped and faulted in anew for every batch.
 
         Returns
         -------
         scores : Tensor, shape (batch, frames, num_classes)
         """
-        outputs = self.sincnet(waveforms).transpose(1, 2)
-        if isinstance(self.lstm, nn.LSTM):
-            outputs, _ = self.lstm(outputs)
-        else:
+        if sincnet_batch is None or sincnet_batch >= len(waveforms):
+            return self._head(self.sincnet(waveforms))
+        features = [self.sincnet(w) for w in waveforms.split(sincnet_batch)]
+        return self._head(torch.cat(features))
+
+    def forward_overlapping(
+        self, block: torch.Tensor, window: int, step: int
+    ) -> torch.Tensor:
+        """Scores of each chunk ``block[c * step : c * step + window]``.
+
+        The same as ``forward(block.unfold(0, window, step)[:, None])`` within
+        1e-4 (float32 rounding), with SincNet's first convolution and pooling run
+        once over the block (see :meth:`SincNet.forward_overlapping`).
+
+        Parameters
+        ----------
+        block : Tensor, shape (samples,)
+            Audio covering the chunks.
+        window, step : int
+            Chunk length and hop in samples.
+
+        Returns
+        -------
+        scores : Tensor, shape (chunks, frames, num_classes)
+
+        Examples
+        --------
+        >>> net = PyanNet(lstm={"hidden_size": 8, "num_layers": 1},
+        ...               linear={"hidden_size": 8, "num_layers": 1}).eval()
+        >>> with torch.inference_mode():
+        ...     scores = net.forward_overlapping(torch.randn(88000), 80000, 4000)
+        >>> tuple(scores.shape)
+        (3, 293, 3)
+        """
+        return self._head(self.sincnet.forward_overlapping(block, window, step))
+
+    def _head(self, features: torch.Tensor) -> torch.Tensor:
+        outputs = features.transpose(1, 2)
+        # (not isinstance(nn.LSTM): a dynamically quantised LSTM is another class)
+        if isinstance(self.lstm, nn.ModuleList):
             for lstm in self.lstm:
                 outputs, _ = lstm(outputs)
+        else:
+            outputs, _ = self.lstm(outputs)
         if self.hparams["linear"]["num_layers"] > 0:
             for linear in self.linear:
                 outputs = F.leaky_relu(linear(outputs))

@@ -92,3 +92,52 @@ def test_progress_hook(model, sample):
         sample, hook=lambda done, total: calls.append((done, total))
     )
     assert calls[-1] == (51, 51) and len(calls) == 4
+
+
+def test_default_path_matches_the_plain_forward(model, sample, sample_chunks):
+    # old path: every chunk through model(...) in batches of 32, one call each;
+    # new path: worker threads, SincNet in sub-batches (bit-identical pieces)
+    import soundfile as sf
+    import torch
+
+    wav, _ = sf.read(sample["audio"], dtype="float32")
+    chunks = torch.from_numpy(wav).unfold(0, 80000, 8000)[:, None]
+    with torch.inference_mode():
+        old = np.concatenate([model(b).numpy() for b in chunks.split(32)])
+    assert old.shape == sample_chunks.data.shape
+    assert np.abs(sample_chunks.data - old).max() <= 1e-6
+
+
+def test_worker_threads_give_the_same_numbers(model, sample, sample_chunks):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # no worker threads at all
+        single = Inference(model)(sample)
+        torch.set_num_threads(3)  # 51 chunks in 3 uneven parts per batch
+        three = Inference(model, batch_size=20)(sample)
+        # the caller's thread count survives the workers' set_num_threads(1)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    assert np.abs(single.data - sample_chunks.data).max() <= 1e-6
+    assert np.abs(three.data - sample_chunks.data).max() <= 1e-6
+
+
+def test_cuda_without_cuda_names_the_problem(model, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'cuda' requested but CUDA is not available"):
+        Inference(model, device="cuda")
+
+
+def test_cuda_matches_cpu(model, sample, sample_chunks):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no GPU on this machine (the CPU-only check is the test above)")
+    chunks = Inference(model, device="cuda")(sample)
+    assert np.abs(chunks.data - sample_chunks.data).max() <= 1e-4
+    assert not torch.backends.cuda.matmul.allow_tf32

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from skseg.network import FrameGeometry, ParamSincFB, PyanNet
+from skseg.network import FrameGeometry, ParamSincFB, PyanNet, SincNet
 
 
 def test_frame_geometry_matches_the_network():
@@ -64,3 +64,54 @@ def test_deterministic():
     )
     with torch.inference_mode():
         assert torch.equal(net(x), net(x))
+
+
+def _sample_block(sample_waveform, num_chunks=12):
+    return torch.from_numpy(sample_waveform[: (num_chunks - 1) * 8000 + 80000].copy())
+
+
+def test_sincnet_sub_batches_are_bit_identical(model, sample_waveform):
+    # the default (exact) inference runs SincNet 4 chunks at a time
+    net = model.network
+    chunks = _sample_block(sample_waveform).unfold(0, 80000, 8000)[:, None]
+    with torch.inference_mode():
+        whole = net(chunks)
+        for sub in (1, 4, 5):
+            assert torch.equal(net(chunks, sincnet_batch=sub), whole), sub
+
+
+def test_shared_first_convolution_matches_per_chunk(model, sample_waveform):
+    # the fast mode's rewrite conv(norm(x)) = a conv(x) + b sum(filter): equal in
+    # exact arithmetic, within float32 rounding amplified by the network here
+    net = model.network
+    block = _sample_block(sample_waveform)
+    chunks = block.unfold(0, 80000, 8000)[:, None]
+    with torch.inference_mode():
+        direct = net(chunks)
+        shared = net.forward_overlapping(block, 80000, 8000)
+        direct_features = net.sincnet(chunks)
+        shared_features = net.sincnet.forward_overlapping(block, 80000, 8000)
+    assert shared.shape == direct.shape == (12, 293, 3)
+    assert float((shared_features - direct_features).abs().max()) < 1e-3
+    assert float((shared - direct).abs().max()) < 5e-3
+    # a step off the convolution's stride falls back to per-chunk convolutions
+    with torch.inference_mode():
+        odd = net.forward_overlapping(block[:88005], 80000, 8005)
+        ref = net(block[:88005].unfold(0, 80000, 8005)[:, None])
+    assert torch.equal(odd, ref)
+
+
+def test_shared_pooling_commutes_with_the_rescaling():
+    # max-pooling the extremes of z then rescaling equals rescaling then
+    # pooling |a z + b|, for either sign of a (float rounding is monotone)
+    torch.manual_seed(0)
+    sincnet = SincNet(stride=10).eval()
+    with torch.no_grad():
+        for weight in (0.7, -0.7):
+            sincnet.wav_norm1d.weight.fill_(weight)
+            sincnet.wav_norm1d.bias.fill_(0.3)
+            block = torch.randn(16000 * 7) * 0.1 + 0.05
+            shared = sincnet.forward_overlapping(block, 80000, 3000)
+            direct = sincnet(block.unfold(0, 80000, 3000)[:, None])
+            assert shared.shape == direct.shape
+            assert float((shared - direct).abs().max()) < 1e-3, weight

@@ -20,12 +20,13 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
+    StrOptions,
 )
 
 from ..audio import AudioFile, file_identity, file_label, validate_file
 from ..binarize import Binarize
 from ..cache import get_cache, score_key
-from ..inference import ChunkScores, Inference, aggregate
+from ..inference import MODES, ChunkScores, Inference, aggregate
 from ..model import SegmentationModel, load_model
 
 __all__ = ["BaseSegmentationEstimator", "DetectionEstimator"]
@@ -46,6 +47,20 @@ class BaseSegmentationEstimator(BaseEstimator):
 
     Subclasses set :attr:`output_key` and implement :meth:`_decide`, which turns
     one file's chunk scores into ``(annotation, frame_scores)``.
+
+    Examples
+    --------
+    The four pipelines share this API; ``transform`` adds each one's output to
+    the files under its ``output_key``:
+
+    >>> from skseg import (OSDEstimator, ResegmentationEstimator,
+    ...                    SegmentationEstimator, VADEstimator)
+    >>> pipelines = (VADEstimator, OSDEstimator, SegmentationEstimator,
+    ...              ResegmentationEstimator)
+    >>> all(issubclass(p, BaseSegmentationEstimator) for p in pipelines)
+    True
+    >>> [p.output_key for p in pipelines]
+    ['speech', 'overlap', 'segmentation', 'diarization']
     """
 
     #: key under which :meth:`transform` adds the output to each file
@@ -58,6 +73,7 @@ class BaseSegmentationEstimator(BaseEstimator):
         "min_duration_on": [Interval(Real, 0, None, closed="left")],
         "min_duration_off": [Interval(Real, 0, None, closed="left")],
         "step": [Interval(Real, 0, None, closed="neither"), None],
+        "mode": [StrOptions(set(MODES))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device, None],
         "cache": ["boolean", str, os.PathLike, None],
@@ -134,32 +150,39 @@ class BaseSegmentationEstimator(BaseEstimator):
 
     # -- scores ---------------------------------------------------------------------
     def _step(self, model: SegmentationModel) -> float:
-        return 0.1 * model.duration if self.step is None else float(self.step)
+        if self.step is None:
+            return MODES[self.mode]["step_fraction"] * model.duration
+        return float(self.step)
 
     def _score_key(self, file: dict, model: SegmentationModel) -> str:
         # hashes an in-memory waveform: compute once per file and call
         return score_key(
-            model.sha256, file_identity(file), self._step(model), model.duration
+            model.sha256,
+            file_identity(file),
+            self._step(model),
+            model.duration,
+            self.mode,
         )
 
     def _chunk_scores(
         self, file: dict, model: SegmentationModel, key: str | None = None
     ) -> ChunkScores:
+        def compute() -> ChunkScores:
+            inference = Inference(
+                model,
+                step=self._step(model),
+                batch_size=self.batch_size,
+                device=self.device,
+                mode=self.mode,
+            )
+            return inference(file)
+
         cache = get_cache(self.cache)
-        if cache is not None:
-            key = key or self._score_key(file, model)
-            if (hit := cache.get(key)) is not None:
-                return hit
-        inference = Inference(
-            model,
-            step=self._step(model),
-            batch_size=self.batch_size,
-            device=self.device,
-        )
-        scores = inference(file)
-        if cache is not None:
-            cache.put(key, scores)
-        return scores
+        if cache is None:
+            return compute()
+        # single flight: threads (and processes sharing a cache directory) asking
+        # for the same cold file wait for one network run instead of each running it
+        return cache.get_or_compute(key or self._score_key(file, model), compute)
 
     def _aggregated(
         self, file: dict, model: SegmentationModel, reduction: str
@@ -299,6 +322,16 @@ class DetectionEstimator(BaseSegmentationEstimator):
 
     Subclasses name the per-chunk reduction (see :data:`skseg.inference.REDUCTIONS`)
     and the label of the detected regions.
+
+    Examples
+    --------
+    >>> from skseg import OSDEstimator, VADEstimator, fetch_sample
+    >>> sample = fetch_sample()
+    >>> for detector in (VADEstimator(), OSDEstimator()):
+    ...     regions = detector(sample)
+    ...     print(type(detector).__name__, regions.labels(), len(regions))
+    VADEstimator ['SPEECH'] 3
+    OSDEstimator ['OVERLAP'] 4
     """
 
     _reduction: str = ""

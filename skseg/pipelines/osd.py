@@ -28,7 +28,12 @@ class OSDEstimator(DetectionEstimator):
     min_duration_off : float, default=0.144
         Gaps shorter than this are filled (seconds), before short regions go.
     step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration.
+        Seconds between chunk starts; None: 10 % of the chunk duration (20 % in
+        fast mode).
+    mode : {"exact", "fast"}, default="exact"
+        ``"exact"``: pyannote.audio's scores (within 1e-4). ``"fast"``: several
+        times faster for a slightly different score (see
+        :data:`skseg.inference.MODES` and the performance docs).
     batch_size : int, default=32
         Chunks per forward pass (does not change the results).
     device : str, torch.device or None, default=None
@@ -75,6 +80,7 @@ class OSDEstimator(DetectionEstimator):
         min_duration_on=0.091,
         min_duration_off=0.144,
         step=None,
+        mode="exact",
         batch_size=32,
         device=None,
         cache=True,
@@ -85,6 +91,7 @@ class OSDEstimator(DetectionEstimator):
         self.min_duration_on = min_duration_on
         self.min_duration_off = min_duration_off
         self.step = step
+        self.mode = mode
         self.batch_size = batch_size
         self.device = device
         self.cache = cache

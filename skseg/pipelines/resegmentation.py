@@ -43,7 +43,12 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         card's convention; use ``"segmentation"`` or ``"diarization"`` after a
         step that adds it under that key).
     step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration.
+        Seconds between chunk starts; None: 10 % of the chunk duration (20 % in
+        fast mode).
+    mode : {"exact", "fast"}, default="exact"
+        ``"exact"``: pyannote.audio's scores (within 1e-4). ``"fast"``: several
+        times faster for a slightly different score (see
+        :data:`skseg.inference.MODES` and the performance docs).
     batch_size : int, default=32
         Chunks per forward pass (does not change the results).
     device : str, torch.device or None, default=None
@@ -94,6 +99,7 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         warm_up=0.05,
         baseline="baseline",
         step=None,
+        mode="exact",
         batch_size=32,
         device=None,
         cache=True,
@@ -106,6 +112,7 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         self.warm_up = warm_up
         self.baseline = baseline
         self.step = step
+        self.mode = mode
         self.batch_size = batch_size
         self.device = device
         self.cache = cache

@@ -39,7 +39,12 @@ class SegmentationEstimator(BaseSegmentationEstimator):
     warm_up : float, default=0.05
         Fraction of each chunk, at each end, that is not trusted.
     step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration.
+        Seconds between chunk starts; None: 10 % of the chunk duration (20 % in
+        fast mode).
+    mode : {"exact", "fast"}, default="exact"
+        ``"exact"``: pyannote.audio's scores (within 1e-4). ``"fast"``: several
+        times faster for a slightly different score (see
+        :data:`skseg.inference.MODES` and the performance docs).
     batch_size : int, default=32
         Chunks per forward pass (does not change the results).
     device : str, torch.device or None, default=None
@@ -89,6 +94,7 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         stitch_threshold=0.39,
         warm_up=0.05,
         step=None,
+        mode="exact",
         batch_size=32,
         device=None,
         cache=True,
@@ -101,6 +107,7 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         self.stitch_threshold = stitch_threshold
         self.warm_up = warm_up
         self.step = step
+        self.mode = mode
         self.batch_size = batch_size
         self.device = device
         self.cache = cache

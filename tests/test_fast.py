@@ -1,0 +1,81 @@
+"""The opt-in fast inference mode: what it changes, and how close it stays."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skseg import (
+    Inference,
+    OSDEstimator,
+    ResegmentationEstimator,
+    SegmentationEstimator,
+    VADEstimator,
+    aggregate,
+)
+from skseg.inference import MODES
+from skseg.metrics import DetectionErrorRateScorer
+
+# pyannote.audio 4.0.7's VAD pipeline with its defaults on the sample
+# (shared/peers/pipelines_pyannote407.json: detection_error_rate)
+PYANNOTE_DETER = 0.016451469278717618
+
+
+@pytest.fixture(scope="module")
+def fast_chunks(model, sample):
+    return Inference(model, mode="fast")(sample)
+
+
+def test_fast_mode_chunking(model, fast_chunks):
+    step = MODES["fast"]["step_fraction"] * model.duration
+    assert fast_chunks.sliding_window.step == step == 1.0
+    assert fast_chunks.data.shape == (26, 293, 3)
+    assert np.isfinite(fast_chunks.data).all()
+
+
+def test_fast_speech_score_stays_close(fast_chunks, reference_scores):
+    speech = aggregate(fast_chunks, reduction="speech").data
+    assert speech.shape == reference_scores["speech"].shape
+    diff = np.abs(speech - reference_scores["speech"])
+    # larger step = fewer chunks averaged per frame: close, but not identical
+    assert 0 < diff.max() < 0.3 and diff.mean() < 0.02
+
+
+def test_fast_detection_error_within_half_a_point(sample):
+    fast = VADEstimator(mode="fast", cache=False)
+    deter = -DetectionErrorRateScorer(target="speech")(fast, [sample])
+    assert abs(deter - PYANNOTE_DETER) <= 0.005
+
+
+def test_estimators_take_the_mode_as_a_parameter(sample):
+    exact, fast = VADEstimator(), VADEstimator(mode="fast")
+    assert exact.get_params()["mode"] == "exact" and clone(fast).mode == "fast"
+    # the score cache keeps the modes apart: same file, different scores
+    a, b = exact.decision_function([sample])[0], fast.decision_function([sample])[0]
+    assert a.data.shape == b.data.shape and not np.array_equal(a.data, b.data)
+    assert np.array_equal(
+        a.data, VADEstimator(cache=False).decision_function([sample])[0].data
+    )
+    for estimator in (OSDEstimator, SegmentationEstimator, ResegmentationEstimator):
+        assert estimator(mode="fast").get_params()["mode"] == "fast"
+    with pytest.raises(InvalidParameterError, match="'mode' parameter"):
+        VADEstimator(mode="turbo").predict([sample])
+
+
+def test_fast_mode_with_explicit_step_and_padding(model, sample_waveform):
+    wav = sample_waveform[: int(16000 * 12.34)]
+    file = {"waveform": wav[None], "sample_rate": 16000}
+    exact = Inference(model, step=0.5)(file)
+    fast = Inference(model, step=0.5, mode="fast")(file)
+    assert fast.data.shape == exact.data.shape and fast.last_chunk_padded
+    # int8 may swap which speaker slot a voice lands in (the model is permutation
+    # invariant), so compare what the pipelines use: the per-frame speech score
+    a = aggregate(fast, reduction="speech").data
+    b = aggregate(exact, reduction="speech").data
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() < 0.1 and np.abs(a - b).mean() < 0.01
+
+
+def test_unknown_mode(model):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Inference(model, mode="turbo")
