@@ -1,0 +1,133 @@
+"""Which estimator pre-annotates which kind of task, and loading a tuned one.
+
+The annotation tools know three kinds of correction task: speech regions (VAD),
+overlapped-speech regions (OSD) and speaker turns (segmentation). Each is served
+by one skseg estimator, either with pyannote's defaults over a checkpoint or as a
+tuned estimator persisted with :func:`joblib.dump` (by the tune recipe).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import FileError
+from ..metrics import DetectionPrecisionRecallFMeasureScorer
+from ..pipelines import OSDEstimator, SegmentationEstimator, VADEstimator
+
+__all__ = ["TASKS", "load_estimator", "estimator_labels", "correction_scorer"]
+
+#: kind of task -> estimator class
+TASKS: dict[str, type] = {
+    "vad": VADEstimator,
+    "osd": OSDEstimator,
+    "segment": SegmentationEstimator,
+}
+
+_PERSISTED = (".joblib", ".pkl", ".pickle")
+
+
+def load_estimator(model: str | os.PathLike | None = None, task: str = "vad") -> Any:
+    """Return the estimator that pre-annotates ``task``.
+
+    Parameters
+    ----------
+    model : str or PathLike, optional
+        None: the task's estimator with pyannote's defaults over
+        ``"pyannote/segmentation"``. A ``.joblib``/``.pkl`` file: an estimator
+        persisted with :func:`joblib.dump` (``joblib.load`` is pickle: load only
+        files you trust). Anything else: a checkpoint path or identifier.
+    task : {"vad", "osd", "segment"}, default="vad"
+
+    Returns
+    -------
+    estimator : VADEstimator, OSDEstimator or SegmentationEstimator
+
+    Raises
+    ------
+    FileError
+        If a persisted file is missing, unreadable, or holds an estimator of
+        another kind than ``task``.
+
+    Examples
+    --------
+    >>> load_estimator(task="osd")
+    OSDEstimator()
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+    cls = TASKS[task]
+    if model is None:
+        return cls()
+    if Path(model).suffix.lower() not in _PERSISTED:
+        return cls(segmentation=model)
+    import joblib
+
+    path = Path(model)
+    if not path.is_file():
+        raise FileError(os.fspath(path), "no such file")
+    try:
+        estimator = joblib.load(path)
+    except Exception as e:  # noqa: BLE001 -- any unpickling failure, named
+        raise FileError(
+            os.fspath(path), f"cannot be loaded with joblib ({type(e).__name__}: {e})"
+        ) from None
+    if not isinstance(estimator, cls):
+        raise FileError(
+            os.fspath(path),
+            f"holds a {type(estimator).__name__}, but task {task!r} needs a "
+            f"{cls.__name__}",
+        )
+    return estimator
+
+
+def estimator_labels(estimator: Any) -> list[str]:
+    """Return the labels an estimator's regions carry, when they are fixed.
+
+    Parameters
+    ----------
+    estimator : estimator
+
+    Returns
+    -------
+    labels : list of str
+        ``["SPEECH"]`` for VAD, ``["OVERLAP"]`` for OSD, ``[]`` for speaker
+        segmentation (its labels depend on the file).
+
+    Examples
+    --------
+    >>> estimator_labels(VADEstimator())
+    ['SPEECH']
+    """
+    label = getattr(estimator, "_label", "")
+    return [label] if label else []
+
+
+def correction_scorer(estimator: Any) -> Any:
+    """Return the scorer to tune ``estimator`` on corrected regions, or None.
+
+    Corrections are the regions themselves (speech, overlap or speaker turns),
+    not speaker turns from which they are derived. That matters for OSD, whose
+    default scorer derives overlap from speaker turns: on corrected ``OVERLAP``
+    regions it compares with their support instead. None: the estimator's own
+    default scorer applies.
+
+    Parameters
+    ----------
+    estimator : estimator
+
+    Returns
+    -------
+    scorer : callable or None
+
+    Examples
+    --------
+    >>> correction_scorer(OSDEstimator())
+    DetectionPrecisionRecallFMeasureScorer(target='speech', collar=0.0, \
+skip_overlap=False, measure='fmeasure', beta=1.0)
+    """
+    if isinstance(estimator, OSDEstimator):
+        # target "speech" = the reference's support, i.e. the corrected regions
+        return DetectionPrecisionRecallFMeasureScorer(target="speech")
+    return None

@@ -1,0 +1,144 @@
+"""Model in the loop: re-tune the pre-annotating estimator while people correct.
+
+:class:`ModelInTheLoop` is a correction recipe's ``update`` callback. It keeps the
+accepted answers (in file time) and, every ``every`` of them, re-tunes the
+estimator's thresholds on all corrections so far
+(:func:`~skseg.annotation.retune.tune_on_examples`) and sets the best ones on the
+estimator *in place*. The task stream (:func:`~skseg.annotation.tasks.make_tasks`)
+is lazy and reads the estimator's parameters when it makes each task, so the tasks
+made after a re-tuning are pre-annotated with the new thresholds. Tasks already
+sent to the annotation tool (Prodigy keeps a batch or two ahead) keep the old ones.
+
+Re-tuning costs no network pass for regions the stream already pre-annotated with
+``context=None`` (whole-file scores, cached); with chunk context, each newly
+corrected file is run through the network once, on its first re-tuning. A failed
+re-tuning (too few corrections to cross-validate, say) is logged and the session
+goes on with the current thresholds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..exceptions import FileError
+from .examples import to_file_time
+from .retune import tune_on_examples
+
+__all__ = ["ModelInTheLoop"]
+
+logger = logging.getLogger(__name__)
+
+
+class ModelInTheLoop:
+    """Collect corrections and re-tune an estimator on them every ``every`` answers.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator the task stream pre-annotates with; its thresholds are
+        updated in place with :meth:`~sklearn.base.BaseEstimator.set_params`.
+    every : int, default=10
+        Re-tune after this many new accepted answers (0: never).
+    param_grid : dict, optional
+        Grid for :func:`~skseg.annotation.retune.tune_on_examples`.
+    cv : int or splitter, optional
+        Cross-validation for the same.
+
+    Attributes
+    ----------
+    examples : list of dict
+        Accepted answers so far, in file time.
+    history : list of dict
+        One entry per re-tuning: ``{"n_examples", "best_params", "best_score",
+        "metric"}``.
+    failures : list of str
+        Answers that could not be used, and failed re-tunings, named.
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator
+    >>> loop = ModelInTheLoop(VADEstimator(), every=0)
+    >>> loop.update([{"answer": "accept", "meta": {"uri": "a", "start": 0.0,
+    ...     "end": 10.0}, "audio_spans": [{"start": 1, "end": 2, "label": "SPEECH"}]}])
+    >>> loop.examples[0]["audio_spans"], loop.history
+    ([{'start': 1.0, 'end': 2.0, 'label': 'SPEECH'}], [])
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        every: int = 10,
+        param_grid: Mapping[str, list] | None = None,
+        cv: Any = None,
+    ):
+        self.estimator = estimator
+        self.every = every
+        self.param_grid = param_grid
+        self.cv = cv
+        self.examples: list[dict] = []
+        self.history: list[dict] = []
+        self.failures: list[str] = []
+        self._pending = 0
+
+    def update(self, answers: Iterable[Mapping]) -> None:
+        """Prodigy's ``update`` callback: take a batch of answers.
+
+        Parameters
+        ----------
+        answers : iterable of mapping
+            Answered tasks, as the annotation tool sends them (task time).
+        """
+        for answer in answers:
+            if answer.get("answer", "accept") != "accept":
+                continue
+            try:
+                self.examples.append(to_file_time(answer))
+            except FileError as error:
+                self.failures.append(str(error))
+                logger.warning("correction not used: %s", error)
+                continue
+            self._pending += 1
+        if self.every and self._pending >= self.every:
+            self.retune()
+
+    def retune(self) -> dict | None:
+        """Re-tune on every correction so far and update the estimator.
+
+        Returns
+        -------
+        entry : dict or None
+            The new :attr:`history` entry, or None if re-tuning failed (the
+            estimator then keeps its parameters).
+        """
+        self._pending = 0
+        try:
+            result = tune_on_examples(
+                self.estimator,
+                self.examples,
+                param_grid=self.param_grid,
+                cv=self.cv,
+                source=f"{len(self.examples)} corrections",
+            )
+        except Exception as error:  # noqa: BLE001 -- the session must go on
+            message = f"re-tuning on {len(self.examples)} corrections failed: {error}"
+            self.failures.append(message)
+            logger.warning("%s; keeping the current thresholds", message)
+            return None
+        self.estimator.set_params(**result.best_params)
+        entry = {
+            "n_examples": len(self.examples),
+            "best_params": dict(result.best_params),
+            "best_score": result.best_score,
+            "metric": result.metric,
+        }
+        self.history.append(entry)
+        logger.info(
+            "re-tuned on %d corrections: %s (%s %.4f)",
+            entry["n_examples"],
+            entry["best_params"],
+            entry["metric"],
+            entry["best_score"],
+        )
+        return entry

@@ -1,0 +1,389 @@
+"""The recipes' logic: what each returns to Prodigy, without importing Prodigy.
+
+A Prodigy recipe is a function returning a dict of *components*: ``dataset`` (where
+answers are saved), ``stream`` (an iterable of tasks), ``view_id`` (the interface),
+``config`` (interface settings) and optional callbacks: ``update(answers)`` for
+each batch of answers, ``before_db(examples)`` just before saving, ``on_exit``
+when the server stops, ``validate_answer(example)`` before an answer is accepted.
+The builders here return exactly that, so they are tested without Prodigy;
+:mod:`skseg.annotation.prodigy` registers them under their recipe names. The
+non-serving recipes (tune, export) are plain functions over the examples of a
+dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..audio import AudioFile
+from ..io import expand_inputs, read_rttm
+from .estimators import estimator_labels, load_estimator
+from .examples import before_db, validate_answer
+from .export import ExportResult, export
+from .loop import ModelInTheLoop
+from .retune import tune_on_examples
+from .review import ERRORS, review_tasks
+from .tasks import make_tasks
+
+__all__ = ["correct_recipe", "review_recipe", "tune_recipe", "export_recipe"]
+
+logger = logging.getLogger(__name__)
+
+#: interface settings of the correction and review tasks (prodigy.json keys)
+AUDIO_CONFIG = {
+    "audio_autoplay": False,
+    "audio_loop": False,
+    "show_audio_minimap": True,
+    "audio_bar_width": 0,
+    "audio_bar_height": 1,
+    # a region already answered is not offered again, even if the model's
+    # regions for it changed since (model in the loop)
+    "exclude_by": "input",
+}
+
+
+def _files(source: str | os.PathLike | Iterable[AudioFile]) -> list:
+    if isinstance(source, str | os.PathLike):
+        return expand_inputs([source])
+    return list(source)
+
+
+def correct_recipe(
+    dataset: str,
+    source: str | os.PathLike | Iterable[AudioFile],
+    *,
+    task: str = "vad",
+    model: str | os.PathLike | None = None,
+    estimator: Any = None,
+    chunk: float | None = 10.0,
+    context: float | None = 2.5,
+    audio: str = "base64",
+    labels: Iterable[str] = (),
+    retune_every: int = 0,
+    param_grid: Mapping[str, list] | None = None,
+    batch_size: int = 5,
+) -> dict:
+    """Components of a correction recipe: pre-annotated chunks to fix.
+
+    Parameters
+    ----------
+    dataset : str
+        Where the answers are saved.
+    source : str, PathLike or iterable of files
+        An audio file, a folder, a list file (see :func:`skseg.io.expand_inputs`),
+        or files as the estimators take them (pyannote.database ``ProtocolFile``
+        included).
+    task : {"vad", "osd", "segment"}, default="vad"
+        What is corrected: speech, overlapped speech or speaker turns.
+    model : str or PathLike, optional
+        Checkpoint, or a tuned estimator saved with joblib (see
+        :func:`~skseg.annotation.estimators.load_estimator`).
+    estimator : estimator, optional
+        Use this estimator instead of loading ``model``.
+    chunk, context, audio, labels
+        See :func:`~skseg.annotation.tasks.make_tasks`.
+    retune_every : int, default=0
+        Model in the loop: re-tune the thresholds on the corrections every this
+        many accepted answers (0: never), see
+        :class:`~skseg.annotation.loop.ModelInTheLoop`.
+    param_grid : dict, optional
+        The re-tuning grid; default :func:`skseg.tuning.default_grid`.
+    batch_size : int, default=5
+        Tasks Prodigy sends at a time; small so that re-tuned thresholds reach
+        the annotator soon.
+
+    Returns
+    -------
+    components : dict
+        ``dataset``, ``stream`` (lazy), ``view_id="audio_manual"``, ``config``,
+        ``before_db``, ``validate_answer``, ``on_exit``, and ``update`` when
+        ``retune_every`` > 0. ``components["loop"]`` is the
+        :class:`~skseg.annotation.loop.ModelInTheLoop` (not a Prodigy component:
+        the Prodigy wrapper drops it).
+
+    Examples
+    --------
+    >>> from skseg import fetch_sample
+    >>> components = correct_recipe("vad_sample", [fetch_sample()], audio="none")
+    >>> components["view_id"], components["config"]["labels"]
+    ('audio_manual', ['SPEECH'])
+    >>> next(iter(components["stream"]))["text"]
+    'sample.wav [0.0 - 10.0]'
+    """
+    if estimator is None:
+        estimator = load_estimator(model, task)
+    files = _files(source)
+    failures: list = []
+    loop = ModelInTheLoop(estimator, every=retune_every, param_grid=param_grid)
+    all_labels = sorted(set(labels) | set(estimator_labels(estimator)))
+    stream = make_tasks(
+        estimator,
+        files,
+        chunk=chunk,
+        context=context,
+        audio=audio,
+        labels=all_labels,
+        on_error=failures.append,
+    )
+
+    def on_exit(controller: Any = None) -> None:
+        for failure in failures:
+            logger.warning("skipped %s", failure)
+        for entry in loop.history:
+            logger.info(
+                "re-tuned on %d corrections: %s",
+                entry["n_examples"],
+                entry["best_params"],
+            )
+
+    components = {
+        "dataset": dataset,
+        "stream": stream,
+        "view_id": "audio_manual",
+        "before_db": before_db,
+        "validate_answer": validate_answer,
+        "on_exit": on_exit,
+        "config": dict(AUDIO_CONFIG, labels=all_labels, batch_size=batch_size),
+        "loop": loop,
+        "failures": failures,
+    }
+    if retune_every:
+        components["update"] = loop.update
+    return components
+
+
+def review_recipe(
+    dataset: str,
+    source: str | os.PathLike | Iterable[AudioFile],
+    reference: str | os.PathLike | Mapping,
+    hypotheses: Sequence[str | os.PathLike] | Mapping[str, Mapping] = (),
+    *,
+    task: str = "vad",
+    model: str | os.PathLike | None = None,
+    chunk: float | None = 30.0,
+    audio: str = "base64",
+    mode: str = "auto",
+    min_duration: float = 0.0,
+    kinds: Iterable[str] | None = None,
+) -> dict:
+    """Components of a review recipe: where hypotheses disagree with a reference.
+
+    Parameters
+    ----------
+    dataset : str
+    source : str, PathLike or iterable of files
+    reference : str, PathLike or mapping
+        RTTM file, or ``{uri: Annotation}``.
+    hypotheses : list of RTTM paths, or mapping, default=()
+        Several annotators or systems (named after their files' stems), or
+        ``{name: {uri: Annotation}}``. Empty: the ``task``'s estimator
+        (``model``) is the hypothesis.
+    task, model
+        The estimator used when ``hypotheses`` is empty.
+    chunk, audio, mode, min_duration, kinds
+        See :func:`~skseg.annotation.review.review_tasks`.
+
+    Returns
+    -------
+    components : dict
+        ``dataset``, ``stream`` (the chunks with most errors first),
+        ``view_id="audio_manual"``, ``config``, ``before_db``, ``on_exit``.
+
+    Examples
+    --------
+    >>> from skseg import fetch_sample
+    >>> sample = fetch_sample()
+    >>> components = review_recipe("review", [sample],
+    ...                            {"sample": sample["annotation"]}, audio="none")
+    >>> [task["text"] for task in components["stream"]]
+    ['sample.wav [0.0 - 30.0]']
+    """
+    files = _files(source)
+    if not isinstance(reference, Mapping):
+        reference = read_rttm(reference)
+    if isinstance(hypotheses, Mapping):
+        named = dict(hypotheses)
+    else:
+        named = {Path(path).stem: read_rttm(path) for path in hypotheses}
+    if not named:
+        from ..batch import predict_many
+
+        estimator = load_estimator(model, task)
+        result = predict_many(estimator, files, errors="collect")
+        named = {"model": {a.uri: a for _, a in result.succeeded()}}
+    failures: list = []
+    stream = review_tasks(
+        files,
+        reference,
+        named,
+        chunk=chunk,
+        audio=audio,
+        mode=mode,
+        min_duration=min_duration,
+        kinds=kinds,
+        on_error=failures.append,
+    )
+    labels = sorted({label for t in stream for label in t["config"]["labels"]})
+
+    def on_exit(controller: Any = None) -> None:
+        for failure in failures:
+            logger.warning("skipped %s", failure)
+
+    return {
+        "dataset": dataset,
+        "stream": stream,
+        "view_id": "audio_manual",
+        "before_db": before_db,
+        "on_exit": on_exit,
+        "config": dict(AUDIO_CONFIG, labels=labels or list(ERRORS)),
+        "failures": failures,
+    }
+
+
+def tune_recipe(
+    examples: Iterable[Mapping],
+    output: str | os.PathLike,
+    *,
+    task: str = "vad",
+    model: str | os.PathLike | None = None,
+    name: str = "annotations",
+    param_grid: Mapping[str, list] | None = None,
+    cv: Any = None,
+    n_jobs: int | None = None,
+    echo: Callable[[str], None] = print,
+) -> Any:
+    """Tune on a dataset's corrections, save the estimator, print the table.
+
+    Parameters
+    ----------
+    examples : iterable of mapping
+        The dataset's examples.
+    output : str or PathLike
+        Where the tuned estimator is written with :func:`joblib.dump`.
+    task, model
+        The estimator to tune (see
+        :func:`~skseg.annotation.estimators.load_estimator`).
+    name : str, default="annotations"
+        The dataset's name, for messages and the table.
+    param_grid, cv, n_jobs
+        See :func:`~skseg.annotation.retune.tune_on_examples`.
+    echo : callable, default=print
+        Where the table goes.
+
+    Returns
+    -------
+    result : skseg.tuning.TuningResult
+
+    Raises
+    ------
+    FileError
+        If the dataset has no usable accepted example.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from pyannote.core import Segment
+    >>> from skseg import fetch_sample
+    >>> from skseg.references import speech_reference
+    >>> from skseg.annotation import annotation_to_spans
+    >>> sample = fetch_sample()
+    >>> speech = speech_reference(sample["annotation"])  # as if corrected
+    >>> examples = [
+    ...     {"meta": {"uri": "sample", "path": sample["audio"], "start": s,
+    ...               "end": s + 10.0},
+    ...      "audio_spans": annotation_to_spans(speech, Segment(s, s + 10.0))}
+    ...     for s in (0.0, 10.0, 20.0)]
+    >>> grid = {"onset": [0.5, 0.7], "offset": [0.4], "min_duration_on": [0.0],
+    ...         "min_duration_off": [0.0]}
+    >>> output = pathlib.Path(tempfile.mkdtemp()) / "vad.joblib"
+    >>> lines = []
+    >>> result = tune_recipe(examples, output, name="sample", param_grid=grid,
+    ...                      echo=lines.append)
+    >>> print(lines[0].splitlines()[2])
+    | sample | 0.500 | 0.400 | 0.000 | 0.000 | detection error rate | 1.97 % |
+    >>> output.exists()
+    True
+    """
+    import joblib
+
+    from ..tuning import hyperparameter_table
+
+    estimator = load_estimator(model, task)
+    result = tune_on_examples(
+        estimator,
+        examples,
+        param_grid=param_grid,
+        cv=cv,
+        n_jobs=n_jobs,
+        source=f"dataset {name!r}",
+    )
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(result.estimator, output)
+    echo(hyperparameter_table([result.table_row(name)]))
+    echo(
+        f"{type(result.estimator).__name__} tuned on {result.n_files} files or "
+        f"excerpts ({result.n_candidates} candidates, {result.n_splits} folds) "
+        f"saved to {output}"
+    )
+    return result
+
+
+def export_recipe(
+    examples: Iterable[Mapping],
+    rttm: str | os.PathLike,
+    uem: str | os.PathLike | None = None,
+    *,
+    name: str = "annotations",
+    echo: Callable[[str], None] = print,
+) -> ExportResult:
+    """Write a dataset's accepted annotations as RTTM and its annotated regions as UEM.
+
+    Parameters
+    ----------
+    examples : iterable of mapping
+    rttm : str or PathLike
+    uem : str or PathLike, optional
+        Default: ``rttm`` with the ``.uem`` suffix.
+    name : str, default="annotations"
+        The dataset's name, for messages.
+    echo : callable, default=print
+
+    Returns
+    -------
+    result : ExportResult
+        What was written; the examples left out are named (and echoed).
+
+    Raises
+    ------
+    FileError
+        If no example could be used (nothing is written then).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> result = export_recipe(
+    ...     [{"meta": {"uri": "a", "start": 0.0, "end": 10.0},
+    ...       "audio_spans": [{"start": 1.0, "end": 2.0, "label": "SPEECH"}]}],
+    ...     folder / "a.rttm", name="demo")
+    1 examples from dataset 'demo': 1 files, 1 turns, 10.000 s annotated
+    >>> print((folder / "a.uem").read_text(), end="")
+    a 1 0.000 10.000
+    """
+    rttm = Path(rttm)
+    uem = rttm.with_suffix(".uem") if uem is None else Path(uem)
+    result = export(examples, rttm, uem, source=f"dataset {name!r}")
+    turns = sum(len(a) for a in result.annotations.values())
+    seconds = sum(t.duration() for t in result.annotated.values())
+    echo(
+        f"{result.n_examples} examples from dataset {name!r}: "
+        f"{len(result.annotations)} files, {turns} turns, {seconds:.3f} s annotated"
+    )
+    for failure in result.failures:
+        echo(f"left out: {failure}")
+    return result
