@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 # satisfied; a bare torch requirement on an empty venv pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.skseg-installed
+# Every docstring example in skseg and every `>>>` example in docs/*.md runs with the
+# unit tests, so an example that stops working fails `make test` like any test.
+DOCTESTS := --doctest-modules --doctest-glob="*.md" --ignore=docs/_build --ignore=docs/conf.py
+SPHINX := $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +26,16 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(SPHINX) -q
+	$(PY) -m pytest tests skseg docs $(DOCTESTS)
+
+# HTML documentation in docs/_build/html (warnings are errors, as in `make test`)
+docs: setup
+	$(SPHINX)
 
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache docs/_build

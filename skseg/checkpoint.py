@@ -51,6 +51,15 @@ class Specifications:
         Whether output slots are local speakers whose order means nothing.
     powerset : bool
         Whether outputs are powerset classes (not supported by the estimators).
+
+    Examples
+    --------
+    >>> from skseg import load_checkpoint
+    >>> from skseg.hub import resolve_checkpoint
+    >>> checkpoint = load_checkpoint(resolve_checkpoint("pyannote/segmentation"))
+    >>> spec = checkpoint.specifications
+    >>> spec.problem, spec.resolution, spec.duration, len(spec.classes)
+    ('multi-label', 'frame', 5.0, 3)
     """
 
     problem: str = "multi-label"
@@ -80,6 +89,16 @@ class Checkpoint:
         Digest of the checkpoint file.
     path : str
         Where it was read from.
+
+    Examples
+    --------
+    >>> from skseg import load_checkpoint
+    >>> from skseg.hub import resolve_checkpoint
+    >>> checkpoint = load_checkpoint(resolve_checkpoint("pyannote/segmentation"))
+    >>> checkpoint.architecture.rsplit(".", 1)[-1]
+    'PyanNet'
+    >>> checkpoint.hyper_parameters["lstm"]["hidden_size"]
+    128
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -104,6 +123,15 @@ def sha256sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     Returns
     -------
     digest : str
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "hello.txt")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"hello")
+    >>> sha256sum(path)[:16]
+    '2cf24dba5fb0a30e'
     """
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -340,6 +368,17 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     CheckpointError
         If the file is missing, truncated, not a torch zip archive, or lacks a
         ``state_dict``.
+
+    Examples
+    --------
+    Nothing in the file is executed: the pickle is read by an allow-list.
+
+    >>> from skseg.hub import resolve_checkpoint
+    >>> checkpoint = load_checkpoint(resolve_checkpoint("pyannote/segmentation"))
+    >>> checkpoint.sha256[:12], checkpoint.specifications.duration
+    ('0b5b3216d60a', 5.0)
+    >>> checkpoint.state_dict["classifier.weight"].shape
+    torch.Size([3, 128])
     """
     path = Path(path)
     source = str(path)

@@ -51,9 +51,11 @@ def fetch_sample(data_home: str | os.PathLike | None = None) -> dict:
 
     Examples
     --------
-    >>> sample = fetch_sample()  # doctest: +SKIP
-    >>> sorted(sample["annotation"].labels())  # doctest: +SKIP
+    >>> sample = fetch_sample()  # downloaded once, then read from the cache
+    >>> sorted(sample["annotation"].labels())
     ['speaker90', 'speaker91']
+    >>> sample["uri"], sample["annotated"].duration()
+    ('sample', 30.0)
     """
     home = Path(data_home) if data_home else cache_dir() / "data" / "pyannote-sample"
     missing = [

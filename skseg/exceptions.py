@@ -19,7 +19,17 @@ __all__ = [
 
 
 class SksegError(Exception):
-    """Base class of every error raised by skseg."""
+    """Base class of every error raised by skseg.
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator
+    >>> try:
+    ...     VADEstimator()("missing.wav")
+    ... except SksegError as e:
+    ...     print(type(e).__name__, e)
+    AudioError missing.wav: file not found
+    """
 
 
 class FileError(SksegError, ValueError):
@@ -61,15 +71,54 @@ class AudioError(FileError):
 
 
 class CheckpointError(SksegError, ValueError):
-    """A checkpoint cannot be loaded (corrupt, truncated, wrong architecture)."""
+    """A checkpoint cannot be loaded (corrupt, truncated, wrong architecture).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skseg import load_checkpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("not a checkpoint")
+    >>> try:
+    ...     load_checkpoint(path)
+    ... except CheckpointError as e:
+    ...     print(str(e).removeprefix(path + ": ")[:25])
+    not a torch zip archive (
+    """
 
 
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint asks to import or call something outside the allow-list.
 
     Raised before anything from the checkpoint is executed.
+
+    Examples
+    --------
+    A checkpoint that pickles any class outside the allow-list is refused, however
+    harmless the class:
+
+    >>> import fractions, os, tempfile, torch
+    >>> from skseg import load_checkpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+    >>> torch.save({"state_dict": {}, "x": fractions.Fraction(1, 3)}, path)
+    >>> try:
+    ...     load_checkpoint(path)
+    ... except UnsafeCheckpointError as e:
+    ...     print("refused:", "fractions.Fraction" in str(e))
+    refused: True
     """
 
 
 class WeightsUnavailableError(SksegError, FileNotFoundError):
-    """Pretrained weights are neither given, cached, nor obtainable here."""
+    """Pretrained weights are neither given, cached, nor obtainable here.
+
+    Examples
+    --------
+    >>> from skseg import load_model
+    >>> try:
+    ...     load_model("nobody/nothing")
+    ... except WeightsUnavailableError as e:
+    ...     print(str(e)[:52])
+    nobody/nothing: weights not found (no verified mirro
+    """

@@ -18,6 +18,15 @@ def speech_reference(annotation: Annotation) -> Annotation:
     Returns
     -------
     speech : Annotation
+
+    Examples
+    --------
+    >>> from pyannote.core import Annotation, Segment
+    >>> turns = Annotation(uri="call")
+    >>> turns[Segment(0, 5)] = "alice"
+    >>> turns[Segment(4, 8)] = "bob"
+    >>> [(s.start, s.end) for s in speech_reference(turns).itersegments()]
+    [(0, 8)]
     """
     return _label(annotation.get_timeline().support(), annotation.uri, "SPEECH")
 
@@ -36,6 +45,16 @@ def overlap_reference(annotation: Annotation) -> Annotation:
     Returns
     -------
     overlap : Annotation
+
+    Examples
+    --------
+    >>> from pyannote.core import Annotation, Segment
+    >>> turns = Annotation(uri="call")
+    >>> turns[Segment(0, 5)] = "alice"
+    >>> turns[Segment(4, 8)] = "bob"
+    >>> turns[Segment(1, 2)] = "alice"  # alice over alice: not an overlap
+    >>> [(s.start, s.end) for s in overlap_reference(turns).itersegments()]
+    [(4, 5)]
     """
     overlap = Timeline(uri=annotation.uri)
     for (s1, t1), (s2, t2) in annotation.co_iter(annotation):

@@ -260,7 +260,17 @@ def tune(
 
     Examples
     --------
-    See :class:`TuningResult`.
+    One 30 s recording, cross-validated over three 10 s excerpts:
+
+    >>> from skseg import OSDEstimator
+    >>> from skseg.datasets import fetch_sample
+    >>> grid = {"onset": [0.5, 0.6], "offset": [0.5], "min_duration_on": [0.0],
+    ...         "min_duration_off": [0.0]}
+    >>> result = tune(OSDEstimator(), [fetch_sample()], param_grid=grid)
+    >>> result.n_files, result.n_splits, result.n_candidates, result.metric
+    (3, 3, 2, 'detection F-measure')
+    >>> result.best_params["onset"] in (0.5, 0.6), 0 < result.best_score <= 1
+    (True, True)
     """
     X = list(X)
     if not X:
