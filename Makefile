@@ -11,7 +11,7 @@ STAMP := $(VENV)/.skseg-installed
 DOCTESTS := --doctest-modules --doctest-glob="*.md" --ignore=docs/_build --ignore=docs/conf.py
 SPHINX := $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-.PHONY: setup demo test lint docs clean
+.PHONY: setup demo test test-gpu lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: setup
 	$(PY) -m ruff check .
 	$(SPHINX) -q
 	$(PY) -m pytest tests skseg docs $(DOCTESTS)
+
+# on a machine with a GPU and a CUDA build of torch: CUDA matches CPU within 1e-4
+test-gpu: setup
+	$(PY) -m pytest tests -m gpu
 
 # HTML documentation in docs/_build/html (warnings are errors, as in `make test`)
 docs: setup

@@ -133,11 +133,12 @@ def test_cuda_without_cuda_names_the_problem(model, monkeypatch):
         Inference(model, device="cuda")
 
 
+@pytest.mark.gpu
 def test_cuda_matches_cpu(model, sample, sample_chunks):
+    """Runs with `make test-gpu` on a machine with CUDA; deselected elsewhere."""
     import torch
 
-    if not torch.cuda.is_available():
-        pytest.skip("no GPU on this machine (the CPU-only check is the test above)")
+    assert torch.cuda.is_available(), "make test-gpu needs a CUDA build and a GPU"
     chunks = Inference(model, device="cuda")(sample)
     assert np.abs(chunks.data - sample_chunks.data).max() <= 1e-4
     assert not torch.backends.cuda.matmul.allow_tf32
