@@ -5,7 +5,8 @@ style: ``{"audio": path}`` or ``{"waveform": (channel, time) array,
 "sample_rate": int}``, with optional ``"uri"``, ``"channel"``, ``"annotated"`` and
 ``"annotation"``. :func:`validate_file` turns any of those into a plain ``dict``;
 :class:`AudioReader` serves mono float32 samples at the model's rate by sample range,
-so long files at the model's rate are read in blocks rather than all at once.
+decoding, downmixing and resampling only the blocks asked for, so a long file is
+never held in memory whole, whatever its rate and channels.
 
 Every failure is an :class:`~skseg.exceptions.AudioError` that names the file.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from math import gcd
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,8 @@ def file_identity(file: AudioFile) -> str:
         wav = _as_numpy(file["waveform"])
         h.update(b"waveform")
         h.update(str((wav.shape, wav.dtype.str, int(file["sample_rate"]))).encode())
-        h.update(np.ascontiguousarray(wav).tobytes())
+        # a buffer, not tobytes(): hashing must not copy a long waveform
+        h.update(memoryview(np.ascontiguousarray(wav)).cast("B"))
     else:
         path = Path(file["audio"])
         try:
@@ -191,14 +193,128 @@ def _truncation(handle: sf.SoundFile) -> str | None:
     return None
 
 
+#: Largest block (in samples) kept for reuse by the next read; Inference's blocks
+#: (one batch of chunks, 328,000 samples at batch_size=32) fit many times over.
+_CACHE_MAX_SAMPLES = 1 << 22
+
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+#: Frames per block when scanning an in-memory waveform for non-finite samples.
+_SCAN_BLOCK = 1 << 20
+
+
+class _PolyphaseResampler:
+    """:func:`scipy.signal.resample_poly` of one signal, one output range at a time.
+
+    ``resample_poly(x, up, down)`` (default Kaiser window, zero padding) computes
+    ``y[n] = sum_i x[i] * h[(n + pre) * down - i * up]`` with a zero-padded FIR
+    filter ``h``: output ``n`` depends only on the inputs under the filter. This
+    class builds the same ``h`` (same design, dtype and padding, which depend on
+    the input length) and runs :func:`scipy.signal.upfirdn` on just the inputs a
+    range needs, starting at a multiple of ``down`` so that the polyphase phase is
+    the whole-signal one. Each output sample is then the same sum of the same
+    products in the same order: the result equals whole-signal ``resample_poly``
+    bit for bit, for any range.
+    """
+
+    def __init__(self, num_in: int, rate_in: int, rate_out: int):
+        from scipy.signal import firwin
+
+        g = gcd(rate_in, rate_out)
+        self.up, self.down = rate_out // g, rate_in // g
+        self.num_in = num_in
+        up, down = self.up, self.down
+        self.num_out = -(-num_in * up // down)
+        # resample_poly's filter, float32 because its input is (cast, then scaled)
+        half_len = 10 * max(up, down)
+        h = firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
+        h = h.astype(np.float32)
+        h *= up
+        n_pre_pad = down - half_len % down
+        self.pre_remove = (half_len + n_pre_pad) // down
+        n_post_pad = 0
+        while (
+            _upfirdn_output_len(len(h) + n_pre_pad + n_post_pad, num_in, up, down)
+            < self.num_out + self.pre_remove
+        ):
+            n_post_pad += 1
+        self.h = np.concatenate(
+            [np.zeros(n_pre_pad, h.dtype), h, np.zeros(n_post_pad, h.dtype)]
+        )
+
+    def inputs(self, start: int, stop: int) -> tuple[int, int]:
+        """Return the input range ``[i0, i1)`` that outputs ``[start, stop)`` need."""
+        up, down, pre = self.up, self.down, self.pre_remove
+        first = -(-((start + pre) * down - len(self.h) + 1) // up)
+        i0 = max(0, first) // down * down  # keeps the whole signal's phase
+        i1 = min(self.num_in, (stop - 1 + pre) * down // up + 1)
+        return i0, i1
+
+    def __call__(self, x: np.ndarray, i0: int, start: int, stop: int) -> np.ndarray:
+        """Return outputs ``[start, stop)`` from ``x``, the inputs :meth:`inputs` named.
+
+        ``i0`` is where ``x`` begins in the input.
+        """
+        from scipy.signal import upfirdn
+
+        y = upfirdn(self.h, x, self.up, self.down)
+        shift = self.pre_remove - i0 * self.up // self.down
+        return y[start + shift : stop + shift]
+
+
+class _LastBlock:
+    """The last block of samples made, reused by a range that begins inside it.
+
+    A range that begins inside the block only has what lies beyond the block
+    made; the result becomes the new block, unless it is larger than
+    ``_CACHE_MAX_SAMPLES`` (a whole-file read is not kept twice).
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.start, self.data = 0, _EMPTY
+
+    def __call__(
+        self, start: int, stop: int, make: Callable[[int, int], np.ndarray]
+    ) -> np.ndarray:
+        """Return samples ``[start, stop)``; ``make(a, b)`` makes samples ``[a, b)``."""
+        end = self.start + len(self.data)
+        if self.start <= start and stop <= end:
+            return self.data[start - self.start : stop - self.start]
+        if self.start <= start < end:
+            out = np.concatenate([self.data[start - self.start :], make(end, stop)])
+        else:
+            out = make(start, stop)
+        if len(out) <= _CACHE_MAX_SAMPLES:
+            self.start, self.data = start, out
+        else:
+            self.clear()
+        return out
+
+    def holds(self, x: np.ndarray) -> bool:
+        """Whether ``x`` may be a view of the block."""
+        return len(self.data) > 0 and np.may_share_memory(x, self.data)
+
+
+def _upfirdn_output_len(len_h: int, len_in: int, up: int, down: int) -> int:
+    """Length of ``upfirdn(h, x, up, down)`` (scipy's ``_output_len``)."""
+    return ((len_in - 1) * up + len_h - 1) // down + 1
+
+
 class AudioReader:
     """Mono float32 samples of one file at a given sample rate, by sample range.
 
     Channels are averaged (or one is selected by the file's 1-based ``"channel"``)
-    and other sample rates are resampled with :func:`scipy.signal.resample_poly`.
-    A file already at the target rate is read from disk in blocks as
-    :meth:`read` asks for them, so its size does not bound memory; a file that
-    needs resampling is decoded and resampled once, in memory.
+    and other sample rates are resampled as :func:`scipy.signal.resample_poly`
+    does on the whole file. Nothing is decoded up front: :meth:`read` decodes,
+    downmixes and resamples only the samples a range needs (plus the resampling
+    filter's context), so memory is bounded by the ranges asked for, not by the
+    file. The last block read is kept, so reading overlapping ranges in
+    increasing order (as :class:`~skseg.inference.Inference` does) decodes each
+    sample about once; any other range is read correctly too, only with more
+    decoding.
 
     Parameters
     ----------
@@ -212,15 +328,18 @@ class AudioReader:
     file : dict
         The validated file description.
     num_samples : int
-        Length at ``sample_rate``.
+        Length at ``sample_rate`` (computed from the header, without decoding).
     sample_rate : int
         Output sample rate.
+    native_sample_rate : int
+        The file's own sample rate.
 
     Raises
     ------
     AudioError
-        Missing, unreadable, corrupt, empty or zero-length audio, or non-finite
-        samples (the latter when the samples are read).
+        Missing, unreadable, corrupt, empty, zero-length or truncated audio, an
+        invalid channel, or non-finite samples (for a path, when the samples are
+        read; for an in-memory waveform, at once).
 
     Examples
     --------
@@ -236,11 +355,24 @@ class AudioReader:
         self.sample_rate = int(sample_rate)
         self.label = file_label(self.file)
         self._sf: sf.SoundFile | None = None
-        self._samples: np.ndarray | None = None
+        self._wav: np.ndarray | None = None
+        # the last decoded native block, and the last resampled one
+        self._native_block = _LastBlock()
+        self._output_block = _LastBlock()
         if "waveform" in self.file:
             self._open_waveform()
         else:
             self._open_path()
+        self._resampler = (
+            None
+            if self.native_sample_rate == self.sample_rate
+            else _PolyphaseResampler(
+                self._num_frames, self.native_sample_rate, self.sample_rate
+            )
+        )
+        self.num_samples = (
+            self._num_frames if self._resampler is None else self._resampler.num_out
+        )
 
     # -- opening ------------------------------------------------------------------
     def _fail(self, problem: str) -> AudioError:
@@ -263,11 +395,14 @@ class AudioReader:
             )
         if not np.issubdtype(wav.dtype, np.number):
             raise self._fail(f"'waveform' must be numeric, not {wav.dtype}")
-        sr = self._check_rate(self.file["sample_rate"])
-        mono = self._mix(wav.astype(np.float32, copy=False))
-        self._check_finite(mono, 0, sr)
-        self._samples = self._resample(mono, sr)
-        self.num_samples = len(self._samples)
+        self.native_sample_rate = self._check_rate(self.file["sample_rate"])
+        self._channel_index(wav.shape[0])
+        self._wav = wav
+        self._num_frames = wav.shape[1]
+        # the samples are already in memory: refuse bad ones now, block by block
+        # so that no float32 or boolean copy of the whole waveform is made
+        for start in range(0, self._num_frames, _SCAN_BLOCK):
+            self._decode(start, min(start + _SCAN_BLOCK, self._num_frames))
 
     def _open_path(self) -> None:
         path = Path(self.file["audio"])
@@ -288,24 +423,18 @@ class AudioReader:
             ) from None
         except OSError as e:
             raise self._fail(_os_problem(e)) from None
-        if handle.frames <= 0:
+        try:
+            if handle.frames <= 0:
+                raise self._fail("zero-length audio (0 samples)")
+            if truncated := _truncation(handle):
+                raise self._fail(f"truncated: {truncated}")
+            self.native_sample_rate = self._check_rate(handle.samplerate)
+            self._channel_index(handle.channels)
+        except AudioError:
             handle.close()
-            raise self._fail("zero-length audio (0 samples)")
-        if truncated := _truncation(handle):
-            handle.close()
-            raise self._fail(f"truncated: {truncated}")
-        self._native_rate = self._check_rate(handle.samplerate)
-        self._channels = handle.channels
-        self._channel_index(self._channels)
-        if self._native_rate == self.sample_rate:
-            self._sf = handle
-            self.num_samples = int(handle.frames)
-            return
-        with handle:
-            data = self._read_native(handle, 0, handle.frames)
-        self._check_finite(data, 0, self._native_rate)
-        self._samples = self._resample(data, self._native_rate)
-        self.num_samples = len(self._samples)
+            raise
+        self._sf = handle
+        self._num_frames = int(handle.frames)
 
     def _check_rate(self, sr: Any) -> int:
         try:
@@ -333,12 +462,39 @@ class AudioReader:
         if index is not None:
             return np.ascontiguousarray(wav[index])
         if wav.shape[0] == 1:
-            return wav[0]
+            return np.ascontiguousarray(wav[0])
         return wav.mean(axis=0, dtype=np.float32)
 
-    def _read_native(self, handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
+    def _check_finite(self, x: np.ndarray, offset: int, rate: int) -> None:
+        if not np.isfinite(x).all():
+            first = int(np.flatnonzero(~np.isfinite(x))[0]) + offset
+            raise self._fail(
+                f"non-finite sample (NaN or inf) at {first / rate:.3f} s "
+                f"(sample {first})"
+            )
+
+    # -- decoding -------------------------------------------------------------------
+    def _decode(self, start: int, stop: int) -> np.ndarray:
+        """Native-rate mono samples ``[start, stop)``, checked, from the source."""
+        if self._wav is not None:
+            block = self._wav[:, start:stop].astype(np.float32, copy=False)
+        else:
+            block = self._read_handle(start, stop)
+        mono = self._mix(block)
+        self._check_finite(mono, start, self.native_sample_rate)
+        if self._wav is not None and np.may_share_memory(mono, self._wav):
+            mono = mono.copy()  # never hand out a view of the caller's waveform
+        return mono
+
+    def _read_handle(self, start: int, stop: int) -> np.ndarray:
+        handle = self._sf
+        if handle is None:
+            raise self._fail("the reader is closed")
         try:
-            handle.seek(start)
+            # reading on from where the last read ended never seeks, which keeps
+            # compressed formats decoding as one stream
+            if handle.tell() != start:
+                handle.seek(start)
             data = handle.read(stop - start, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as e:
             raise self._fail(
@@ -349,24 +505,18 @@ class AudioReader:
                 f"truncated: the header announces {handle.frames} samples but "
                 f"reading stopped at {start + len(data)}"
             )
-        return self._mix(data.T)
+        return data.T
 
-    def _check_finite(self, x: np.ndarray, offset: int, rate: int) -> None:
-        if not np.isfinite(x).all():
-            first = int(np.flatnonzero(~np.isfinite(x))[0]) + offset
-            raise self._fail(
-                f"non-finite sample (NaN or inf) at {first / rate:.3f} s "
-                f"(sample {first})"
-            )
+    def _native(self, start: int, stop: int) -> np.ndarray:
+        """Native-rate mono samples ``[start, stop)``, reusing the last block."""
+        return self._native_block(start, stop, self._decode)
 
-    def _resample(self, x: np.ndarray, rate: int) -> np.ndarray:
-        if rate == self.sample_rate:
-            return np.ascontiguousarray(x, dtype=np.float32)
-        from scipy.signal import resample_poly
-
-        g = gcd(self.sample_rate, rate)
-        y = resample_poly(x, self.sample_rate // g, rate // g)
-        return np.ascontiguousarray(y, dtype=np.float32)
+    def _resampled(self, start: int, stop: int) -> np.ndarray:
+        resampler = self._resampler
+        i0, i1 = resampler.inputs(start, stop)
+        return resampler(self._native(i0, i1), i0, start, stop).astype(
+            np.float32, copy=False
+        )
 
     # -- reading ------------------------------------------------------------------
     @property
@@ -375,7 +525,7 @@ class AudioReader:
         return self.num_samples / self.sample_rate
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Return samples ``[start, stop)`` as a float32 array of shape ``(n,)``.
+        """Return samples ``[start, stop)`` as a new float32 array of shape ``(n,)``.
 
         Parameters
         ----------
@@ -385,22 +535,33 @@ class AudioReader:
         Returns
         -------
         samples : ndarray of float32
+            Owned by the caller (modifying it does not affect later reads).
+
+        Raises
+        ------
+        AudioError
+            If the samples cannot be decoded, or one of them (or of the
+            resampling filter's context) is NaN or infinite.
         """
         stop = self.num_samples if stop is None else min(stop, self.num_samples)
         start = max(0, start)
         if stop <= start:
             return np.zeros(0, dtype=np.float32)
-        if self._samples is not None:
-            return self._samples[start:stop]
-        block = self._read_native(self._sf, start, stop)
-        self._check_finite(block, start, self.sample_rate)
-        return block
+        if self._resampler is None:
+            out = self._native(start, stop)
+        else:
+            out = self._output_block(start, stop, self._resampled)
+        if self._native_block.holds(out) or self._output_block.holds(out):
+            return out.copy()
+        return out  # too large to be kept: made for this call alone
 
     def close(self) -> None:
-        """Release the file handle, if any."""
+        """Release the file handle and the cached blocks."""
         if self._sf is not None:
             self._sf.close()
             self._sf = None
+        self._native_block.clear()
+        self._output_block.clear()
 
     def __enter__(self) -> AudioReader:
         return self

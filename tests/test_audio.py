@@ -145,3 +145,160 @@ def test_identity_changes_with_content(tmp_path):
     write_wav(path, tone(0.2))
     os.utime(path, ns=(1, 1))
     assert file_identity(path) != k1
+
+
+# -- streaming: blocks equal whole-file decoding, memory bounded by the blocks ------
+def noise(seconds, sr, channels, seed=0):
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal((int(seconds * sr), channels))).astype("float32")
+
+
+def whole_resample_poly(x, sr, channel=None):
+    """What the reader must match: downmix (or select), then resample_poly whole."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    mono = x[:, channel - 1] if channel else x.mean(axis=1, dtype=np.float32)
+    g = gcd(16000, sr)
+    return resample_poly(mono, 16000 // g, sr // g).astype(np.float32)
+
+
+def inference_ranges(n, window, step, batch):
+    """Inference's read pattern: overlapping blocks of `batch` chunks, then the tail."""
+    num_complete = 1 + (n - window) // step if n >= window else 0
+    for c0 in range(0, num_complete, batch):
+        c1 = min(c0 + batch, num_complete)
+        yield c0 * step, (c1 - 1) * step + window
+    yield num_complete * step, n
+
+
+@pytest.mark.parametrize("sr", [44100, 48000, 8000, 22050])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_streamed_resampling_equals_whole_file(tmp_path, monkeypatch, sr, channels):
+    import skseg.audio
+
+    # tiny cache: blocks too large to keep are exercised as well
+    monkeypatch.setattr(skseg.audio, "_CACHE_MAX_SAMPLES", 2500)
+    x = noise(1.37, sr, channels)
+    path = write_wav(tmp_path / "x.wav", x, sr=sr, subtype="FLOAT")
+    ref = whole_resample_poly(x, sr)
+    reader = AudioReader(path)
+    assert reader.num_samples == len(ref)
+    # Inference's pattern with awkward, non-aligned windows and steps
+    for window, step, batch in [(997, 331, 3), (1600, 800, 1), (4001, 7, 50)]:
+        for a, b in inference_ranges(reader.num_samples, window, step, batch):
+            np.testing.assert_allclose(reader.read(a, b), ref[a:b], rtol=0, atol=1e-6)
+    # random access, backwards included, and ranges touching both ends
+    rng = np.random.default_rng(1)
+    ranges = [(0, 1), (len(ref) - 1, len(ref)), (-5, 3), (len(ref) - 3, len(ref) + 9)]
+    ranges += [tuple(sorted(rng.integers(0, len(ref), 2))) for _ in range(30)]
+    for a, b in ranges:
+        np.testing.assert_allclose(
+            reader.read(a, b), ref[max(a, 0) : b], rtol=0, atol=1e-6
+        )
+    np.testing.assert_allclose(AudioReader(path).read(), ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 440, 441, 442, 44100 + 7])
+def test_num_samples_is_resample_polys_length_without_decoding(
+    tmp_path, monkeypatch, frames
+):
+    x = noise(frames / 44100, 44100, 2)
+    assert len(x) == frames
+    path = write_wav(tmp_path / "n.wav", x, sr=44100, subtype="FLOAT")
+    decoded = []
+    original = AudioReader._read_handle
+    monkeypatch.setattr(
+        AudioReader,
+        "_read_handle",
+        lambda self, a, b: decoded.append((a, b)) or original(self, a, b),
+    )
+    reader = AudioReader(path)
+    ref = whole_resample_poly(x, 44100)
+    assert reader.num_samples == len(ref)
+    assert decoded == []  # the length came from the header
+    np.testing.assert_allclose(reader.read(), ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_sequential_reads_decode_each_sample_about_once(tmp_path, monkeypatch, sr):
+    x = noise(6.0, sr, 2)
+    path = write_wav(tmp_path / "s.wav", x, sr=sr, subtype="FLOAT")
+    decoded = []
+    original = AudioReader._read_handle
+    monkeypatch.setattr(
+        AudioReader,
+        "_read_handle",
+        lambda self, a, b: decoded.append((a, b)) or original(self, a, b),
+    )
+    reader = AudioReader(path)
+    blocks = list(inference_ranges(reader.num_samples, 16000, 4000, 4))
+    for a, b in blocks:
+        reader.read(a, b)
+    # never the whole file at once: each decode is at most one block plus the
+    # resampling filter's context, at the native rate
+    largest = max(b - a for a, b in blocks) * sr // 16000
+    assert max(b - a for a, b in decoded) <= largest + 2000
+    # overlaps are served from the last block: little more than the file in total
+    assert sum(b - a for a, b in decoded) <= len(x) + 2000 * len(blocks)
+    # each decode goes on where the last one stopped: a compressed stream is
+    # decoded in one pass, never sought back into
+    assert all(a1 == b0 for (_, b0), (a1, _) in zip(decoded, decoded[1:], strict=False))
+
+
+@pytest.mark.parametrize("fmt", ["OGG", "MP3"])
+def test_compressed_resampled_blocks_equal_whole_read(tmp_path, fmt):
+    x = noise(3.0, 44100, 2)
+    path = tmp_path / f"c.{fmt.lower()}"
+    sf.write(path, x, 44100, format=fmt)
+    whole = AudioReader(path).read()
+    reader = AudioReader(path)
+    for a, b in inference_ranges(reader.num_samples, 16000, 4000, 3):
+        np.testing.assert_array_equal(reader.read(a, b), whole[a:b])
+
+
+def test_streamed_channel_selection_and_errors(tmp_path):
+    x = noise(2.0, 48000, 2)
+    path = write_wav(tmp_path / "c.wav", x, sr=48000, subtype="FLOAT")
+    reader = AudioReader({"audio": path, "channel": 2})
+    np.testing.assert_allclose(
+        reader.read(), whole_resample_poly(x, 48000, channel=2), rtol=0, atol=1e-6
+    )
+    with pytest.raises(AudioError, match=r"c\.wav: 'channel' is 1-based .* got 3"):
+        AudioReader({"audio": path, "channel": 3})
+
+
+def test_non_finite_sample_found_while_streaming(tmp_path):
+    x = noise(3.0, 44100, 1)
+    x[44100 + 5] = np.nan
+    path = write_wav(tmp_path / "n.wav", x, sr=44100, subtype="FLOAT")
+    reader = AudioReader(path)  # opening decodes nothing
+    assert np.isfinite(reader.read(32000, 48000)).all()  # 2 s to 3 s: clean
+    with pytest.raises(
+        AudioError, match=r"n\.wav: non-finite sample .* at 1\.000 s \(sample 44105\)"
+    ):
+        reader.read(15000, 17000)
+
+
+def test_truncated_resampled_wav(tmp_path):
+    path = write_wav(tmp_path / "t.wav", noise(1.0, 44100, 2), sr=44100)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match=r"t\.wav: truncated: the header announces"):
+        AudioReader(path)
+
+
+def test_waveform_streams_and_is_never_aliased():
+    x = noise(1.5, 22050, 2).T.copy()
+    before = x.copy()
+    reader = AudioReader({"waveform": x, "sample_rate": 22050})
+    ref = whole_resample_poly(x.T, 22050)
+    y = reader.read(100, 900)
+    np.testing.assert_allclose(y, ref[100:900], rtol=0, atol=1e-6)
+    y[:] = 7.0  # the caller owns what read returns: the next read is unaffected
+    np.testing.assert_allclose(reader.read(200, 800), ref[200:800], rtol=0, atol=1e-6)
+    mono = x[:1]
+    z = AudioReader({"waveform": mono, "sample_rate": 16000}).read()
+    z[:] = 7.0
+    np.testing.assert_array_equal(x, before)
