@@ -24,7 +24,7 @@ usage:
   python benchmarks/speed.py [--repeat 3] [--duration 600] [--threads 2]
                              [--variants exact,fast] [--peer-python PATH]
 
-``--variants`` takes any of: exact, fast (the two modes of
+``--variants`` takes any of: exact, balanced, fast (the three modes of
 :class:`skseg.Inference`), and the single levers of the fast mode for the
 trade-off table: step1 (exact network, step 1 s), step2.5, shared (shared first
 convolution only), int8 (int8 dynamic LSTM/linear only), fast-step0.5
@@ -52,6 +52,7 @@ VAD_DEFAULTS = (0.767, 0.377, 0.136, 0.067)  # onset, offset, min on, min off
 # name -> (Inference mode, step in seconds or None, shared_conv, int8) overrides
 VARIANTS: dict[str, tuple[str, float | None, bool | None, bool | None]] = {
     "exact": ("exact", None, None, None),
+    "balanced": ("balanced", None, None, None),
     "fast": ("fast", None, None, None),
     "step1": ("exact", 1.0, None, None),
     "step2.5": ("exact", 2.5, None, None),

@@ -28,8 +28,9 @@ def fast_chunks(model, sample):
 
 def test_fast_mode_chunking(model, fast_chunks):
     step = MODES["fast"]["step_fraction"] * model.duration
-    assert fast_chunks.sliding_window.step == step == 1.0
-    assert fast_chunks.data.shape == (26, 293, 3)
+    assert fast_chunks.sliding_window.step == step == 1.25
+    # (30 - 5) / 1.25 = 20 steps: 21 complete chunks, none padded
+    assert fast_chunks.data.shape == (21, 293, 3) and not fast_chunks.last_chunk_padded
     assert np.isfinite(fast_chunks.data).all()
 
 
@@ -52,7 +53,8 @@ def test_estimators_take_the_mode_as_a_parameter(sample):
     assert exact.get_params()["mode"] == "exact" and clone(fast).mode == "fast"
     # the score cache keeps the modes apart: same file, different scores
     a, b = exact.decision_function([sample])[0], fast.decision_function([sample])[0]
-    assert a.data.shape == b.data.shape and not np.array_equal(a.data, b.data)
+    n = min(len(a.data), len(b.data))
+    assert n > 1700 and not np.array_equal(a.data[:n], b.data[:n])
     assert np.array_equal(
         a.data, VADEstimator(cache=False).decision_function([sample])[0].data
     )
@@ -79,3 +81,19 @@ def test_fast_mode_with_explicit_step_and_padding(model, sample_waveform):
 def test_unknown_mode(model):
     with pytest.raises(ValueError, match="mode must be one of"):
         Inference(model, mode="turbo")
+
+
+def test_balanced_mode_keeps_frame_scores_within_1e4(model, sample, reference_scores):
+    chunks = Inference(model, mode="balanced")(sample)
+    assert chunks.sliding_window.step == 0.5 and chunks.data.shape == (51, 293, 3)
+    # the speech score the VAD binarizes stays within 1e-4; the overlap score
+    # (second-largest speaker) is more sensitive (docs/performance.md)
+    for reduction, bound in (("speech", 1e-4), ("overlap", 5e-4)):
+        frames = aggregate(chunks, reduction=reduction).data
+        assert np.abs(frames - reference_scores[reduction]).max() <= bound
+    # raw chunk scores move more (the network amplifies float32 rounding), but not
+    # beyond what the docs state
+    exact = Inference(model)(sample)
+    assert 0 < np.abs(chunks.data - exact.data).max() < 1e-2
+    balanced = VADEstimator(mode="balanced").predict([sample])[0]
+    assert balanced == VADEstimator().predict([sample])[0]

@@ -28,12 +28,13 @@ class OSDEstimator(DetectionEstimator):
     min_duration_off : float, default=0.144
         Gaps shorter than this are filled (seconds), before short regions go.
     step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration (20 % in
+        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in
         fast mode).
-    mode : {"exact", "fast"}, default="exact"
-        ``"exact"``: pyannote.audio's scores (within 1e-4). ``"fast"``: several
-        times faster for a slightly different score (see
-        :data:`skseg.inference.MODES` and the performance docs).
+    mode : {"exact", "balanced", "fast"}, default="exact"
+        ``"exact"``: pyannote.audio's scores. ``"balanced"``: frame scores within
+        1e-4 of them, ~1.5x faster. ``"fast"``: ~4x faster for a slightly
+        different score (see :data:`skseg.inference.MODES` and the performance
+        docs).
     batch_size : int, default=32
         Chunks per forward pass (does not change the results).
     device : str, torch.device or None, default=None
