@@ -21,6 +21,7 @@ Recipes (arguments are Prodigy's command-line arguments, plac-style)::
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,10 @@ RECIPES = {
     "export": "skseg.export",
 }
 
-_registered: dict[str, Callable] = {}
+# name -> (the prodigy module it was registered with, what prodigy.recipe returned).
+# The module is compared by identity, not by id(): a freed stand-in's id can be
+# reused by the next one, which would then never see its registration.
+_registered: dict[str, tuple[weakref.ref, Callable]] = {}
 
 
 def require_prodigy() -> Any:
@@ -361,11 +365,12 @@ def register(name: str) -> Callable:
         raise ValueError(f"unknown recipe {name!r}; skseg's: {sorted(_FUNCTIONS)}")
     prodigy = require_prodigy()
     # a stand-in or reloaded prodigy module gets its own registration
-    key = f"{id(prodigy)}:{name}"
-    if key not in _registered:
+    known = _registered.get(name)
+    if known is None or known[0]() is not prodigy:
         function, arguments = _FUNCTIONS[name]
-        _registered[key] = prodigy.recipe(name, **arguments)(function)
-    return _registered[key]
+        known = (weakref.ref(prodigy), prodigy.recipe(name, **arguments)(function))
+        _registered[name] = known
+    return known[1]
 
 
 def __getattr__(attribute: str) -> Callable:
