@@ -210,18 +210,18 @@ def _outcomes(
         for index, file in enumerate(files):
             yield _run_one(estimator, method, index, file)
         return
-    tasks = (
-        delayed(_run_one)(estimator, method, index, file)
-        for index, file in enumerate(files)
-    )
+
+    def tasks():
+        return (
+            delayed(_run_one)(estimator, method, index, file)
+            for index, file in enumerate(files)
+        )
+
     try:
-        outcomes = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks)
+        outcomes = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks())
     except ValueError as e:
         if "return_as" not in str(e):
             raise
         # backends that cannot stream results (multiprocessing) return them at once
-        outcomes = Parallel(n_jobs=n_jobs)(
-            delayed(_run_one)(estimator, method, index, file)
-            for index, file in enumerate(files)
-        )
+        outcomes = Parallel(n_jobs=n_jobs)(tasks())
     yield from outcomes

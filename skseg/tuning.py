@@ -276,12 +276,12 @@ def tune(
     if not X:
         raise ValueError("no files to tune on")
     if y is None:
-        missing = [f for f in X if validate_file(f).get("annotation") is None]
+        y = [validate_file(f).get("annotation") for f in X]
+        missing = sum(reference is None for reference in y)
         if missing:
             raise ValueError(
-                f"{len(missing)} file(s) have no 'annotation' and no y was given"
+                f"{missing} file(s) have no 'annotation' and no y was given"
             )
-        y = [validate_file(f)["annotation"] for f in X]
     y = list(y)
     if excerpt is None and cv is None and len(X) < folds:
         longest = max(annotated(f).support().extent().duration for f in X)
