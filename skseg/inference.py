@@ -23,8 +23,9 @@ import os
 import threading
 import warnings
 import weakref
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -424,31 +425,75 @@ class Inference:
                 return self._network(chunks, sincnet_batch=_SINCNET_BATCH)
             return self._network(chunks)
 
-    def _infer(self, block: np.ndarray, window: int, step: int) -> np.ndarray:
-        num_chunks = 1 + (len(block) - window) // step
-        tensor = torch.from_numpy(block)
+    def _scores(self, block: torch.Tensor, window: int, step: int) -> np.ndarray:
+        return self._forward(block, window, step).numpy()
+
+    def _run(
+        self,
+        blocks: Iterator[tuple[np.ndarray, int]],
+        window: int,
+        step: int,
+        hook: Callable[[int, int], None] | None,
+        total: int,
+    ) -> list[np.ndarray]:
+        """Score each ``(block, chunks done after it)`` in order, calling ``hook``."""
+        outputs: list[np.ndarray] = []
+        threads = torch.get_num_threads()
         if self.device.type == "cuda":
             # pyannote's fix_reproducibility: TF32 would break parity with CPU
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
-            out = self._forward(tensor.to(self.device), window, step)
-            return out.float().cpu().numpy()
-        threads = torch.get_num_threads()
-        parts = _split(num_chunks, min(threads, num_chunks))
-        if len(parts) == 1:
-            return self._forward(tensor, window, step).numpy()
-        futures = [
-            _workers(threads).submit(
-                self._forward, tensor[a * step : (b - 1) * step + window], window, step
-            )
-            for a, b in parts
-        ]
+        if self.device.type != "cpu" or threads == 1:
+            for block, done in blocks:
+                tensor = torch.from_numpy(block).to(self.device)
+                outputs.append(
+                    self._forward(tensor, window, step).float().cpu().numpy()
+                )
+                if hook is not None:
+                    hook(done, total)
+            return outputs
+        # Each block is split between the worker threads, and the next block is
+        # read and queued before this one is collected: a worker that finishes its
+        # part goes on to the next block instead of waiting at a per-block barrier,
+        # and reading overlaps the network. Two blocks in flight at most.
+        pool = _workers(threads)
+        pending: deque[tuple[int, list[Future]]] = deque()
+
+        def collect() -> None:
+            done, futures = pending.popleft()
+            outputs.append(np.concatenate([f.result() for f in futures]))
+            if hook is not None:
+                hook(done, total)
+
         try:
-            return np.concatenate([f.result().numpy() for f in futures])
+            for block, done in blocks:
+                tensor = torch.from_numpy(block)
+                num_chunks = 1 + (len(block) - window) // step
+                parts = _split(num_chunks, min(threads, num_chunks))
+                futures = [
+                    pool.submit(
+                        self._scores,
+                        tensor[a * step : (b - 1) * step + window],
+                        window,
+                        step,
+                    )
+                    for a, b in parts
+                ]
+                pending.append((done, futures))
+                while len(pending) > 1:
+                    collect()
+            while pending:
+                collect()
         finally:
+            # a failed read or hook: do not leave queued work running after we return
+            futures = [f for _, fs in pending for f in fs]
+            for future in futures:
+                future.cancel()
+            wait(futures)
             # a worker's set_num_threads(1) also becomes torch's default for
             # threads started later: give them the caller's count back
             torch.set_num_threads(threads)
+        return outputs
 
     def __call__(
         self, file: AudioFile, hook: Callable[[int, int], None] | None = None
@@ -480,21 +525,19 @@ class Inference:
             num_complete = 1 + (n - window) // step if n >= window else 0
             has_last = n < window or (n - window) % step > 0
             total = num_complete + int(has_last)
-            outputs: list[np.ndarray] = []
-            for c0 in range(0, num_complete, self.batch_size):
-                c1 = min(c0 + self.batch_size, num_complete)
-                block = reader.read(c0 * step, (c1 - 1) * step + window)
-                # a private copy: the reader may hand out a read-only or cached buffer
-                block = np.array(block, dtype="float32")
-                outputs.append(self._infer(block, window, step))
-                if hook is not None:
-                    hook(c1, total)
-            if has_last:
-                last = np.zeros(window, dtype="float32")
-                tail = reader.read(num_complete * step, n)
-                last[: len(tail)] = tail
-                outputs.append(self._infer(last, window, step))
-                if hook is not None:
-                    hook(total, total)
+
+            def blocks() -> Iterator[tuple[np.ndarray, int]]:
+                for c0 in range(0, num_complete, self.batch_size):
+                    c1 = min(c0 + self.batch_size, num_complete)
+                    block = reader.read(c0 * step, (c1 - 1) * step + window)
+                    # a private copy: the reader may hand out a read-only or cached one
+                    yield np.array(block, dtype="float32"), c1
+                if has_last:
+                    last = np.zeros(window, dtype="float32")
+                    tail = reader.read(num_complete * step, n)
+                    last[: len(tail)] = tail
+                    yield last, total
+
+            outputs = self._run(blocks(), window, step, hook, total)
         data = np.concatenate(outputs, axis=0)
         return ChunkScores(data, self.chunk_window, self.model.receptive_field, n, sr)

@@ -125,6 +125,62 @@ def test_worker_threads_give_the_same_numbers(model, sample, sample_chunks):
     assert np.abs(three.data - sample_chunks.data).max() <= 1e-6
 
 
+def test_pipelined_blocks_report_in_order(model, sample, sample_chunks):
+    import torch
+
+    before = torch.get_num_threads()
+    calls = []
+    try:
+        torch.set_num_threads(2)  # worker threads, two blocks in flight
+        chunks = Inference(model, batch_size=8)(
+            sample, hook=lambda done, total: calls.append((done, total))
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert calls == [(c, 51) for c in (8, 16, 24, 32, 40, 48, 51)]
+    assert np.abs(chunks.data - sample_chunks.data).max() <= 1e-6
+
+
+def test_a_failed_read_stops_the_queued_work(model, sample, monkeypatch):
+    import time
+
+    import torch
+
+    from skseg.audio import AudioReader
+    from skseg.exceptions import AudioError
+
+    read, reads = AudioReader.read, []
+
+    def failing_read(self, start, stop):
+        reads.append(start)
+        if len(reads) == 4:
+            raise AudioError("sample.wav", "bad block")
+        return read(self, start, stop)
+
+    runs = []
+    scores = Inference._scores
+
+    def counted(self, *args):
+        out = scores(self, *args)
+        runs.append(1)  # counted when done: work still running would show later
+        return out
+
+    monkeypatch.setattr(AudioReader, "read", failing_read)
+    monkeypatch.setattr(Inference, "_scores", counted)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(AudioError, match="bad block"):
+            Inference(model, batch_size=8)(sample)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    # blocks 1-3 were queued (2 parts each); nothing runs once the call has returned
+    settled = len(runs)
+    time.sleep(0.3)
+    assert len(runs) == settled <= 6
+
+
 def test_cuda_without_cuda_names_the_problem(model, monkeypatch):
     import torch
 
