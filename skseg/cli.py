@@ -15,6 +15,7 @@ argument naming something unusable: nothing was processed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -377,15 +378,24 @@ def _files(args: argparse.Namespace, estimator: Any) -> tuple[list[dict], list[s
 
 def _predict(args: argparse.Namespace) -> int:
     from .batch import predict_many
+    from .inference import chunk_progress
 
     name = f"skseg {args.command}"
     estimator = _build_estimator(args, args.command)
     files, problems = _files(args, estimator)
     _check_ready(estimator)
     total = len(files) + len(problems)
+    # one file (a long meeting, typically): count its chunks, not the one file
+    by_chunk = len(files) == 1 and (args.jobs or 1) == 1
     with (
         _RTTMWriter(args.rttm, args.out) as writer,
-        _progress(args, args.command, "files", len(files)) as progress,
+        _progress(
+            args,
+            args.command,
+            "chunks" if by_chunk else "files",
+            None if by_chunk else len(files),
+        ) as progress,
+        chunk_progress(progress.update) if by_chunk else contextlib.nullcontext(),
     ):
         for problem in problems:
             progress.message(f"{name}: {problem}")
@@ -399,7 +409,7 @@ def _predict(args: argparse.Namespace) -> int:
                 on_error=lambda index, file, failure: progress.message(
                     f"{name}: {failure}"
                 ),
-                progress=progress.update,
+                progress=None if by_chunk else progress.update,
             )
         except KeyboardInterrupt:
             progress.message(f"{name}: interrupted; finished files are written")

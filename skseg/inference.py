@@ -18,6 +18,8 @@ beyond the score arrays.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import os
 import threading
@@ -34,7 +36,14 @@ from pyannote.core import Segment, SlidingWindow, SlidingWindowFeature
 from .audio import AudioFile, AudioReader
 from .model import SegmentationModel, load_model
 
-__all__ = ["ChunkScores", "Inference", "aggregate", "REDUCTIONS", "MODES"]
+__all__ = [
+    "ChunkScores",
+    "Inference",
+    "aggregate",
+    "chunk_progress",
+    "REDUCTIONS",
+    "MODES",
+]
 
 
 class ChunkScores(SlidingWindowFeature):
@@ -331,6 +340,40 @@ def _split(num: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
+_CHUNK_PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = (
+    contextvars.ContextVar("skseg_chunk_progress", default=None)
+)
+
+
+@contextlib.contextmanager
+def chunk_progress(hook: Callable[[int, int], None]) -> Iterator[None]:
+    """Report the chunks of every :class:`Inference` call made inside the block.
+
+    The estimators do not pass a progress hook down to their inference; this
+    reaches it anyway, for one long file (the command line's progress line). Calls
+    given their own ``hook`` keep it. Scoped to the current thread / context.
+
+    Parameters
+    ----------
+    hook : callable
+        Called as ``hook(completed, total)`` after each batch of chunks.
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator, fetch_sample
+    >>> seen = []
+    >>> with chunk_progress(lambda done, total: seen.append((done, total))):
+    ...     _ = VADEstimator(cache=False).predict([fetch_sample()])
+    >>> seen
+    [(32, 51), (51, 51)]
+    """
+    token = _CHUNK_PROGRESS.set(hook)
+    try:
+        yield
+    finally:
+        _CHUNK_PROGRESS.reset(token)
+
+
 class Inference:
     """Run a segmentation model over a file in overlapping chunks.
 
@@ -505,7 +548,8 @@ class Inference:
         file : str, PathLike or mapping
             The file (see :func:`skseg.audio.validate_file`).
         hook : callable, optional
-            Called as ``hook(completed, total)`` after each batch.
+            Called as ``hook(completed, total)`` after each batch; defaults to
+            the one set by :func:`chunk_progress`, if any.
 
         Returns
         -------
@@ -517,6 +561,8 @@ class Inference:
         AudioError
             If the file cannot be read.
         """
+        if hook is None:
+            hook = _CHUNK_PROGRESS.get()
         sr = self.model.sample_rate
         window = round(self.duration * sr)
         step = round(self.step * sr)

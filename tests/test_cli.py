@@ -80,6 +80,21 @@ def test_vad_list_with_missing_file_writes_others_and_exits_1(files):
     assert run.stdout == ""  # RTTM went to the file, not to stdout
 
 
+def test_one_file_counts_its_chunks(files, tmp_path):
+    # a single long file would otherwise show "0/1 files" until it is done
+    run = skseg("vad", files / "a.wav", "--rttm", tmp_path / "a.rttm", "--progress")
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert lines and all(line.startswith("vad: ") for line in lines), run.stderr
+    assert "51/51 chunks" in lines[-1]  # the sample's 51 chunks of 5 s
+    # two files: counted by file
+    run = skseg(
+        "vad", files / "a.wav", files / "b.wav", "--out", tmp_path, "--progress"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "2/2 files" in run.stderr.splitlines()[-1]
+
+
 def test_pipeline_joblib_round_trip_out_dir(files, tmp_path):
     tuned = OSDEstimator(onset=0.6, offset=0.3, min_duration_on=0.05)
     joblib.dump(tuned, tmp_path / "osd.joblib")
