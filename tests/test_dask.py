@@ -5,6 +5,8 @@ The cluster is a LocalCluster of 2 worker processes bound to loopback; ``distrib
 is in the ``dev`` extra, so this runs in CI (never skipped).
 """
 
+import os
+
 import joblib
 import numpy as np
 import pytest
@@ -28,6 +30,10 @@ GRID = {
 
 @pytest.fixture(scope="module")
 def client():
+    # LocalCluster sets OMP_NUM_THREADS=1 (and MKL's, OpenBLAS's) in this process's
+    # environment for its workers, and leaves them: later subprocesses would start
+    # single-threaded. Give the environment back.
+    environ = dict(os.environ)
     with (
         LocalCluster(
             processes=True,
@@ -38,7 +44,11 @@ def client():
         ) as cluster,
         Client(cluster) as client,
     ):
-        yield client
+        try:
+            yield client
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Same inputs, same outputs: across runs, batch sizes, torch threads, n_jobs,
 processes, and threads sharing one estimator (with and without the score cache)."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -134,10 +135,14 @@ np.savez(sys.argv[1], **out)
 
 def test_fresh_process_gives_identical_scores(wavs, tmp_path):
     saved = tmp_path / "fresh.npz"
+    # the same thread count as here: it decides how chunks are split between
+    # workers, and some CPUs' kernels round differently for other splits
+    threads = str(torch.get_num_threads())
     run = subprocess.run(
         [sys.executable, "-c", SUBPROCESS, str(saved), wavs[1]],
         capture_output=True,
         text=True,
+        env=dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads),
     )
     assert run.returncode == 0, run.stderr
     fresh = np.load(saved)

@@ -10,7 +10,18 @@ def test_raw_chunks_equal_pyannote(sample_chunks, reference_scores):
     assert sample_chunks.data.shape == (51, 293, 3)
     w = sample_chunks.sliding_window
     assert (w.start, w.duration, w.step) == (0.0, 5.0, 0.5)
-    assert np.abs(sample_chunks.data - reference_scores["chunks"]).max() <= 1e-4
+    # The reference was made on one CPU; this may run on another. pyannote's own
+    # raw scores move by up to 1.9e-4 (mean 1.3e-7, 99.9th percentile 1.8e-5)
+    # between oneDNN's AVX-512 and AVX2 kernels of the same torch, because the
+    # network amplifies float32 rounding (docs/performance.md, "the parity
+    # floor"). Where the kernels match, as on the machine that made it, the
+    # difference is 0.0; the max bound here is the floor's order, and the bulk of
+    # the scores is held to 1e-4. Same kernels, same numbers on this machine:
+    # test_default_path_matches_the_plain_forward.
+    diff = np.abs(sample_chunks.data - reference_scores["chunks"])
+    assert diff.mean() <= 1e-6
+    assert np.quantile(diff, 0.999) <= 1e-4
+    assert diff.max() <= 1e-3
 
 
 @pytest.mark.parametrize(
