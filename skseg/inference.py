@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from pyannote.core import Segment, SlidingWindow, SlidingWindowFeature
 
+from .allocator import tune_malloc
 from .audio import AudioFile, AudioReader
 from .model import SegmentationModel, load_model
 
@@ -400,7 +401,10 @@ class Inference:
     On CPU, each batch is split between ``torch.get_num_threads()`` worker
     threads that run one intra-op thread each: the LSTM's 293 sequential steps
     are too small to share between threads, so coarse parallelism over chunks
-    uses the cores better, and gives the same numbers.
+    uses the cores better, and gives the same numbers. The first CPU run also
+    raises glibc's malloc thresholds (:func:`skseg.allocator.tune_malloc`), so
+    that each batch reuses the previous one's memory instead of page-faulting it
+    in anew.
 
     Examples
     --------
@@ -499,6 +503,8 @@ class Inference:
                 hook(done, total)
 
         threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            tune_malloc()
         if self.device.type == "cuda":
             # pyannote's fix_reproducibility: TF32 would break parity with CPU
             torch.backends.cuda.matmul.allow_tf32 = False
