@@ -7,9 +7,10 @@ alternates repetitions between the workers (ABAB..., so slow phases of a noisy
 machine hit every tool alike) and prints, per worker: wall time per repetition
 (median, min, max), CPU time, real-time factor, peak RSS, the speed-up
 pyannote / skseg, and the max abs difference to pyannote's raw chunk scores and
-aggregated speech score, both taken from the timed runs. Then, per variant, the
-speech detection error rate on pyannote's sample with the VAD pipeline defaults,
-next to pyannote's own (Binarize and DetectionErrorRate of pyannote.audio 4.0.7).
+overlap-added speech, overlap and per-speaker scores, all from the timed runs.
+Then, per variant, the speech detection error rate on pyannote's sample with the
+VAD pipeline defaults, next to pyannote's own (Binarize and DetectionErrorRate
+of pyannote.audio 4.0.7).
 
 What is timed, for both tools: raw chunk scores (5 s chunks, batch 32) plus the
 Hamming overlap-add of the per-chunk speech score (max over speakers), i.e. what
@@ -19,13 +20,23 @@ Audio: pyannote's 30 s sample tiled to ``--duration`` seconds, written once.
 Each worker sets torch's thread count (``--threads``, default 2) and runs one
 untimed warm-up on the 30 s sample.
 
+``--floor`` adds a second pyannote worker whose oneDNN may only use AVX2 kernels
+(``ONEDNN_MAX_CPU_ISA=AVX2``): on a CPU with AVX-512 its distance to the first
+pyannote worker is how far pyannote's own scores move between two x86 CPUs, the
+floor below which a parity figure means "the same kernels", not "the same model".
+``--peer-malloc`` adds pyannote run with skseg's glibc malloc settings
+(:mod:`skseg.allocator`, here through ``MALLOC_*`` environment variables): how
+much of the speed-up a pyannote user could get from the environment alone.
+
 usage:
   bash benchmarks/setup_peer.sh                 # once: the peer environment
   python benchmarks/speed.py [--repeat 3] [--duration 600] [--threads 2]
-                             [--variants exact,fast] [--peer-python PATH]
+                             [--variants exact,fast] [--floor] [--peer-malloc]
+                             [--peer-python PATH] [--json PATH]
 
 ``--variants`` takes any of: exact, balanced, fast (the three modes of
-:class:`skseg.Inference`), and the single levers of the fast mode for the
+:class:`skseg.Inference`), exact-nomalloc (the exact mode with glibc's default
+malloc settings), and the single levers of the fast mode for the
 trade-off table: step1 (exact network, step 1 s), step2.5, shared (shared first
 convolution only), int8 (int8 dynamic LSTM/linear only), fast-step0.5
 (fast network at the exact step), fast-step2.5.
@@ -52,6 +63,8 @@ VAD_DEFAULTS = (0.767, 0.377, 0.136, 0.067)  # onset, offset, min on, min off
 # name -> (Inference mode, step in seconds or None, shared_conv, int8) overrides
 VARIANTS: dict[str, tuple[str, float | None, bool | None, bool | None]] = {
     "exact": ("exact", None, None, None),
+    # the exact mode with glibc's default malloc settings (SKSEG_MALLOC_TUNING=0)
+    "exact-nomalloc": ("exact", None, None, None),
     "balanced": ("balanced", None, None, None),
     "fast": ("fast", None, None, None),
     "step1": ("exact", 1.0, None, None),
@@ -82,6 +95,8 @@ def skseg_worker(args: argparse.Namespace) -> None:
     from skseg.model import load_model
 
     torch.set_num_threads(args.threads)
+    if args.variant.endswith("-nomalloc"):
+        os.environ["SKSEG_MALLOC_TUNING"] = "0"
     mode, step, shared, int8 = VARIANTS[args.variant]
     inference = Inference(load_model(), step=step, mode=mode)
     if shared is not None:
@@ -172,9 +187,9 @@ PEER_WORKER = textwrap.dedent(
 
 
 class Worker:
-    def __init__(self, name: str, argv: list[str]):
+    def __init__(self, name: str, argv: list[str], env: dict | None = None):
         self.name = name
-        env = dict(os.environ, PYANNOTE_METRICS_ENABLED="false")
+        env = dict(os.environ, PYANNOTE_METRICS_ENABLED="false", **(env or {}))
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -219,6 +234,31 @@ def make_audio(directory: Path, duration: float) -> tuple[str, dict]:
     return str(path), sample
 
 
+def _aggregated(chunks: np.ndarray, duration: float) -> dict[str, np.ndarray]:
+    """Overlap-added overlap and per-speaker scores of raw 0.5 s-step chunks.
+
+    Both tools' raw chunks go through the same (pyannote-identical) aggregation,
+    so the differences are the networks'.
+    """
+    from pyannote.core import SlidingWindow
+
+    from skseg import ChunkScores, aggregate
+    from skseg.model import load_model
+
+    frames = load_model("pyannote/segmentation").receptive_field
+    scores = ChunkScores(
+        chunks,
+        SlidingWindow(start=0.0, duration=5.0, step=0.5),
+        frames,
+        round(duration * 16000),
+        16000,
+    )
+    return {
+        "overlap": aggregate(scores, reduction="overlap").data,
+        "classes": aggregate(scores).data,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -229,6 +269,18 @@ def main() -> None:
         os.environ.get("SKSEG_PEER_DIR", Path.home() / ".cache/skseg/peer")
     )
     parser.add_argument("--peer-python", default=str(default_peer / "venv/bin/python"))
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run pyannote with oneDNN limited to AVX2 kernels: how far "
+        "pyannote's own scores move between CPUs (the parity noise floor)",
+    )
+    parser.add_argument(
+        "--peer-malloc",
+        action="store_true",
+        help="also run pyannote with skseg's glibc malloc settings "
+        "(skseg.allocator), set through the environment",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -260,19 +312,29 @@ def main() -> None:
             f"{args.repeat} repetitions alternating, variants {variants}",
             flush=True,
         )
-        workers = [
-            Worker(
-                "pyannote",
-                [
-                    args.peer_python,
-                    str(peer_script),
-                    ckpt,
-                    sample["audio"],
-                    rttm,
-                    str(args.threads),
-                ],
-            )
+        peer_argv = [
+            args.peer_python,
+            str(peer_script),
+            ckpt,
+            sample["audio"],
+            rttm,
+            str(args.threads),
         ]
+        workers = [Worker("pyannote", peer_argv)]
+        if args.peer_malloc:
+            from skseg.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+
+            malloc = {
+                "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+                "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
+            }
+            workers.append(Worker("pyannote:malloc", peer_argv, malloc))
+        if args.floor:
+            # the same pyannote, torch and weights; only oneDNN's kernel choice
+            # (and so its float32 summation order) differs, as between two CPUs
+            workers.append(
+                Worker("pyannote:avx2", peer_argv, {"ONEDNN_MAX_CPU_ISA": "AVX2"})
+            )
         for v in variants:
             workers.append(
                 Worker(
@@ -306,6 +368,7 @@ def main() -> None:
         peer = workers[0]
         ref_chunks = np.load(tmp / "pyannote_chunks.npy")
         ref_speech = np.load(tmp / "pyannote_speech.npy")
+        ref = _aggregated(ref_chunks, args.duration)
         peer_median = statistics.median(r["wall"] for r in peer.runs)
         rows = []
         for w in workers:
@@ -325,32 +388,45 @@ def main() -> None:
                 chunks = np.load(tmp / f"{w.name.replace(':', '_')}_chunks.npy")
                 speech = np.load(tmp / f"{w.name.replace(':', '_')}_speech.npy")
                 row["chunks_shape"] = list(chunks.shape)
+                row["max_diff_speech"] = float(np.abs(speech - ref_speech).max())
                 if chunks.shape == ref_chunks.shape:
                     row["max_diff_chunks"] = float(np.abs(chunks - ref_chunks).max())
-                row["max_diff_speech"] = float(np.abs(speech - ref_speech).max())
+                    mine = _aggregated(chunks, args.duration)
+                    for key in ("overlap", "classes"):
+                        diff = np.abs(mine[key] - ref[key]).max()
+                        row[f"max_diff_{key}"] = float(diff)
             rows.append(row)
 
+    columns = [
+        ("max_diff_chunks", "|d chunks|"),
+        ("max_diff_speech", "|d speech|"),
+        ("max_diff_overlap", "|d overlap|"),
+        ("max_diff_classes", "|d classes|"),
+    ]
     head = (
         f"{'tool':18s} {'median s':>9s} {'min':>7s} {'max':>7s} {'cpu s':>7s} "
-        f"{'RTF':>7s} {'RSS MB':>7s} {'speed-up':>8s} {'|d chunks|':>10s} "
-        f"{'|d speech|':>10s} {'DetER %':>7s}"
+        f"{'RTF':>7s} {'RSS MB':>7s} {'speed-up':>8s} "
+        + " ".join(f"{title:>11s}" for _, title in columns)
+        + f" {'DetER %':>7s}"
     )
     print("\n" + head)
     for r in rows:
-        dc = r.get("max_diff_chunks")
-        ds = r.get("max_diff_speech")
+        diffs = " ".join(
+            f"{'-' if r.get(key) is None else f'{r[key]:.1e}':>11s}"
+            for key, _ in columns
+        )
         print(
             f"{r['tool']:18s} {r['wall_median']:9.2f} {r['wall_min']:7.2f} "
             f"{r['wall_max']:7.2f} {r['cpu_median']:7.2f} {r['rtf']:7.4f} "
-            f"{r['peak_rss_mb']:7.0f} {r['speedup']:7.2f}x "
-            f"{'-' if dc is None else f'{dc:.1e}':>10s} "
-            f"{'-' if ds is None else f'{ds:.1e}':>10s} "
+            f"{r['peak_rss_mb']:7.0f} {r['speedup']:7.2f}x {diffs} "
             f"{100 * r['deter_sample']:7.2f}"
         )
     print(
         "\nspeed-up = pyannote's median wall / the tool's; |d| = max abs difference "
-        "to pyannote's scores in the same run ('-': different chunking); DetER: "
-        "speech detection error rate on the 30 s sample, VAD pipeline defaults."
+        "to pyannote's scores in the same run ('-': different chunking): raw chunk "
+        "scores, and the overlap-added speech (max over speakers), overlap "
+        "(second-largest) and per-speaker scores; DetER: speech detection error "
+        "rate on the 30 s sample, VAD pipeline defaults."
     )
     if args.json:
         meta = {
