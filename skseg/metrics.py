@@ -16,7 +16,9 @@ None); ``target="speech"`` compares with where anybody speaks and
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -125,6 +127,32 @@ def annotated(file: Any) -> Timeline:
     return inside
 
 
+_DERIVED: OrderedDict[tuple, Annotation] = OrderedDict()
+_DERIVED_LOCK = threading.Lock()
+
+
+def _derived_reference(target: str, annotation: Annotation) -> Annotation:
+    """``_TARGETS[target](annotation)``, computed once per distinct reference.
+
+    A grid search scores every candidate against the same references: deriving
+    their speech or overlap regions anew each time was a tenth of a warm search.
+    Keyed by content (the turns), so an annotation changed in place is derived
+    again.
+    """
+    key = (target, annotation.uri, tuple(annotation.itertracks(yield_label=True)))
+    with _DERIVED_LOCK:
+        derived = _DERIVED.get(key)
+        if derived is not None:
+            _DERIVED.move_to_end(key)
+            return derived
+    derived = _TARGETS[target](annotation)
+    with _DERIVED_LOCK:
+        _DERIVED[key] = derived
+        while len(_DERIVED) > 256:
+            _DERIVED.popitem(last=False)
+    return derived
+
+
 class _Scorer:
     """Predict, accumulate a fresh pyannote metric over the fold, aggregate."""
 
@@ -199,7 +227,7 @@ class _DetectionScorer(_Scorer):
         self.skip_overlap = skip_overlap
 
     def _reference(self, annotation: Annotation) -> Annotation:
-        return _TARGETS[self.target](annotation)
+        return _derived_reference(self.target, annotation)
 
 
 class DetectionErrorRateScorer(_DetectionScorer):

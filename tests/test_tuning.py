@@ -92,3 +92,23 @@ def test_default_grid_and_errors(sample):
         tune(VADEstimator(), [])
     with pytest.raises(ValueError, match="no 'annotation'"):
         tune(VADEstimator(), [sample["audio"]])
+
+
+def test_derived_references_are_computed_once_and_follow_edits():
+    from pyannote.core import Annotation
+
+    from skseg.metrics import _derived_reference
+
+    turns = Annotation(uri="call")
+    turns[Segment(0, 5)] = "alice"
+    turns[Segment(4, 8)] = "bob"
+    first = _derived_reference("overlap", turns)
+    # the next candidate of a grid search gets the same regions, not recomputed
+    assert _derived_reference("overlap", turns) is first
+    assert list(first.itersegments()) == [Segment(4, 5)]
+    assert list(_derived_reference("speech", turns).itersegments()) == [Segment(0, 8)]
+    turns[Segment(7, 9)] = "carol"  # edited in place: derived again
+    assert list(_derived_reference("overlap", turns).itersegments()) == [
+        Segment(4, 5),
+        Segment(7, 8),
+    ]
