@@ -32,14 +32,19 @@ def _hysteresis_states(x: np.ndarray, onset: float, offset: float) -> np.ndarray
         last = np.where(decided, np.arange(len(x)), -1)
         np.maximum.accumulate(last, out=last)
         return np.where(last >= 0, on[np.maximum(last, 0)], False)
-    # onset < offset: a score between them flips the state every frame
-    states = np.empty(len(x), dtype=bool)
-    active = bool(on[0])
-    states[0] = active
-    for i in range(1, len(x)):
-        active = not off[i] if active else bool(on[i])
-        states[i] = active
-    return states
+    # onset < offset: a score between them flips the state every frame. A frame
+    # sets the state (above both), clears it (below both), flips it (between) or
+    # holds it (NaN); the state is the last set/clear, flipped once per flip since
+    # (before any: inactive, so the first flip switches on).
+    flip = on & off
+    decided = on ^ off
+    steps = np.arange(len(x))
+    last = np.where(decided, steps, -1)
+    np.maximum.accumulate(last, out=last)
+    flips = np.cumsum(flip)
+    since = flips - np.where(last >= 0, flips[np.maximum(last, 0)], 0)
+    base = np.where(last >= 0, on[np.maximum(last, 0)], False)
+    return base ^ (since % 2 == 1)
 
 
 def hysteresis_regions(

@@ -16,6 +16,8 @@ None); ``target="speech"`` compares with where anybody speaks and
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -53,6 +55,13 @@ _TARGETS = {
     "overlap": overlap_reference,
     "speakers": lambda annotation: annotation,
 }
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_duration(path: str, size: int, mtime_ns: int) -> float:
+    # size and mtime in the key: an edited file is read again
+    with AudioReader(path) as reader:
+        return reader.duration
 
 
 def annotated(file: Any) -> Timeline:
@@ -98,6 +107,16 @@ def annotated(file: Any) -> Timeline:
     f = validate_file(file)
     if f.get("duration") is not None:
         duration = float(f["duration"])
+    elif "waveform" not in f:
+        # scoring many candidates reads the same headers again and again
+        path = os.path.realpath(f["audio"])
+        try:
+            stat = os.stat(path)
+        except OSError:
+            with AudioReader(f) as reader:  # names the file and the problem
+                duration = reader.duration
+        else:
+            duration = _header_duration(path, stat.st_size, stat.st_mtime_ns)
     else:
         with AudioReader(f) as reader:
             duration = reader.duration

@@ -288,6 +288,24 @@ def test_annotated_uem_beyond_the_audio_is_clipped_with_a_warning(clip, tmp_path
         annotated(clip)  # within the audio: no warning
 
 
+def test_annotated_sees_an_audio_file_replaced_in_place(tmp_path):
+    # the audio's duration is remembered per path, size and modification time
+    from pyannote.core import Segment, Timeline
+
+    path = tmp_path / "replaced.wav"
+    sf.write(path, np.zeros(2 * 16000, dtype="float32"), 16000)
+    file = {"audio": str(path), "annotated": Timeline([Segment(0, 3)])}
+    with pytest.warns(UserWarning, match="replaced"):
+        assert annotated(file).extent().end == pytest.approx(2.0)
+    sf.write(path, np.zeros(4 * 16000, dtype="float32"), 16000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert annotated(file).extent().end == pytest.approx(3.0)
+    os.remove(path)
+    with pytest.raises(FileError, match="replaced.wav"):
+        annotated(file)
+
+
 def test_annotated_uem_outside_the_audio_is_an_error(clip, tmp_path):
     uem = tmp_path / "clip.uem"
     uem.write_text(f"{clip['uri']} 1 30.000 40.000\n")

@@ -55,9 +55,11 @@ def reference_loop(x, t, onset, offset):
 )
 def test_vectorised_hysteresis_equals_loop(onset, offset):
     rng = np.random.default_rng(0)
-    for _ in range(50):
+    for _ in range(200):
         x = rng.random(rng.integers(1, 60))
         x[rng.random(len(x)) < 0.1] = onset  # ties with the thresholds
+        x[rng.random(len(x)) < 0.1] = offset
+        x[rng.random(len(x)) < 0.2] = (onset + offset) / 2  # between: flips
         x[rng.random(len(x)) < 0.05] = np.nan
         t = np.arange(len(x)) * 0.5
         assert hysteresis_regions(x, t, onset, offset) == reference_loop(
