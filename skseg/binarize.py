@@ -25,21 +25,14 @@ def _hysteresis_states(x: np.ndarray, onset: float, offset: float) -> np.ndarray
     """State of pyannote's Binarize state machine after each frame of ``x``."""
     on = x > onset
     off = x < offset
-    if onset >= offset:
-        # "on" and "off" exclude each other: the state is that of the last frame
-        # where either holds, False before any (vectorised, no Python loop)
-        decided = on | off
-        last = np.where(decided, np.arange(len(x)), -1)
-        np.maximum.accumulate(last, out=last)
-        return np.where(last >= 0, on[np.maximum(last, 0)], False)
-    # onset < offset: a score between them flips the state every frame. A frame
-    # sets the state (above both), clears it (below both), flips it (between) or
-    # holds it (NaN); the state is the last set/clear, flipped once per flip since
-    # (before any: inactive, so the first flip switches on).
+    # A frame sets the state (only "on" holds), clears it (only "off"), flips it
+    # (both: a score between onset < offset) or holds it (neither: NaN). The state
+    # is that of the last set/clear, flipped once per flip since (before any:
+    # inactive, so a first flip switches on). With onset >= offset no frame flips.
+    # Vectorised: no Python loop over frames.
     flip = on & off
     decided = on ^ off
-    steps = np.arange(len(x))
-    last = np.where(decided, steps, -1)
+    last = np.where(decided, np.arange(len(x)), -1)
     np.maximum.accumulate(last, out=last)
     flips = np.cumsum(flip)
     since = flips - np.where(last >= 0, flips[np.maximum(last, 0)], 0)

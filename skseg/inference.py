@@ -476,7 +476,7 @@ class Inference:
             return self._network(chunks)
 
     def _scores(self, block: torch.Tensor, window: int, step: int) -> np.ndarray:
-        return self._forward(block, window, step).numpy()
+        return self._forward(block, window, step).float().cpu().numpy()
 
     def _run(
         self,
@@ -514,7 +514,7 @@ class Inference:
         if self.device.type != "cpu" or threads == 1:
             for block, done in blocks:
                 tensor = torch.from_numpy(block).to(self.device)
-                store(self._forward(tensor, window, step).float().cpu().numpy(), done)
+                store(self._scores(tensor, window, step), done)
             return out
         # Each block is split between the worker threads, and the next block is
         # read and queued before this one is collected: a worker that finishes its

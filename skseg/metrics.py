@@ -64,6 +64,20 @@ def _header_duration(path: str, size: int, mtime_ns: int) -> float:
         return reader.duration
 
 
+def _audio_duration(f: dict) -> float:
+    if "waveform" not in f:
+        # scoring many candidates reads the same headers again and again
+        path = os.path.realpath(f["audio"])
+        try:
+            stat = os.stat(path)
+        except OSError:
+            pass  # AudioReader names the file and the problem
+        else:
+            return _header_duration(path, stat.st_size, stat.st_mtime_ns)
+    with AudioReader(f) as reader:
+        return reader.duration
+
+
 def annotated(file: Any) -> Timeline:
     """Return the region of a file that is evaluated (its UEM).
 
@@ -105,21 +119,9 @@ def annotated(file: Any) -> Timeline:
     """
     uem = file.get("annotated") if isinstance(file, Mapping) else None
     f = validate_file(file)
-    if f.get("duration") is not None:
-        duration = float(f["duration"])
-    elif "waveform" not in f:
-        # scoring many candidates reads the same headers again and again
-        path = os.path.realpath(f["audio"])
-        try:
-            stat = os.stat(path)
-        except OSError:
-            with AudioReader(f) as reader:  # names the file and the problem
-                duration = reader.duration
-        else:
-            duration = _header_duration(path, stat.st_size, stat.st_mtime_ns)
-    else:
-        with AudioReader(f) as reader:
-            duration = reader.duration
+    duration = (
+        float(f["duration"]) if f.get("duration") is not None else _audio_duration(f)
+    )
     if uem is None:
         return Timeline([Segment(0.0, duration)], uri=f["uri"])
     if not uem:
