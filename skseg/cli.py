@@ -250,7 +250,7 @@ def _check_ready(estimator: Any) -> None:
 
     try:
         # what predict_many and predict do first: bind (or check) the network
-        estimator._model()
+        estimator.score_source()
     except (InvalidParameterError, CheckpointError, WeightsUnavailableError) as e:
         raise UsageError(str(e)) from None
 

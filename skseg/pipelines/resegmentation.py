@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval
 
 from ..audio import file_label
 from ..exceptions import FileError
-from ..model import SegmentationModel
+from ..scores import FileScores
 from .base import BaseSegmentationEstimator
 
 __all__ = ["ResegmentationEstimator"]
@@ -118,9 +118,8 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         self.device = device
         self.cache = cache
 
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
+    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
+        file = scores.file
         baseline = file.get(self.baseline)
         if not isinstance(baseline, Annotation):
             problem = (
@@ -138,7 +137,7 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         from ._diarization import resegment
 
         return resegment(
-            self._chunk_scores(file, model),
+            scores.chunks(),
             baseline,
             onset=self.onset,
             offset=self._offset,

@@ -7,7 +7,7 @@ from numbers import Real
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.utils._param_validation import Interval
 
-from ..model import SegmentationModel
+from ..scores import FileScores
 from .base import BaseSegmentationEstimator
 
 __all__ = ["SegmentationEstimator"]
@@ -113,13 +113,11 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         self.device = device
         self.cache = cache
 
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
+    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         from ._diarization import segment_speakers
 
         return segment_speakers(
-            self._chunk_scores(file, model),
+            scores.chunks(),
             onset=self.onset,
             offset=self._offset,
             min_duration_on=self.min_duration_on,
