@@ -470,7 +470,13 @@ def _tune(args: argparse.Namespace) -> int:
 
     from .exceptions import FileError
     from .io import load_folder, read_rttm
-    from .tuning import _metric_name, default_grid, hyperparameter_table, tune
+    from .tuning import (
+        default_grid,
+        default_scorer,
+        hyperparameter_table,
+        metric_name,
+        tune,
+    )
 
     args.default_cache = True  # the grid search reuses one network pass per file
     task = args.pipeline_task
@@ -517,7 +523,7 @@ def _tune(args: argparse.Namespace) -> int:
     )
     dataset = args.dataset or Path(args.data_dir).resolve().name
     out = args.out or f"{task}.joblib"
-    scorer = estimator._default_scorer()
+    scorer = default_scorer(estimator)
     with _progress(args, f"tune {task}", "fits", n_candidates * splits) as progress:
         counter = itertools.count(1)
         # a callback cannot reach joblib workers: with --jobs, time alone is shown
@@ -536,7 +542,7 @@ def _tune(args: argparse.Namespace) -> int:
             folds=args.folds,
             excerpt=args.excerpt,
         )
-    result.metric = _metric_name(scorer)
+    result.metric = metric_name(scorer)
     try:
         joblib.dump(result.estimator, out)
     except OSError as e:
@@ -591,7 +597,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if hasattr(scorer, name):
             setattr(scorer, name, getattr(args, name))
     # the scorer's own metric and reference rule: the numbers skseg tunes with
-    metric = scorer._metric()
+    metric = scorer.make_metric()
     uris = sorted(set(references) | set(uems or {}))
     if not uris:
         raise UsageError(f"--reference {args.reference}: no turns at all")
@@ -604,7 +610,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     rows = []
     for uri in uris:
-        reference = scorer._reference(references.get(uri, Annotation(uri=uri)))
+        reference = scorer.reference(references.get(uri, Annotation(uri=uri)))
         hypothesis = hypotheses.get(uri)
         if hypothesis is None:
             print(

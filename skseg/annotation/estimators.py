@@ -100,7 +100,7 @@ def estimator_labels(estimator: Any) -> list[str]:
     >>> estimator_labels(VADEstimator())
     ['SPEECH']
     """
-    label = getattr(estimator, "_label", "")
+    label = getattr(estimator, "region_label", "")
     return [label] if label else []
 
 

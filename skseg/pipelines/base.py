@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from numbers import Integral, Real
 from typing import Any
 
-import torch
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..audio import AudioFile, file_label
 from ..binarize import Binarize
-from ..inference import MODES
 from ..model import SegmentationModel, resolve_model
 from ..scores import FileScores, ScoreSource, score_source
+from .parameters import constraints
 
 __all__ = ["BaseSegmentationEstimator", "DetectionEstimator"]
 
@@ -53,19 +50,11 @@ class BaseSegmentationEstimator(BaseEstimator):
 
     #: key under which :meth:`transform` adds the output to each file
     output_key: str = ""
+    #: name of the pipeline's own metric (:func:`skseg.metrics.get_scorer`):
+    #: what :meth:`score` and :func:`skseg.tuning.tune` use by default
+    default_scoring: str = ""
 
-    _parameter_constraints: dict = {
-        "segmentation": [str, os.PathLike, SegmentationModel],
-        "onset": [Interval(Real, 0, 1, closed="both")],
-        "offset": [Interval(Real, 0, 1, closed="both"), None],
-        "min_duration_on": [Interval(Real, 0, None, closed="left")],
-        "min_duration_off": [Interval(Real, 0, None, closed="left")],
-        "step": [Interval(Real, 0, None, closed="neither"), None],
-        "mode": [StrOptions(set(MODES))],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device, None],
-        "cache": ["boolean", str, os.PathLike, None],
-    }
+    _parameter_constraints: dict = constraints()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -261,10 +250,9 @@ class BaseSegmentationEstimator(BaseEstimator):
         -------
         score : float
         """
-        return self._default_scorer()(self, X, y)
+        from ..metrics import get_scorer
 
-    def _default_scorer(self):
-        raise NotImplementedError
+        return get_scorer(self.default_scoring)(self, X, y)
 
     # -- persistence ----------------------------------------------------------------
     def __getstate__(self):
@@ -275,8 +263,9 @@ class BaseSegmentationEstimator(BaseEstimator):
 class DetectionEstimator(BaseSegmentationEstimator):
     """Base of the detection pipelines: one reduced score, binarized.
 
-    Subclasses name the per-chunk reduction (see :data:`skseg.inference.REDUCTIONS`)
-    and the label of the detected regions.
+    Subclasses name the per-chunk :attr:`reduction` (see
+    :data:`skseg.aggregation.REDUCTIONS`) and the :attr:`region_label` of the
+    detected regions.
 
     Examples
     --------
@@ -289,15 +278,15 @@ class DetectionEstimator(BaseSegmentationEstimator):
     OSDEstimator ['OVERLAP'] 4
     """
 
-    _reduction: str = ""
-    _label: str = ""
+    reduction: str = ""
+    region_label: str = ""
 
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
-        frames = scores.aggregated(self._reduction)
+        frames = scores.aggregated(self.reduction)
         binarize = Binarize(
             self.onset, self._offset, self.min_duration_on, self.min_duration_off
         )
-        return binarize(frames).rename_labels({0: self._label}), frames
+        return binarize(frames).rename_labels({0: self.region_label}), frames
 
 
 def _same(a: Any, b: Any) -> bool:
