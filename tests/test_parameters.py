@@ -19,7 +19,12 @@ from skseg.pipelines.parameters import (
 )
 from skseg.tuning import TUNED_PARAMETERS, default_grid
 
-ESTIMATORS = (VADEstimator, OSDEstimator, SegmentationEstimator, ResegmentationEstimator)
+ESTIMATORS = (
+    VADEstimator,
+    OSDEstimator,
+    SegmentationEstimator,
+    ResegmentationEstimator,
+)
 
 
 def entry(doc, name):
