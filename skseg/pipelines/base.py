@@ -56,6 +56,35 @@ class BaseSegmentationEstimator(BaseEstimator):
 
     _parameter_constraints: dict = constraints()
 
+    @classmethod
+    def from_preset(cls, dataset: str, **params: Any) -> BaseSegmentationEstimator:
+        """Return the estimator with the model card's values for a dataset.
+
+        See :mod:`skseg.pipelines.presets` (pyannote/segmentation's model card,
+        ``Interspeech2021`` revision: its weights may differ from the shipped
+        checkpoint's).
+
+        Parameters
+        ----------
+        dataset : {"ami", "dihard3", "voxconverse"}
+        **params
+            Other parameters (they override the preset's).
+
+        Returns
+        -------
+        estimator : BaseSegmentationEstimator
+
+        Examples
+        --------
+        >>> from skseg import OSDEstimator
+        >>> OSDEstimator.from_preset("voxconverse", mode="fast").onset
+        0.587
+        """
+        from .loading import pipeline_name
+        from .presets import preset
+
+        return cls(**{**preset(pipeline_name(cls), dataset), **params})
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # X is a list of files (paths or dicts), y a list of Annotations
