@@ -25,10 +25,10 @@ from ..audio import AudioFile
 from ..io import expand_inputs, read_rttm
 from .estimators import estimator_labels, load_estimator
 from .examples import before_db, validate_answer
-from .export import ExportResult, export
+from .answers import ExportResult, export
 from .loop import ModelInTheLoop
-from .retune import tune_on_examples
-from .review import ERRORS, review_tasks
+from .tuning import tune_on_examples
+from .errors import ERRORS, review_tasks
 from .tasks import make_tasks
 
 __all__ = [
@@ -197,7 +197,7 @@ def review_recipe(
     task, model
         The estimator used when ``hypotheses`` is empty.
     chunk, audio, mode, min_duration, kinds
-        See :func:`~skseg.annotation.review.review_tasks`.
+        See :func:`~skseg.annotation.errors.review_tasks`.
 
     Returns
     -------
@@ -282,7 +282,7 @@ def tune_recipe(
     name : str, default="annotations"
         The dataset's name, for messages and the table.
     param_grid, cv, n_jobs
-        See :func:`~skseg.annotation.retune.tune_on_examples`.
+        See :func:`~skseg.annotation.tuning.tune_on_examples`.
     echo : callable, default=print
         Where the table goes.
 
