@@ -21,15 +21,15 @@ module per thing it handles:
   them with Prodigy (imported lazily: Prodigy is commercial and optional).
 """
 
+from .answers import ExportResult, collect_annotations, export
+from .errors import error_regions, review_tasks
 from .estimators import load_estimator
 from .examples import before_db, to_file_time, validate_answer
-from .answers import ExportResult, collect_annotations, export
 from .labelstudio import from_labelstudio, labeling_config, to_labelstudio
 from .loop import ModelInTheLoop
-from .tuning import examples_to_dataset, tune_on_examples
-from .errors import error_regions, review_tasks
 from .spans import annotation_to_spans, spans_to_annotation
 from .tasks import chunk_regions, make_tasks
+from .tuning import examples_to_dataset, tune_on_examples
 
 __all__ = [
     "ExportResult",

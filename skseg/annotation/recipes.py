@@ -23,13 +23,13 @@ from typing import Any
 
 from ..audio import AudioFile
 from ..io import expand_inputs, read_rttm
+from .answers import ExportResult, export
+from .errors import ERRORS, review_tasks
 from .estimators import estimator_labels, load_estimator
 from .examples import before_db, validate_answer
-from .answers import ExportResult, export
 from .loop import ModelInTheLoop
-from .tuning import tune_on_examples
-from .errors import ERRORS, review_tasks
 from .tasks import make_tasks
+from .tuning import tune_on_examples
 
 __all__ = [
     "ARGUMENTS",
