@@ -123,9 +123,13 @@ def validate_file(file: AudioFile) -> dict:
 def file_identity(file: AudioFile) -> str:
     """Return a stable key for a file's content, for caching scores.
 
-    A path is identified by its resolved location, size and modification time (so
-    an edited file is not served stale scores); an in-memory waveform by a hash of
-    its samples and rate.
+    A path is identified by its resolved location, size, modification time,
+    inode and status-change time (``ctime``), so an edited file is not served
+    stale scores, even when rewritten with the same size and its modification
+    time restored (``ctime`` changes with any write and cannot be set back); an
+    in-memory waveform by a hash of its samples and rate. A ``chmod``, a new
+    hard link or a ``touch`` also change ``ctime``: the scores are then computed
+    again, which is only slower.
 
     Parameters
     ----------
@@ -159,7 +163,19 @@ def file_identity(file: AudioFile) -> str:
         except OSError as e:
             raise AudioError(file["audio"], _os_problem(e)) from None
         h.update(b"path")
-        h.update(str((str(path.resolve()), st.st_size, st.st_mtime_ns)).encode())
+        # the inode and ctime too: a file rewritten in place with the same size and
+        # its mtime restored (os.utime) still changes ctime, which no call can set
+        h.update(
+            str(
+                (
+                    str(path.resolve()),
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ino,
+                    st.st_ctime_ns,
+                )
+            ).encode()
+        )
     if file.get("channel") is not None:
         h.update(f"channel={file['channel']}".encode())
     return h.hexdigest()

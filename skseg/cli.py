@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -276,9 +275,6 @@ class _RTTMWriter:
     def __init__(self, rttm: str | None, out: str | None):
         self.rttm, self.out = rttm, out
         self.handle: IO[str] | None = None
-        umask = os.umask(0)
-        os.umask(umask)
-        self.mode = 0o666 & ~umask  # what open() would give; mkstemp gives 0600
 
     def __enter__(self) -> _RTTMWriter:
         if self.out is not None:
@@ -311,17 +307,8 @@ class _RTTMWriter:
             write_rttm(annotation, self.handle)
             self.handle.flush()
             return
-        # one file per uri, replaced atomically: never a half-written RTTM
-        target = Path(self.out) / f"{annotation.uri}.rttm"
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{annotation.uri}.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                write_rttm(annotation, handle)
-            os.chmod(tmp, self.mode)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # one file per uri, replaced atomically (and fsynced): never a partial RTTM
+        write_rttm(annotation, Path(self.out) / f"{annotation.uri}.rttm")
 
 
 def _files(args: argparse.Namespace, estimator: Any) -> tuple[list[dict], list[str]]:
@@ -376,6 +363,23 @@ def _files(args: argparse.Namespace, estimator: Any) -> tuple[list[dict], list[s
     return files, problems
 
 
+def _check_not_inputs(args: argparse.Namespace, files: list[dict]) -> None:
+    """Refuse, before anything is written, an output that is also an input."""
+    from .exceptions import FileError
+    from .io import check_not_inputs
+
+    outputs = [args.rttm] if args.rttm not in (None, "-") else []
+    if args.out is not None:
+        outputs += [Path(args.out) / f"{file['uri']}.rttm" for file in files]
+    inputs = [file["audio"] for file in files]
+    if getattr(args, "baseline", None):
+        inputs.append(args.baseline)
+    try:
+        check_not_inputs(outputs, inputs)
+    except FileError as e:
+        raise UsageError(f"{e}; write the results elsewhere") from None
+
+
 def _predict(args: argparse.Namespace) -> int:
     from .batch import predict_many
     from .inference import chunk_progress
@@ -383,6 +387,7 @@ def _predict(args: argparse.Namespace) -> int:
     name = f"skseg {args.command}"
     estimator = _build_estimator(args, args.command)
     files, problems = _files(args, estimator)
+    _check_not_inputs(args, files)
     _check_ready(estimator)
     total = len(files) + len(problems)
     # one file (a long meeting, typically): count its chunks, not the one file
