@@ -884,7 +884,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         handle.seek(0)
         try:
             archive = zipfile.ZipFile(handle)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            ValueError,
+            NotImplementedError,
+            OverflowError,
+        ):
             raise CheckpointError(
                 f"{source}: not a torch zip archive (truncated, corrupt, or saved in "
                 f"torch's legacy format, which skseg does not read)"

@@ -91,6 +91,14 @@ def _number(path, lineno: int, name: str, text: str) -> float:
     return value
 
 
+#: What pandas (pyannote.database's RTTM/UEM parser) reads as a missing value,
+#: whatever the column: a uri or label spelled so would read back as NaN.
+_MISSING = frozenset(
+    "#N/A|#N/A N/A|#NA|-1.#IND|-1.#QNAN|-NaN|-nan|1.#IND|1.#QNAN|<NA>|N/A|NA|NULL|"
+    "NaN|None|n/a|nan|null".split("|")
+)
+
+
 def _bad_char(text: str) -> str | None:
     for char in text:
         if char.isspace() or not char.isprintable():
@@ -105,8 +113,10 @@ def check_field(value: Any, what: str = "uri") -> str:
     break, so a uri or label with whitespace or a control character would be
     written as other fields or lines (a tab and a newline in a file name can
     forge another file's turn). Such values are refused, not escaped: what skseg
-    writes reads the same in any RTTM reader. A uri may not start with ``;``
-    (a comment in a UEM file) either.
+    writes reads the same in any RTTM reader. So are values its parser
+    (pandas, through pyannote.database) would not read back: a ``"`` (a quote),
+    or a name such as ``NA``, ``null`` or ``nan`` (a missing value). A uri may
+    not start with ``;`` (a comment in a UEM file) either.
 
     Parameters
     ----------
@@ -122,8 +132,8 @@ def check_field(value: Any, what: str = "uri") -> str:
     Raises
     ------
     ValueError
-        If the value is empty, holds whitespace or a non-printable character,
-        or is a uri starting with ``;``.
+        If the value is empty, holds whitespace, a non-printable character or
+        a ``"``, reads as a missing value, or is a uri starting with ``;``.
 
     Examples
     --------
@@ -145,6 +155,16 @@ def check_field(value: Any, what: str = "uri") -> str:
             "(whitespace and control characters separate fields and lines); "
             "rename it"
         )
+    if '"' in text:
+        raise ValueError(
+            f"{what} {text!r} cannot be written to RTTM/UEM: the parser reads '\"' "
+            "as a quote; rename it"
+        )
+    if text in _MISSING:
+        raise ValueError(
+            f"{what} {text!r} cannot be written to RTTM/UEM: the parser reads it as "
+            "a missing value; rename it"
+        )
     if what == "uri" and text.startswith(";"):
         raise ValueError(
             f"uri {text!r} cannot be written to RTTM/UEM: a line starting with "
@@ -163,12 +183,23 @@ def _check_time(start: float, end: float, where: str) -> None:
         )
 
 
-def _check_fields(path, lineno: int, line: str, fields: list[str]) -> None:
+def _check_fields(
+    path, lineno: int, line: str, fields: list[str], names: tuple = ()
+) -> None:
     # str.split() also splits at characters str.splitlines() does not see as line
     # ends; any other control character is refused as the writers refuse it
     bad = _bad_char("".join(fields))
     if bad is not None:
         raise FileError(path, f"line {lineno}: holds the control character {bad!r}")
+    if '"' in line:
+        raise FileError(path, f"line {lineno}: holds a '\"' (read as a quote)")
+    for index, name in names:
+        if fields[index] in _MISSING:
+            raise FileError(
+                path,
+                f"line {lineno}: {name} {fields[index]!r} would be read as a "
+                "missing value",
+            )
 
 
 def _check_rttm(path, lines: list[str]) -> bool:
@@ -187,7 +218,7 @@ def _check_rttm(path, lines: list[str]) -> bool:
             )
         if fields[0] != "SPEAKER":
             continue
-        _check_fields(path, lineno, line, fields)
+        _check_fields(path, lineno, line, fields, ((1, "uri"), (7, "speaker")))
         start = _number(path, lineno, "start", fields[3])
         duration = _number(path, lineno, "duration", fields[4])
         if start < 0:
@@ -280,7 +311,7 @@ def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
                 f"line {lineno}: a UEM line has 4 fields (uri channel start end), "
                 f"got {len(fields)}: {line.strip()!r}",
             )
-        _check_fields(path, lineno, line, fields)
+        _check_fields(path, lineno, line, fields, ((0, "uri"),))
         start = _number(path, lineno, "start", fields[2])
         end = _number(path, lineno, "end", fields[3])
         if start < 0 or end <= start:
