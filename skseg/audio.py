@@ -31,6 +31,9 @@ __all__ = [
     "validate_file",
     "file_label",
     "file_identity",
+    "SAMPLE_RATE_RANGE",
+    "MAX_RESAMPLING_FACTOR",
+    "MAX_AMPLITUDE",
 ]
 
 AudioFile = str | os.PathLike | Mapping[str, Any]

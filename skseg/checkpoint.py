@@ -32,7 +32,20 @@ import torch
 
 from .exceptions import CheckpointError, UnsafeCheckpointError
 
-__all__ = ["Checkpoint", "Specifications", "load_checkpoint", "sha256sum"]
+__all__ = [
+    "Checkpoint",
+    "Specifications",
+    "load_checkpoint",
+    "sha256sum",
+    "MAX_PICKLE_BYTES",
+    "MAX_PICKLE_OPS",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_TENSOR_BYTES",
+    "DURATION_RANGE",
+    "SAMPLE_RATE_RANGE",
+    "MAX_CLASSES",
+]
 
 
 @dataclass(frozen=True)
@@ -728,12 +741,25 @@ def _check_hyper_parameters(hparams: Any, source: str) -> dict:
                 f"integer in [{SAMPLE_RATE_RANGE[0]}, {SAMPLE_RATE_RANGE[1]}] Hz"
             )
     for name in ("sincnet", "lstm", "linear"):
-        if hparams.get(name) is not None and not isinstance(hparams[name], dict):
+        section = hparams.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
             raise CheckpointError(
-                f"{source}: hyper-parameter {name} {_short(hparams[name])} is not a "
-                "mapping"
+                f"{source}: hyper-parameter {name} {_short(section)} is not a mapping"
             )
+        for key, value in section.items():
+            limit = _HP_LIMITS.get(key)
+            if limit is not None and not (_is_int(value) and 0 <= value <= limit):
+                raise CheckpointError(
+                    f"{source}: hyper-parameter {name}.{key} {_short(value)} is not "
+                    f"an integer in [0, {limit}]"
+                )
     return hparams
+
+
+#: Largest sizes a network may be built with (pyannote/segmentation: 128, 4, 10).
+_HP_LIMITS = {"hidden_size": 4096, "num_layers": 32, "stride": 4096}
 
 
 def _metadata(meta: Any, source: str) -> tuple[str, dict, Any]:

@@ -457,3 +457,51 @@ def test_a_device_is_refused_without_reading(tmp_path):
 
 def test_a_directory_is_still_named(tmp_path):
     refused(tmp_path, "is a directory")
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("lstm", "hidden_size", 10**5),
+        ("lstm", "num_layers", 1000),
+        ("linear", "hidden_size", -1),
+        ("sincnet", "stride", "10"),
+    ],
+)
+def test_absurd_network_sizes_are_refused_at_load(tmp_path, section, key, value):
+    path = float_checkpoint(
+        tmp_path / "hp.ckpt", hyper_parameters={section: {key: value}}
+    )
+    refused(path, f"hyper-parameter {section}.{key} .* is not an integer in")
+
+
+def test_hyper_parameters_that_do_not_fit_allocate_nothing(tmp_path, checkpoint_path):
+    # the genuine weights, with hyper-parameters describing a 50 GB network: the
+    # shapes are compared on the meta device before anything is allocated
+    from skseg.model import SegmentationModel
+
+    ck = load_checkpoint(checkpoint_path)
+    path = tmp_path / "big.ckpt"
+    torch.save(
+        {
+            "state_dict": ck.state_dict,
+            "hyper_parameters": {
+                **ck.hyper_parameters,
+                "lstm": {"hidden_size": 4096, "num_layers": 32},
+            },
+        },
+        path,
+    )
+    result = peak_memory(
+        f"""
+        from skseg.model import SegmentationModel
+        try:
+            SegmentationModel.from_pretrained({str(path)!r})
+        except skseg.CheckpointError as e:
+            result["error"] = str(e)
+        """,
+        timeout=120,
+    )
+    assert str(path) in result["error"] and "do not fit" in result["error"]
+    assert result["grown_mib"] < 128
+    assert SegmentationModel.from_pretrained(checkpoint_path).num_classes == 3

@@ -65,6 +65,43 @@ def test_labels_that_would_break_rttm_are_refused(label):
         write_rttm(turn("call", 0, 1, label), io.StringIO())
 
 
+@pytest.mark.parametrize(
+    "name", ['say"hi"', "NA", "null", "nan", "None", "<NA>", "#N/A"]
+)
+def test_names_the_parser_would_not_read_back_are_refused(tmp_path, name):
+    # pandas (pyannote.database's parser) reads '"' as a quote, and these names
+    # as missing values: written, they would not read back
+    with pytest.raises(FileError, match="the parser reads"):
+        write_rttm(turn("call", 0, 1, name), io.StringIO())
+    with pytest.raises(FileError, match="the parser reads"):
+        write_uem({name: Timeline([Segment(0, 1)])}, io.StringIO())
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        (
+            "SPEAKER NA 1 0 1 <NA> <NA> x <NA> <NA>\n",
+            "line 2: uri 'NA' would be read as a missing",
+        ),
+        (
+            "SPEAKER a 1 0 1 <NA> <NA> null <NA> <NA>\n",
+            "line 2: speaker 'null' would be read",
+        ),
+        ('SPEAKER a 1 0 1 <NA> <NA> "x <NA> <NA>\n', "line 2: holds a '\"'"),
+    ],
+)
+def test_rttm_names_the_parser_would_misread_are_refused(tmp_path, line, problem):
+    path = tmp_path / "a.rttm"
+    path.write_text("SPEAKER a 1 0.0 1.0 <NA> <NA> x <NA> <NA>\n" + line)
+    with pytest.raises(FileError, match=problem):
+        read_rttm(path)
+    uem = tmp_path / "a.uem"
+    uem.write_text("a 1 0 1\nnull 1 0 2\n")
+    with pytest.raises(FileError, match="line 2: uri 'null' would be read"):
+        read_uem(uem)
+
+
 def test_an_empty_uem_uri_is_refused():
     with pytest.raises(FileError, match="an empty uri cannot be written"):
         write_uem({"": Timeline([Segment(0, 1)])}, io.StringIO())
