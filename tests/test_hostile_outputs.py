@@ -422,3 +422,21 @@ def test_cli_single_rttm_keeps_the_other_files_turns(tmp_path, capsys):
     assert "uri 'b c' cannot be written to RTTM/UEM" in err
     read_rttm(rttm)  # what was written reads back: no forged or broken line
     assert "b c" not in rttm.read_text()
+
+
+def test_file_time_spans_are_checked_against_their_region(tmp_path):
+    # saved through before_db (file time): a span outside its task is left out
+    outside = {
+        "answer": "accept",
+        "spans_time": "file",
+        "meta": {"uri": "a", "start": 10.0, "end": 20.0},
+        "audio_spans": [{"start": 50.0, "end": 999.0, "label": "SPEECH"}],
+    }
+    inside = dict(outside, meta={"uri": "b", "start": 10.0, "end": 20.0})
+    inside["audio_spans"] = [{"start": 11.0, "end": 12.0, "label": "SPEECH"}]
+    result = export([outside, inside], tmp_path / "a.rttm", tmp_path / "a.uem")
+    assert sorted(result.annotations) == ["b"]
+    assert (
+        len(result.failures) == 1 and "ends after the task's end" in result.failures[0]
+    )
+    assert list(read_rttm(tmp_path / "a.rttm")) == ["b"]
