@@ -11,7 +11,7 @@ STAMP := $(VENV)/.skseg-installed
 DOCTESTS := --doctest-modules --doctest-glob="*.md" --ignore=docs/_build --ignore=docs/conf.py
 SPHINX := $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-.PHONY: setup demo test test-gpu lint docs clean
+.PHONY: setup demo test test-gpu fuzz lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: setup
 # on a machine with a GPU and a CUDA build of torch: CUDA matches CPU within 1e-4
 test-gpu: setup
 	$(PY) -m pytest tests -m gpu
+
+# a release's longer fuzzing run (`make test` runs 60 examples per target, in
+# under a minute): new random examples each time; see docs/hostile_inputs.md
+FUZZ_EXAMPLES ?= 5000
+fuzz: setup
+	SKSEG_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m tests.fuzz
 
 # HTML documentation in docs/_build/html (warnings are errors, as in `make test`)
 docs: setup

@@ -25,7 +25,16 @@ import soundfile as sf
 
 from .exceptions import AudioError
 
-__all__ = ["AudioFile", "AudioReader", "validate_file", "file_label", "file_identity"]
+__all__ = [
+    "AudioFile",
+    "AudioReader",
+    "validate_file",
+    "file_label",
+    "file_identity",
+    "SAMPLE_RATE_RANGE",
+    "MAX_RESAMPLING_FACTOR",
+    "MAX_AMPLITUDE",
+]
 
 AudioFile = str | os.PathLike | Mapping[str, Any]
 
@@ -117,9 +126,13 @@ def validate_file(file: AudioFile) -> dict:
 def file_identity(file: AudioFile) -> str:
     """Return a stable key for a file's content, for caching scores.
 
-    A path is identified by its resolved location, size and modification time (so
-    an edited file is not served stale scores); an in-memory waveform by a hash of
-    its samples and rate.
+    A path is identified by its resolved location, size, modification time,
+    inode and status-change time (``ctime``), so an edited file is not served
+    stale scores, even when rewritten with the same size and its modification
+    time restored (``ctime`` changes with any write and cannot be set back); an
+    in-memory waveform by a hash of its samples and rate. A ``chmod``, a new
+    hard link or a ``touch`` also change ``ctime``: the scores are then computed
+    again, which is only slower.
 
     Parameters
     ----------
@@ -153,7 +166,19 @@ def file_identity(file: AudioFile) -> str:
         except OSError as e:
             raise AudioError(file["audio"], _os_problem(e)) from None
         h.update(b"path")
-        h.update(str((str(path.resolve()), st.st_size, st.st_mtime_ns)).encode())
+        # the inode and ctime too: a file rewritten in place with the same size and
+        # its mtime restored (os.utime) still changes ctime, which no call can set
+        h.update(
+            str(
+                (
+                    str(path.resolve()),
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ino,
+                    st.st_ctime_ns,
+                )
+            ).encode()
+        )
     if file.get("channel") is not None:
         h.update(f"channel={file['channel']}".encode())
     return h.hexdigest()
@@ -201,6 +226,20 @@ _EMPTY = np.zeros(0, dtype=np.float32)
 
 #: Frames per block when scanning an in-memory waveform for non-finite samples.
 _SCAN_BLOCK = 1 << 20
+
+#: Native sample rates accepted, in Hz: outside it a header is implausible (1 Hz
+#: turns 40 KB into hours of audio, 100 MHz into gigabytes of resampling state).
+SAMPLE_RATE_RANGE = (1_000, 384_000)
+
+#: Largest up/down factor of a resampling: the filter has 20 taps per unit, so
+#: this bounds it to 1.3 M taps (10 MB) whatever rate a header declares
+#: (383,999 Hz to 16 kHz would need 8 M taps, 356 MB and 4.5 s).
+MAX_RESAMPLING_FACTOR = 1 << 16
+
+#: Largest absolute sample value accepted. Float audio lies in [-1, 1] and integer
+#: PCM within 2**31; far beyond, the network's float32 statistics overflow and every
+#: score becomes NaN, which would silently read as "no speech".
+MAX_AMPLITUDE = float(1 << 32)
 
 
 class _PolyphaseResampler:
@@ -338,8 +377,10 @@ class AudioReader:
     ------
     AudioError
         Missing, unreadable, corrupt, empty, zero-length or truncated audio, an
-        invalid channel, or non-finite samples (for a path, when the samples are
-        read; for an in-memory waveform, at once).
+        invalid channel, a sample rate outside :data:`SAMPLE_RATE_RANGE` (or a
+        ``bool``), a resampling factor beyond :data:`MAX_RESAMPLING_FACTOR`, or
+        non-finite samples or samples beyond :data:`MAX_AMPLITUDE` (for a path,
+        when the samples are read; for an in-memory waveform, at once).
 
     Examples
     --------
@@ -363,6 +404,17 @@ class AudioReader:
             self._open_waveform()
         else:
             self._open_path()
+        if self.native_sample_rate != self.sample_rate:
+            g = gcd(self.native_sample_rate, self.sample_rate)
+            factor = max(self.native_sample_rate, self.sample_rate) // g
+            if factor > MAX_RESAMPLING_FACTOR:
+                self.close()
+                raise self._fail(
+                    f"resampling {self.native_sample_rate} Hz to {self.sample_rate} "
+                    f"Hz needs a factor of {factor} (more than "
+                    f"{MAX_RESAMPLING_FACTOR}); resample the file to a common rate "
+                    "first"
+                )
         self._resampler = (
             None
             if self.native_sample_rate == self.sample_rate
@@ -437,12 +489,19 @@ class AudioReader:
         self._num_frames = int(handle.frames)
 
     def _check_rate(self, sr: Any) -> int:
+        if isinstance(sr, bool | np.bool_):
+            raise self._fail(f"invalid sample rate {sr!r} (a bool, not a number)")
         try:
             rate = int(sr)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise self._fail(f"invalid sample rate {sr!r}") from None
         if rate <= 0 or rate != sr:
             raise self._fail(f"invalid sample rate {sr!r}")
+        low, high = SAMPLE_RATE_RANGE
+        if not low <= rate <= high:
+            raise self._fail(
+                f"implausible sample rate {rate} Hz (skseg reads {low} to {high} Hz)"
+            )
         return rate
 
     def _channel_index(self, num_channels: int) -> int | None:
@@ -466,12 +525,23 @@ class AudioReader:
         return wav.mean(axis=0, dtype=np.float32)
 
     def _check_finite(self, x: np.ndarray, offset: int, rate: int) -> None:
+        if not x.size:
+            return
+        peak = max(-float(x.min()), float(x.max()))
+        if peak <= MAX_AMPLITUDE:  # False for NaN
+            return
         if not np.isfinite(x).all():
             first = int(np.flatnonzero(~np.isfinite(x))[0]) + offset
             raise self._fail(
                 f"non-finite sample (NaN or inf) at {first / rate:.3f} s "
                 f"(sample {first})"
             )
+        first = int(np.flatnonzero(np.abs(x) > MAX_AMPLITUDE)[0]) + offset
+        raise self._fail(
+            f"implausible amplitude {float(x[first - offset]):.3g} at "
+            f"{first / rate:.3f} s (sample {first}); samples beyond "
+            f"{MAX_AMPLITUDE:.3g} overflow the network (scale the audio to [-1, 1])"
+        )
 
     # -- decoding -------------------------------------------------------------------
     def _decode(self, start: int, stop: int) -> np.ndarray:
@@ -541,7 +611,8 @@ class AudioReader:
         ------
         AudioError
             If the samples cannot be decoded, or one of them (or of the
-            resampling filter's context) is NaN or infinite.
+            resampling filter's context) is NaN, infinite or beyond
+            :data:`MAX_AMPLITUDE`.
         """
         stop = self.num_samples if stop is None else min(stop, self.num_samples)
         start = max(0, start)

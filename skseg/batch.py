@@ -21,7 +21,7 @@ from joblib import Parallel, delayed
 from .audio import file_label
 from .exceptions import FileError
 
-__all__ = ["BatchResult", "FileFailure", "predict_many"]
+__all__ = ["BatchResult", "FileFailure", "predict_many", "deliver"]
 
 METHODS = ("predict", "decision_function", "transform")
 
@@ -151,7 +151,8 @@ def predict_many(
         process). Callbacks always run in the calling process.
     on_result : callable, optional
         ``on_result(index, file, output)``, called as soon as a file succeeds
-        (in completion order when ``n_jobs`` > 1).
+        (in completion order when ``n_jobs`` > 1). If it raises, that file fails
+        (see :func:`deliver`) and the batch goes on.
     on_error : callable, optional
         ``on_error(index, file, failure)``, called as soon as a file fails.
     progress : callable, optional
@@ -187,10 +188,10 @@ def predict_many(
     done = 0
     for index, output, failure in _outcomes(estimator, method, files, n_jobs):
         done += 1
+        if failure is None and on_result is not None:
+            failure = deliver(on_result, index, files[index], output)
         if failure is None:
             result.outputs[index] = output
-            if on_result is not None:
-                on_result(index, files[index], output)
         else:
             if errors == "raise":
                 raise failure.error
@@ -201,6 +202,53 @@ def predict_many(
             progress(done, len(files))
     result.failures.sort(key=lambda failure: failure.index)
     return result
+
+
+def deliver(
+    callback: Callable[[int, Any, Any], None], index: int, file: Any, output: Any
+) -> FileFailure | None:
+    """Call ``callback(index, file, output)``; a failure of it fails that file alone.
+
+    What a batch does with a result (write it, typically) can fail for one file
+    (disk full, an unwritable path, a uri RTTM cannot hold) without concerning the
+    others: the error becomes the file's :class:`FileFailure`, named after the
+    file, and the caller goes on with the next one.
+
+    Parameters
+    ----------
+    callback : callable
+        ``callback(index, file, output)``.
+    index : int
+        Position of the file in the batch.
+    file : str, PathLike or mapping
+        The file.
+    output : object
+        Its result.
+
+    Returns
+    -------
+    failure : FileFailure or None
+        None when the callback succeeded.
+
+    Examples
+    --------
+    >>> def write(index, file, output):
+    ...     raise OSError(28, "No space left on device")
+    >>> print(deliver(write, 0, "a.wav", "turns"))
+    a.wav: writing its result failed: No space left on device
+    """
+    try:
+        callback(index, file, output)
+    except Exception as error:  # noqa: BLE001 -- reported per file, see module doc
+        label = file_label(file)
+        detail = str(error)
+        if isinstance(error, OSError) and not isinstance(error, FileError):
+            detail = error.strerror or detail
+        problem = f"writing its result failed: {detail}"
+        wrapped = FileError(label, problem)
+        wrapped.__cause__ = error
+        return FileFailure(index, label, wrapped)
+    return None
 
 
 def _outcomes(

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
+import stat
 import tempfile
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -312,6 +315,10 @@ class ScoreCache:
                     num_samples=np.array(scores.num_samples),
                     sample_rate=np.array(scores.sample_rate),
                 )
+                # on disk before it is renamed into place: after a crash the entry
+                # is the old file or the whole new one, never a renamed empty one
+                handle.flush()
+                os.fsync(handle.fileno())
             # atomic: concurrent readers see the old file or the whole new one
             os.replace(tmp, path)
         except BaseException:
@@ -320,19 +327,98 @@ class ScoreCache:
 
     @staticmethod
     def _read(path: Path) -> ChunkScores | None:
+        """Return the entry at ``path``, or None if it is missing or unusable.
+
+        Whatever the file holds (0 bytes, a truncated or foreign archive, a bare
+        ``.npy``, a FIFO, values no inference makes), it is never trusted: an
+        entry that is not exactly what :meth:`_write` writes, with consistent
+        geometry, is a miss, recomputed and replaced by :meth:`get_or_compute`.
+        Reading costs at most the file's own size.
+        """
         try:
-            with np.load(path, allow_pickle=False) as z:
-                w, f = z["window"], z["frames"]
-                return ChunkScores(
-                    z["data"],
-                    SlidingWindow(start=w[0], duration=w[1], step=w[2]),
-                    SlidingWindow(start=f[0], duration=f[1], step=f[2]),
-                    int(z["num_samples"]),
-                    int(z["sample_rate"]),
-                )
-        except (OSError, KeyError, ValueError):
+            arrays = _read_npz(path)
+            if arrays is None:
+                return None
+            return _plausible_scores(arrays)
+        except Exception:  # noqa: BLE001 -- numpy's header parser alone raises
+            # several types (TokenError, SyntaxError...): any failure is a miss
             # missing, partial or foreign file: recompute rather than fail
             return None
+
+
+_ENTRY_ARRAYS = ("data", "window", "frames", "num_samples", "sample_rate")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """Read the arrays of an ``np.savez`` archive, each within its stored size."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        if len(infos) != len(archive.infolist()):
+            return None  # the same name twice
+        for name in _ENTRY_ARRAYS:
+            info = infos[f"{name}.npy"]
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > st.st_size:
+                return None
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    header = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    header = np.lib.format.read_array_header_2_0(member)
+                else:
+                    return None
+                shape, fortran, dtype = header
+                if dtype.hasobject or dtype.kind not in "fiu":
+                    return None
+                nbytes = math.prod(shape) * dtype.itemsize
+                if nbytes > info.file_size:
+                    return None  # a header claiming more than the entry holds
+                raw = member.read(nbytes)
+                if len(raw) != nbytes:
+                    return None
+            array = np.frombuffer(bytearray(raw), dtype=dtype)
+            arrays[name] = array.reshape(shape, order="F" if fortran else "C")
+    return arrays
+
+
+def _plausible_scores(z: dict[str, np.ndarray]) -> ChunkScores | None:
+    """Return chunk scores from an entry's arrays, if they are what inference makes."""
+    data, w, f = z["data"], z["window"], z["frames"]
+    if data.ndim != 3 or data.dtype.kind != "f" or 0 in data.shape:
+        return None
+    if w.shape != (3,) or f.shape != (3,) or z["num_samples"].shape != ():
+        return None
+    if z["sample_rate"].shape != () or not np.isfinite(np.r_[w, f]).all():
+        return None
+    num_samples, sample_rate = int(z["num_samples"]), int(z["sample_rate"])
+    if not (1_000 <= sample_rate <= 384_000 and num_samples > 0):
+        return None
+    if min(w[1], w[2], f[1], f[2]) <= 0:
+        return None
+    # the chunks must be those of the file: this bounds num_samples (and every
+    # array later sized from it) by the scores actually stored
+    window = round(float(w[1]) * sample_rate)
+    step = round(float(w[2]) * sample_rate)
+    if window <= 0 or step <= 0:
+        return None
+    chunks = 1 if num_samples < window else 1 - (-(num_samples - window) // step)
+    if data.shape[0] != chunks:
+        return None
+    if abs(data.shape[1] - ((w[1] - f[1]) / f[2] + 1)) > 2:
+        return None
+    if not np.isfinite(data).all():
+        return None
+    return ChunkScores(
+        data,
+        SlidingWindow(start=w[0], duration=w[1], step=w[2]),
+        SlidingWindow(start=f[0], duration=f[1], step=f[2]),
+        num_samples,
+        sample_rate,
+    )
 
 
 def _nbytes(value: object) -> int:

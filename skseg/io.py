@@ -5,6 +5,13 @@ what it means to pyannote; this module adds what a library needs around it: each
 line is checked first so that a malformed file is reported with its path, line
 number and problem, and writers accept whatever the estimators return.
 
+Uris and labels are fields of whitespace-separated lines, so one holding
+whitespace or a control character would write a line that reads back as another
+file's turn: :func:`check_field` refuses them (no escaping: what is written is
+what any RTTM reader reads). Times are decimal numbers, finite, non-negative and
+at most :data:`MAX_SECONDS`. Files are written atomically (:func:`atomic_write`):
+a failed write leaves the previous file, or none, never a partial one.
+
 A dataset on disk is a folder of audio files with RTTM (and optionally UEM) files
 beside them, matched by uri (the audio file's stem). :func:`load_folder` turns it
 into the ``X, y`` that the estimators, :func:`skseg.tuning.tune` and the CLI take.
@@ -13,8 +20,11 @@ into the ``X, y`` that the estimators, :func:`skseg.tuning.tune` and the CLI tak
 from __future__ import annotations
 
 import io
+import math
 import os
-from collections.abc import Iterable, Mapping
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -33,7 +43,18 @@ __all__ = [
     "write_uem",
     "expand_inputs",
     "load_folder",
+    "atomic_write",
+    "check_field",
+    "check_not_inputs",
+    "MAX_SECONDS",
 ]
+
+#: Largest time (seconds) read or written: 115 days. A larger one is a typo or an
+#: attack, and would make every rate computed over it meaningless.
+MAX_SECONDS = 1e7
+
+# what an RTTM/UEM time may look like: no "1_000", "nan", "inf" or hex
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 #: audio files recognised in folders (what libsndfile decodes)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au")
@@ -57,15 +78,128 @@ def _read_lines(path: str | os.PathLike) -> list[str]:
 
 
 def _number(path, lineno: int, name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise FileError(
-            path, f"line {lineno}: {name} {text!r} is not a number"
-        ) from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
         raise FileError(path, f"line {lineno}: {name} {text!r} is not finite")
+    if not _DECIMAL.fullmatch(text):
+        raise FileError(path, f"line {lineno}: {name} {text!r} is not a number")
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > MAX_SECONDS:
+        raise FileError(
+            path,
+            f"line {lineno}: {name} {text!r} is beyond {MAX_SECONDS:g} s",
+        )
     return value
+
+
+#: What pandas (pyannote.database's RTTM/UEM parser) reads as a missing value,
+#: whatever the column: a uri or label spelled so would read back as NaN.
+_MISSING = frozenset(
+    "#N/A|#N/A N/A|#NA|-1.#IND|-1.#QNAN|-NaN|-nan|1.#IND|1.#QNAN|<NA>|N/A|NA|NULL|"
+    "NaN|None|n/a|nan|null".split("|")
+)
+
+
+def _bad_char(text: str) -> str | None:
+    for char in text:
+        if char.isspace() or not char.isprintable():
+            return char
+    return None
+
+
+def check_field(value: Any, what: str = "uri") -> str:
+    r"""Return ``value`` as a string that one RTTM/UEM field can hold.
+
+    A field is separated from the next by whitespace and a line ends at a line
+    break, so a uri or label with whitespace or a control character would be
+    written as other fields or lines (a tab and a newline in a file name can
+    forge another file's turn). Such values are refused, not escaped: what skseg
+    writes reads the same in any RTTM reader. So are values its parser
+    (pandas, through pyannote.database) would not read back: a ``"`` (a quote),
+    or a name such as ``NA``, ``null`` or ``nan`` (a missing value). A uri may
+    not start with ``;`` (a comment in a UEM file) either.
+
+    Parameters
+    ----------
+    value : object
+        The uri or label (converted with ``str``).
+    what : str, default="uri"
+        What it is, for the message.
+
+    Returns
+    -------
+    field : str
+
+    Raises
+    ------
+    ValueError
+        If the value is empty, holds whitespace, a non-printable character or
+        a ``"``, reads as a missing value, or is a uri starting with ``;``.
+
+    Examples
+    --------
+    >>> check_field("call-7")
+    'call-7'
+    >>> try:
+    ...     check_field("call-7\tSPEAKER", "uri")
+    ... except ValueError as e:
+    ...     print(str(e).split(":")[0])
+    uri 'call-7\tSPEAKER' cannot be written to RTTM/UEM
+    """
+    text = str(value)
+    if not text:
+        raise ValueError(f"an empty {what} cannot be written to RTTM/UEM")
+    bad = _bad_char(text)
+    if bad is not None:
+        raise ValueError(
+            f"{what} {text!r} cannot be written to RTTM/UEM: it holds {bad!r} "
+            "(whitespace and control characters separate fields and lines); "
+            "rename it"
+        )
+    if '"' in text:
+        raise ValueError(
+            f"{what} {text!r} cannot be written to RTTM/UEM: the parser reads '\"' "
+            "as a quote; rename it"
+        )
+    if text in _MISSING:
+        raise ValueError(
+            f"{what} {text!r} cannot be written to RTTM/UEM: the parser reads it as "
+            "a missing value; rename it"
+        )
+    if what == "uri" and text.startswith(";"):
+        raise ValueError(
+            f"uri {text!r} cannot be written to RTTM/UEM: a line starting with "
+            "';' is a comment; rename it"
+        )
+    return text
+
+
+def _check_time(start: float, end: float, where: str) -> None:
+    if not (
+        math.isfinite(start) and math.isfinite(end) and 0 <= start < end <= MAX_SECONDS
+    ):
+        raise ValueError(
+            f"{where}: segment [{start}, {end}] is not finite, non-negative and "
+            f"non-empty within {MAX_SECONDS:g} s"
+        )
+
+
+def _check_fields(
+    path, lineno: int, line: str, fields: list[str], names: tuple = ()
+) -> None:
+    # str.split() also splits at characters str.splitlines() does not see as line
+    # ends; any other control character is refused as the writers refuse it
+    bad = _bad_char("".join(fields))
+    if bad is not None:
+        raise FileError(path, f"line {lineno}: holds the control character {bad!r}")
+    if '"' in line:
+        raise FileError(path, f"line {lineno}: holds a '\"' (read as a quote)")
+    for index, name in names:
+        if fields[index] in _MISSING:
+            raise FileError(
+                path,
+                f"line {lineno}: {name} {fields[index]!r} would be read as a "
+                "missing value",
+            )
 
 
 def _check_rttm(path, lines: list[str]) -> bool:
@@ -75,19 +209,26 @@ def _check_rttm(path, lines: list[str]) -> bool:
         fields = line.split()
         if not fields or fields[0].startswith(";"):
             continue
-        if len(fields) < 8:
+        if not 9 <= len(fields) <= 10:
             raise FileError(
                 path,
                 f"line {lineno}: an RTTM line has 9 or 10 space-separated fields "
                 f"(type uri channel start duration <NA> <NA> speaker ...), "
-                f"got {len(fields)}: {line.strip()!r}",
+                f"got {len(fields)}: {line.strip()[:200]!r}",
             )
         if fields[0] != "SPEAKER":
             continue
-        _number(path, lineno, "start", fields[3])
+        _check_fields(path, lineno, line, fields, ((1, "uri"), (7, "speaker")))
+        start = _number(path, lineno, "start", fields[3])
         duration = _number(path, lineno, "duration", fields[4])
+        if start < 0:
+            raise FileError(path, f"line {lineno}: negative start {fields[3]}")
         if duration < 0:
             raise FileError(path, f"line {lineno}: negative duration {fields[4]}")
+        if start + duration > MAX_SECONDS:
+            raise FileError(
+                path, f"line {lineno}: the turn ends beyond {MAX_SECONDS:g} s"
+            )
         any_turn = True
     return any_turn
 
@@ -170,6 +311,7 @@ def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
                 f"line {lineno}: a UEM line has 4 fields (uri channel start end), "
                 f"got {len(fields)}: {line.strip()!r}",
             )
+        _check_fields(path, lineno, line, fields, ((0, "uri"),))
         start = _number(path, lineno, "start", fields[2])
         end = _number(path, lineno, "end", fields[3])
         if start < 0 or end <= start:
@@ -188,18 +330,85 @@ def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
     return {str(uri): timeline for uri, timeline in timelines.items()}
 
 
+def _umask_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask  # what open() would give; mkstemp gives 0600
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[IO[str]]:
+    r"""Write a text file atomically: all of it, or nothing (the old file stays).
+
+    The text goes to a temporary file beside ``path``, which is flushed,
+    ``fsync``-ed and renamed over ``path`` only when the block ends without an
+    error; on any error the temporary file is removed.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The destination.
+
+    Yields
+    ------
+    handle : text file
+        Where to write.
+
+    Raises
+    ------
+    FileError
+        Naming ``path``, if it cannot be written (missing folder, permission,
+        disk full, a directory in the way...).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_write(path) as handle:
+    ...     _ = handle.write("complete\n")
+    >>> try:
+    ...     with atomic_write(path) as handle:
+    ...         _ = handle.write("partial")
+    ...         raise KeyboardInterrupt
+    ... except KeyboardInterrupt:
+    ...     pass
+    >>> path.read_text()
+    'complete\n'
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FileError(path, "is a directory, not a file to write")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise FileError(path, e.strerror or str(e)) from None
+    try:
+        with os.fdopen(fd, "w") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, FileError):
+            raise FileError(path, e.strerror or str(e)) from None
+        raise
+
+
 @contextmanager
 def _text_output(file: PathOrFile):
     if hasattr(file, "write"):
         yield file
         return
-    path = Path(file)
-    try:
-        handle = path.open("w")
-    except OSError as e:
-        raise FileError(path, e.strerror or str(e)) from None
-    with handle:
+    with atomic_write(file) as handle:
         yield handle
+
+
+def _destination(file: PathOrFile) -> str:
+    if hasattr(file, "write"):
+        return str(getattr(file, "name", "<stream>"))
+    return os.fspath(file)
 
 
 def _annotations(annotations: Any) -> list[Annotation]:
@@ -227,7 +436,16 @@ def write_rttm(
     annotations : Annotation, iterable of Annotation or mapping
         What to write; a mapping's keys are used as uris.
     file : str, PathLike or text file object
-        Destination; a path is overwritten.
+        Destination; a path is replaced atomically (:func:`atomic_write`).
+
+    Raises
+    ------
+    FileError
+        Naming the destination, if a uri or label cannot be a field
+        (:func:`check_field`), a turn is not finite, non-negative and non-empty,
+        or the file cannot be written; nothing is written then.
+    ValueError
+        If an annotation has no uri.
 
     Examples
     --------
@@ -244,9 +462,19 @@ def write_rttm(
     for annotation in items:
         if not annotation.uri:
             raise ValueError("every annotation needs a uri to be written as RTTM")
-    with _text_output(file) as handle:
+    # every value is checked, and the text made, before the destination is touched
+    text = io.StringIO()
+    try:
         for annotation in items:
-            annotation.write_rttm(handle)
+            uri = check_field(annotation.uri, "uri")
+            for segment, _, label in annotation.itertracks(yield_label=True):
+                check_field(label, "label")
+                _check_time(segment.start, segment.end, f"uri {uri!r}")
+            annotation.write_rttm(text)
+    except ValueError as e:
+        raise FileError(_destination(file), str(e)) from None
+    with _text_output(file) as handle:
+        handle.write(text.getvalue())
 
 
 def write_uem(timelines: Mapping[str, Timeline] | Timeline, file: PathOrFile) -> None:
@@ -257,7 +485,14 @@ def write_uem(timelines: Mapping[str, Timeline] | Timeline, file: PathOrFile) ->
     timelines : mapping or Timeline
         ``{uri: Timeline}``, or one Timeline with its uri set.
     file : str, PathLike or text file object
-        Destination; a path is overwritten.
+        Destination; a path is replaced atomically (:func:`atomic_write`).
+
+    Raises
+    ------
+    FileError
+        Naming the destination, if a uri cannot be a field
+        (:func:`check_field`), a region is not finite, non-negative and
+        non-empty, or the file cannot be written; nothing is written then.
 
     Examples
     --------
@@ -272,10 +507,70 @@ def write_uem(timelines: Mapping[str, Timeline] | Timeline, file: PathOrFile) ->
         if not timelines.uri:
             raise ValueError("the timeline needs a uri to be written as UEM")
         timelines = {timelines.uri: timelines}
-    with _text_output(file) as handle:
+    text = io.StringIO()
+    try:
         for uri, timeline in timelines.items():
+            check_field(uri, "uri")
             for segment in timeline.support():
-                handle.write(f"{uri} 1 {segment.start:.3f} {segment.end:.3f}\n")
+                _check_time(segment.start, segment.end, f"uri {uri!r}")
+                text.write(f"{uri} 1 {segment.start:.3f} {segment.end:.3f}\n")
+    except ValueError as e:
+        raise FileError(_destination(file), str(e)) from None
+    with _text_output(file) as handle:
+        handle.write(text.getvalue())
+
+
+def check_not_inputs(
+    outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]
+) -> None:
+    """Refuse to write an output that is one of the inputs, before anything is written.
+
+    An output is an input when both name the same existing file (same device and
+    inode: hard links and symbolic links included) or the same resolved path.
+
+    Parameters
+    ----------
+    outputs : iterable of str or PathLike
+        Files about to be written.
+    inputs : iterable of str or PathLike
+        Files being read.
+
+    Raises
+    ------
+    FileError
+        Naming the output and the input it would overwrite.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "keep.wav").write_bytes(b"RIFF")
+    >>> check_not_inputs([folder / "out.rttm"], [folder / "keep.wav"])
+    >>> try:
+    ...     check_not_inputs([folder / "keep.wav"], [folder / "keep.wav"])
+    ... except FileError as e:
+    ...     print(e.problem)
+    is also an input; refusing to overwrite it
+    """
+    known: dict[Any, str] = {}
+    for item in inputs:
+        path = Path(item).expanduser()
+        known[_file_key(path)] = os.fspath(item)
+    for item in outputs:
+        key = _file_key(Path(item).expanduser())
+        if key in known:
+            problem = "is also an input; refusing to overwrite it"
+            if os.fspath(item) != known[key]:
+                problem = f"is also the input {known[key]}; refusing to overwrite it"
+            raise FileError(item, problem)
+
+
+def _file_key(path: Path) -> Any:
+    try:
+        st = path.stat()
+    except OSError:
+        return ("path", os.path.abspath(path.resolve()))
+    return ("inode", st.st_dev, st.st_ino)
 
 
 def _list_file(path: Path) -> list[str]:

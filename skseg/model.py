@@ -127,14 +127,20 @@ class SegmentationModel(nn.Module):
                 f"{src}: the classifier has {num_classes} outputs but the "
                 f"specifications list {len(spec.classes)} classes"
             )
+        kwargs = dict(
+            sincnet=_kwargs(hp.get("sincnet")),
+            lstm=_kwargs(hp.get("lstm")),
+            linear=_kwargs(hp.get("linear")),
+            num_classes=num_classes,
+            sample_rate=int(hp.get("sample_rate", 16000)),
+        )
         try:
-            network = PyanNet(
-                sincnet=_kwargs(hp.get("sincnet")),
-                lstm=_kwargs(hp.get("lstm")),
-                linear=_kwargs(hp.get("linear")),
-                num_classes=num_classes,
-                sample_rate=int(hp.get("sample_rate", 16000)),
-            )
+            # shapes first, on the meta device (no memory): hyper-parameters that
+            # do not fit the weights must not allocate the network they describe
+            with torch.device("meta"):
+                probe = PyanNet(**kwargs)
+            _check_shapes(probe.state_dict(), checkpoint.state_dict)
+            network = PyanNet(**kwargs)
             network.load_state_dict(checkpoint.state_dict, strict=True)
         except (RuntimeError, ValueError, TypeError, KeyError) as e:
             raise CheckpointError(
@@ -316,6 +322,22 @@ def _rebuild(
     )
     network.load_state_dict(state, strict=True)
     return _register(SegmentationModel(network, specifications, sha256).eval())
+
+
+def _check_shapes(expected: dict, got: dict) -> None:
+    """Raise ``RuntimeError`` (as ``load_state_dict`` would) where shapes differ."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    if missing or unexpected:
+        raise RuntimeError(
+            f"missing keys {missing[:3]}, unexpected keys {unexpected[:3]}"
+        )
+    for key, tensor in expected.items():
+        if tuple(tensor.shape) != tuple(got[key].shape):
+            raise RuntimeError(
+                f"size mismatch for {key}: {tuple(got[key].shape)} in the "
+                f"checkpoint, {tuple(tensor.shape)} in the network"
+            )
 
 
 def _kwargs(d: Any) -> dict:

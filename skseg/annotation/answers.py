@@ -14,6 +14,8 @@ overlap.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -23,7 +25,7 @@ from typing import IO
 from pyannote.core import Annotation, Segment, Timeline
 
 from ..exceptions import FileError
-from ..io import write_rttm, write_uem
+from ..io import atomic_write, check_field, write_rttm, write_uem
 from .examples import example_label, to_file_time
 from .spans import spans_to_annotation
 
@@ -159,10 +161,13 @@ def collect_annotations(
             result.failures.append(str(error))
             continue
         meta = mapped["meta"]
-        uri = str(meta["uri"])
         region = Segment(float(meta["start"]), float(meta["end"]))
         try:
+            # what RTTM/UEM cannot hold is refused here, one example at a time
+            uri = check_field(meta["uri"], "uri")
             annotation = spans_to_annotation(mapped.get(spans_key) or [], uri=uri)
+            for name in annotation.labels():
+                check_field(name, "label")
         except (KeyError, TypeError, ValueError) as e:
             result.failures.append(f"{label}: {spans_key}: {e}")
             continue
@@ -227,7 +232,9 @@ def export(
     Raises
     ------
     FileError
-        When no example could be used (nothing is written then).
+        When no example could be used, or a file cannot be written (named). Both
+        texts are made and checked before either file is written, and each is
+        written atomically: a failure leaves the previous file or none.
 
     Examples
     --------
@@ -241,9 +248,38 @@ def export(
     a 1 10.000 20.000
     """
     result = collect_annotations(examples, answers=answers, source=source)
-    write_rttm(
-        {uri: result.annotations[uri] for uri in sorted(result.annotations)}, rttm
-    )
+    texts = [
+        (
+            rttm,
+            _render(
+                write_rttm,
+                {uri: result.annotations[uri] for uri in sorted(result.annotations)},
+                rttm,
+            ),
+        )
+    ]
     if uem is not None:
-        write_uem({uri: result.annotated[uri] for uri in sorted(result.annotated)}, uem)
+        annotated = {uri: result.annotated[uri] for uri in sorted(result.annotated)}
+        texts.append((uem, _render(write_uem, annotated, uem)))
+    # both temporary files are written before either is renamed into place, so a
+    # destination that cannot be written leaves both files as they were
+    with contextlib.ExitStack() as stack:
+        handles = [
+            d if hasattr(d, "write") else stack.enter_context(atomic_write(d))
+            for d, _ in texts
+        ]
+        for handle, (_, text) in zip(handles, texts, strict=True):
+            handle.write(text)
     return result
+
+
+def _render(write, data, destination) -> str:
+    buffer = io.StringIO()
+    try:
+        write(data, buffer)
+    except FileError as e:  # named after the buffer: name the destination
+        name = getattr(destination, "name", "<stream>")
+        if not hasattr(destination, "write"):
+            name = os.fspath(destination)
+        raise FileError(name, e.problem) from None
+    return buffer.getvalue()

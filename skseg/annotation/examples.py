@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import FileError
+from ..io import MAX_SECONDS
 from .spans import DECIMALS, check_spans
 
 __all__ = [
@@ -74,6 +76,11 @@ def _region(example: Mapping) -> tuple[float, float]:
         raise FileError(
             example_label(example), "'meta' has no numeric 'start' and 'end'"
         ) from None
+    if not (math.isfinite(start) and math.isfinite(end)) or end > MAX_SECONDS:
+        raise FileError(
+            example_label(example),
+            f"region [{start}, {end}] is not finite or ends beyond {MAX_SECONDS:g} s",
+        )
     if not end > start >= 0:
         raise FileError(example_label(example), f"empty region [{start}, {end}]")
     return start, end
@@ -116,6 +123,23 @@ def to_file_time(example: Mapping) -> dict:
     out = {k: copy.deepcopy(v) for k, v in example.items() if k not in AUDIO_KEYS}
     start, end = _region(example)
     if example.get("spans_time") == "file":
+        # already shifted: checked against the region all the same
+        for key in _span_keys(example):
+            try:
+                spans = check_spans(example[key])
+                check_spans(
+                    [
+                        dict(
+                            s,
+                            start=float(s["start"]) - start,
+                            end=float(s["end"]) - start,
+                        )
+                        for s in spans
+                    ],
+                    duration=end - start,
+                )
+            except ValueError as e:
+                raise FileError(example_label(example), f"{key}: {e}") from None
         return out
     for key in _span_keys(example):
         try:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -434,9 +433,6 @@ class RTTMOutput:
     def __init__(self, rttm: str | None, out: str | None):
         self.rttm, self.out = rttm, out
         self.handle: IO[str] | None = None
-        umask = os.umask(0)
-        os.umask(umask)
-        self.mode = 0o666 & ~umask  # what open() would give; mkstemp gives 0600
 
     def __enter__(self) -> RTTMOutput:
         if self.out is not None:
@@ -471,13 +467,42 @@ class RTTMOutput:
             write_rttm(annotation, self.handle)
             self.handle.flush()
             return
-        target = Path(self.out) / f"{annotation.uri}.rttm"
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{annotation.uri}.")
+        # one file per uri, replaced atomically (and fsynced): never a partial RTTM
+        write_rttm(annotation, Path(self.out) / f"{annotation.uri}.rttm")
+
+    def check_not_inputs(self, files: list[dict], extra: Sequence[str] = ()) -> None:
+        """Refuse, before anything is written, an output that is also an input.
+
+        Parameters
+        ----------
+        files : list of dict
+            The audio files about to be processed (``"audio"`` and ``"uri"``).
+        extra : sequence of str
+            Other inputs (a baseline RTTM, say).
+
+        Raises
+        ------
+        UsageError
+            When an output path names (or links to) one of the inputs.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> wav = os.path.join(tempfile.mkdtemp(), "keep.wav")
+        >>> open(wav, "wb").close()
+        >>> RTTMOutput(wav, None).check_not_inputs([{"audio": wav, "uri": "keep"}])
+        Traceback (most recent call last):
+          ...
+        skseg.cli.common.UsageError: ...keep.wav...; write the results elsewhere
+        """
+        from ..exceptions import FileError
+        from ..io import check_not_inputs
+
+        outputs = [self.rttm] if self.rttm not in (None, "-") else []
+        if self.out is not None:
+            outputs += [Path(self.out) / f"{file['uri']}.rttm" for file in files]
+        inputs = [file["audio"] for file in files] + list(extra)
         try:
-            with os.fdopen(fd, "w") as handle:
-                write_rttm(annotation, handle)
-            os.chmod(tmp, self.mode)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            check_not_inputs(outputs, inputs)
+        except FileError as e:
+            raise UsageError(f"{e}; write the results elsewhere") from None

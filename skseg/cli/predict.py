@@ -135,6 +135,10 @@ def _run(args: argparse.Namespace) -> int:
     name = f"skseg {args.command}"
     estimator = build_estimator(args, args.command)
     files, problems = _files(args, estimator)
+    # before RTTMOutput opens (and truncates) anything
+    RTTMOutput(args.rttm, args.out).check_not_inputs(
+        files, [args.baseline] if getattr(args, "baseline", None) else []
+    )
     check_ready(estimator)
     total = len(files) + len(problems)
     # one file (a long meeting, typically): count its chunks, not the one file
