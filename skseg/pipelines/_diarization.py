@@ -37,6 +37,17 @@ and 2.x's last-chunk handling; the algorithm is ported unchanged but run on the
 pyannote 3.x would give, not 2.1.1's (turn boundaries differ by about 20 ms, up to
 a frame more where the chunk placement rounds the other way).
 
+Exactness. Both give pyannote's output bit for bit from the same chunk scores
+(``tests/test_differential.py``, against pyannote's own code on a few hundred random
+and adversarial cases): the Hungarian costs are computed with pyannote's very torch
+calls (float32 means; the last bit decides between equal assignments, e.g. between
+zero-padded baseline columns), edge costs are compared with the threshold in
+float64 (numpy 1.x's rule for pyannote's float32 scalars), and stitched speakers
+are named in ``Annotation.labels()`` order (column indices sorted as strings).
+Where pyannote's result hinges on the order numpy's default argsort gives *equal*
+activations (exact ties, which that sort breaks differently across numpy versions
+and CPUs), skseg ranks the lower column first, on every machine.
+
 Deliberate differences from pyannote.audio, each for a case where it crashes,
 hangs or returns nothing useful:
 
@@ -49,9 +60,9 @@ hangs or returns nothing useful:
 * :func:`segment_speakers`: with a single chunk there is no chunk pair, hence no
   node in pyannote's graph and an empty output; here each slot active in the
   trimmed chunk becomes a speaker. When the slots left in the graph are joined only
-  by zero-cost edges and no component is stitchable, pyannote loops forever
-  (a zero cost never exceeds the halving threshold); here those edges are dropped
-  and each remaining slot becomes its own speaker.
+  by zero-cost edges (none stitchable), pyannote loops forever (a zero cost never
+  exceeds the halving threshold); here those edges are dropped and each remaining
+  slot becomes its own speaker.
 
 Like pyannote, turns may run a few frames past the end of the file when speech
 reaches it (the last chunk is zero-padded audio). :func:`segment_speakers` sums
@@ -188,26 +199,39 @@ def optimal_permutation(reference: np.ndarray, scores: np.ndarray) -> np.ndarray
     >>> optimal_permutation(ref, ref[:, ::-1]).tolist()
     [1, 0]
     """
-    return _assign(_mae_cost(reference, scores))
+    return _assign(_mae_cost_as_pyannote(reference, scores))
 
 
-def _mae_cost(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``cost[..., i, j] = mean_t |scores[..., t, j] - reference[..., t, i]|``."""
-    reference = np.asarray(reference, dtype=np.float32)
-    scores = np.asarray(scores, dtype=np.float32)
-    if reference.ndim == 2:
-        return _mae_cost(reference[np.newaxis], scores[np.newaxis])[0]
-    num_chunks, num_frames, num_rows = reference.shape
-    num_cols = scores.shape[-1]
-    cost = np.empty((num_chunks, num_rows, num_cols), dtype=np.float64)
-    # blocks of chunks bound the (block, frames, rows, cols) temporary to ~64 MB
-    block = max(1, (1 << 24) // max(1, num_frames * num_rows * num_cols))
-    for c0 in range(0, num_chunks, block):
-        ref = reference[c0 : c0 + block, :, :, np.newaxis]
-        out = scores[c0 : c0 + block, :, np.newaxis, :]
-        # float32 differences as pyannote (torch, float32), float64 mean for accuracy
-        cost[c0 : c0 + block] = np.abs(out - ref).mean(axis=1, dtype=np.float64)
-    return cost
+def _mae_cost_as_pyannote(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``cost[i, j] = mean_t |scores[t, j] - reference[t, i]|``, as pyannote gets it.
+
+    pyannote.audio's ``permutate(..., cost_func=mae_cost_func)`` takes a float32
+    torch mean over frames, one reference column at a time. Which of two *equal*
+    assignments :func:`scipy.optimize.linear_sum_assignment` returns (zero-padded
+    baseline columns have identical cost rows) depends on the last bit of the
+    costs, and a float32 torch reduction rounds differently from numpy's or from a
+    float64 mean, and even from the same reduction batched over columns or chunks.
+    So this runs the very same torch calls, on tensors of the same shapes and
+    layout.
+    """
+    import torch
+
+    scores_t = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+    reference_t = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
+    num_cols = scores_t.shape[1]
+    with torch.no_grad():
+        cost = torch.stack(
+            [
+                torch.mean(
+                    torch.abs(
+                        scores_t - reference_t[:, i : i + 1].expand(-1, num_cols)
+                    ),
+                    axis=0,
+                )
+                for i in range(reference_t.shape[1])
+            ]
+        )
+    return cost.numpy().astype(np.float64)
 
 
 def _assign(cost: np.ndarray) -> np.ndarray:
@@ -282,8 +306,11 @@ def _top_count(
     rows, cols = [], []
     top = int(counts.max(initial=0))
     for t0 in range(0, num_frames, block):
-        # numpy's default argsort, as pyannote: same tie-breaking between equals
-        order = np.argsort(-scores[t0 : t0 + block], axis=-1)[:, :top]
+        # equal scores: lower column first. pyannote uses numpy's default argsort,
+        # whose order between equals depends on the numpy version and the CPU
+        # (an AVX-512 sorting network from 4 columns on); a stable sort is the
+        # same everywhere (docs/pipelines/resegmentation.md, "Ties")
+        order = np.argsort(-scores[t0 : t0 + block], axis=-1, kind="stable")[:, :top]
         chosen = np.arange(top)[np.newaxis, :] < counts[t0 : t0 + block, np.newaxis]
         r, k = np.nonzero(chosen)
         rows.append(r + t0)
@@ -426,10 +453,11 @@ def resegment(
     scores = np.pad(
         np.asarray(trimmed.data), ((0, 0), (0, 0), (0, num_speakers - num_slots))
     )
-    costs = _mae_cost(local, scores)  # (chunks, speakers, slots)
     permuted = np.empty_like(scores)
     for c in range(num_chunks):
-        permuted[c] = scores[c][:, _assign(costs[c])]
+        # (speakers, slots) costs with pyannote's float32 rounding: ties between
+        # zero-padded columns are then broken as pyannote breaks them
+        permuted[c] = scores[c][:, _assign(_mae_cost_as_pyannote(local[c], scores[c]))]
 
     discrete, activations = to_diarization(
         SlidingWindowFeature(permuted, trimmed.sliding_window), count, pad=True
@@ -472,15 +500,13 @@ def _stitching_graph(
 
     # Everything that does not depend on the traversal order, one chunk distance
     # at a time: for the pair (a, a + d), a's last frames against b's first ones.
-    pairs: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
+    pairs: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
     for d in range(1, min(lookahead, num_chunks - 1) + 1):
         shift = abs(round(-d * num_frames * chunks.step / chunks.duration))
         early = data[: num_chunks - d, shift:]
         late = data[d:, : num_frames - shift]
-        cost = _mae_cost(early, late)  # cost[a, i, j]: early slot i vs late slot j
         pairs[d] = (
             shift,
-            cost,
             np.any(early > onset, axis=1),
             np.any(late > onset, axis=1),
         )
@@ -498,13 +524,19 @@ def _stitching_graph(
             if c == C:
                 continue
             d = abs(C - c)
-            _, cost, early_active, late_active = pairs[d]
+            shift, early_active, late_active = pairs[d]
             if C < c:  # this chunk is the early one
-                this_cost = cost[C]
+                this_scores = data[C, shift:]
+                that_scores = data[c, : num_frames - shift]
                 this_active, that_active = early_active[C], late_active[C]
-            else:  # this chunk is the late one: transposed cost
-                this_cost = cost[c].T
+            else:  # this chunk is the late one
+                this_scores = data[C, : num_frames - shift]
+                that_scores = data[c, shift:]
                 this_active, that_active = late_active[c], early_active[c]
+            # this_cost[i, j]: this chunk's slot i against that chunk's slot j, with
+            # pyannote's float32 rounding (it decides ties in the assignment and
+            # which edges a threshold removes)
+            this_cost = _mae_cost_as_pyannote(this_scores, that_scores)
             permutation = _assign(this_cost)
             for this, that in enumerate(permutation):
                 if this_active[this]:
@@ -555,15 +587,16 @@ def _stitchable_components(
             # components only change when edges go: skip the idle rounds
             changed = False
             found = _take_stitchable(nodes, chunk_of, alive, edges[kept], components)
-            if not found and not np.any(costs[kept] > 0):
-                # deviation: zero-cost edges never exceed the halving threshold,
-                # pyannote would loop forever; split what is left into single nodes
-                kept[:] = False
-                changed = True
-                continue
             # edges of removed nodes go with them
             if found:
                 kept &= alive[edges[:, 0]] & alive[edges[:, 1]]
+            if alive.any() and not np.any(costs[kept] > 0):
+                # deviation: what is left is joined by zero-cost edges only, which
+                # never exceed the halving threshold, so no later round changes
+                # anything and pyannote loops forever; split it into single nodes
+                kept[:] = False
+                changed = True
+                continue
         threshold *= factor
     return components
 
@@ -694,8 +727,9 @@ def segment_speakers(
         min_duration_off=min_duration_off,
         uri=uri,
     )
-    # pyannote: sorted surviving column indices -> SPEAKER_00, SPEAKER_01, ...
-    columns = sorted(annotation.labels())
+    # pyannote: surviving column indices in Annotation.labels() order, which sorts
+    # them as strings (pyannote.core >= 4: 0, 1, 10, 11, 2, ...) -> SPEAKER_00, ...
+    columns = sorted(annotation.labels(), key=str)
     names = [f"SPEAKER_{i:02d}" for i in range(len(columns))]
     annotation = annotation.rename_labels(dict(zip(columns, names, strict=True)))
     decision = SlidingWindowFeature(
