@@ -7,7 +7,7 @@ tasks into predictions (``labels`` regions, start/end in seconds), and
 :meth:`~LabelStudioBackend.annotation_event` takes an ``ANNOTATION_CREATED`` /
 ``ANNOTATION_UPDATED`` webhook payload, keeps the task's latest annotation and
 re-tunes the estimator's thresholds on every annotation so far
-(:func:`~skseg.annotation.retune.tune_on_examples`). The re-tuned pipeline
+(:func:`~skseg.annotation.tuning.tune_on_examples`). The re-tuned pipeline
 replaces the one serving only when re-tuning succeeded, so a failed re-tuning
 (too few annotations, say) keeps the previous pipeline and names the problem in
 :attr:`LabelStudioBackend.failures`. The model version
@@ -42,8 +42,8 @@ from ..audio import AudioReader
 from ..exceptions import FileError, SksegError
 from .examples import to_file_time
 from .labelstudio import from_labelstudio
-from .retune import tune_on_examples
 from .spans import annotation_to_spans
+from .tuning import tune_on_examples
 
 __all__ = ["LabelStudioBackend", "model_version", "task_audio_path"]
 
@@ -171,7 +171,7 @@ class LabelStudioBackend:
     min_annotations : int, default=1
         Annotated tasks needed before re-tuning.
     param_grid : dict, optional
-        Grid for :func:`~skseg.annotation.retune.tune_on_examples`.
+        Grid for :func:`~skseg.annotation.tuning.tune_on_examples`.
     cv : int or splitter, optional
         Cross-validation for the same.
     fine_tune : callable, optional
@@ -427,7 +427,7 @@ class LabelStudioBackend:
             try:
                 candidate = clone(current)
                 if self.fine_tune is not None:
-                    from .retune import examples_to_dataset
+                    from .tuning import examples_to_dataset
 
                     X, y = examples_to_dataset(examples, source=source)
                     candidate = self.fine_tune(candidate, X, y)

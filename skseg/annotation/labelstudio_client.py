@@ -71,11 +71,12 @@ http://127.0.0.1:9 is not reachable (connection refused); is it running?
         self.token = token.strip()
         self.timeout = timeout
         self._access: str | None = None
+        self._http: Any = None
 
     def _session(self):
         import requests
 
-        if not hasattr(self, "_http"):
+        if self._http is None:
             self._http = requests.Session()
         return self._http
 
@@ -159,6 +160,32 @@ http://127.0.0.1:9 is not reachable (connection refused); is it running?
                 f"{_detail(response)})"
             )
         return self._json(response, path)
+
+    def download(self, path: str) -> bytes:
+        """Return what the server serves at ``path`` (e.g. a task's audio URL).
+
+        Parameters
+        ----------
+        path : str
+            From the server's root, e.g. ``"/data/local-files/?d=calls/a.wav"``.
+
+        Returns
+        -------
+        content : bytes
+
+        Raises
+        ------
+        LabelStudioError
+            If the server refuses or does not have it.
+        """
+        headers = {"Authorization": self._authorization()}
+        response = self._send("GET", path, headers=headers)
+        if response.status_code != 200:
+            raise LabelStudioError(
+                f"Label Studio at {self.url}: {path}: {response.status_code} "
+                f"{response.reason}"
+            )
+        return response.content
 
     # -- projects -------------------------------------------------------------
 

@@ -290,7 +290,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..annotation.export import export
+    from ..annotation.answers import export
     from ..annotation.labelstudio import from_labelstudio
     from ..annotation.labelstudio_client import LabelStudioError
     from ..exceptions import FileError
