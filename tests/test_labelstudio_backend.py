@@ -177,3 +177,38 @@ def test_http_routes_and_basic_auth(root):
         assert status["n_annotations"] == 1 and status["params"]["onset"] == 0.5
     finally:
         server.stop()
+
+
+def test_a_fine_tuned_network_gets_a_new_model_version_and_serves(root, model):
+    import copy
+
+    import torch
+
+    tuned = copy.deepcopy(model)
+    with torch.no_grad():
+        tuned.network.classifier.bias.add_(0.05)
+    seen = []
+
+    def fine_tune(estimator, X, y):
+        seen.append(([x["uri"] for x in X], [len(a) for a in y]))
+        return estimator.set_params(segmentation=tuned)
+
+    annotation = event(task(1), [(6.7, 7.2), (7.5, 21.5)])
+    backend = LabelStudioBackend(
+        VADEstimator(**PARAMS),
+        document_root=root,
+        param_grid=GRID,
+        fine_tune=fine_tune,
+    )
+    entry = backend.annotation_event(annotation)
+    assert seen == [(["sample"], [2])]
+    assert backend.estimator_.segmentation is tuned
+    thresholds_only = LabelStudioBackend(
+        VADEstimator(**PARAMS), document_root=root, param_grid=GRID
+    )
+    thresholds_only.annotation_event(annotation)
+    assert entry["model_version"] == backend.model_version
+    assert backend.model_version != thresholds_only.model_version
+    (prediction,) = backend.predict([task(1)])
+    assert prediction["model_version"] == backend.model_version
+    assert prediction["result"]

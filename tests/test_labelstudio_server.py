@@ -14,6 +14,7 @@ minutes on a fresh machine, cached after) and started once for this module.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -108,6 +109,39 @@ def as_result(spans):
     ]
 
 
+# what the labeling page's Submit does, through Label Studio's own SDK (in its venv)
+SDK_ANNOTATE = """
+import json, sys
+from label_studio_sdk import LabelStudio
+a = json.load(sys.stdin)
+ls = LabelStudio(base_url=a["url"], api_key=a["token"])
+annotation = ls.annotations.create(
+    id=a["task"], result=a["result"], lead_time=12.5, parent_prediction=a["parent"]
+)
+print(annotation.id)
+"""
+
+
+def sdk_annotate(labelstudio, task, result):
+    python = launcher().labelstudio_dir() / "venv" / "bin" / "python"
+    request = {
+        "url": labelstudio.url,
+        "token": labelstudio.token,
+        "task": task["id"],
+        "result": result,
+        "parent": task["predictions"][0]["id"],
+    }
+    done = subprocess.run(
+        [str(python), "-c", SDK_ANNOTATE],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.split()[-1])
+
+
 def wait_for(condition, seconds=300.0, what="the backend"):
     deadline = time.monotonic() + seconds
     while not condition():
@@ -146,8 +180,9 @@ def test_the_annotation_loop(env, labelstudio, backend, root, sample, tmp_path, 
         expected = backend.predict([task])[0]
         assert regions(prediction) == regions(expected) != []
 
-    # annotate as the labeling page does: each annotation reaches the backend
-    # by webhook; one annotated file cannot be cross-validated in 2 folds, so
+    # annotate as the labeling page does (the first through Label Studio's SDK,
+    # the second through the REST API): each annotation reaches the backend by
+    # webhook; one annotated file cannot be cross-validated in 2 folds, so
     # that update fails and the first pipeline keeps serving
     submitted = {uri: reference_regions(sample, uri) for uri in EXCERPTS}
 
@@ -158,7 +193,7 @@ def test_the_annotation_loop(env, labelstudio, backend, root, sample, tmp_path, 
             json={"result": as_result(submitted[uri]), "lead_time": 12.5},
         )
 
-    annotate("call_a")
+    sdk_annotate(labelstudio, tasks["call_a"], as_result(submitted["call_a"]))
     wait_for(lambda: backend.failures, what="the first update")
     assert (
         "update on 1 Label Studio annotations failed: Cannot have number of "

@@ -91,14 +91,10 @@ def model_version(estimator: Any) -> str:
 
 
 def _identity(value: Any) -> str:
-    # an in-memory network is named by its weights, so a fine-tuned one is new
-    state_dict = getattr(value, "state_dict", None)
-    if callable(state_dict):
-        digest = hashlib.sha1()
-        for name, tensor in sorted(state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().numpy().tobytes())
-        return f"{type(value).__name__}:{digest.hexdigest()}"
+    # an in-memory model is named by its weights, so a fine-tuned one is new
+    digest = getattr(value, "weights_digest", None)
+    if isinstance(digest, str):
+        return f"{type(value).__name__}:{digest}"
     return repr(value)
 
 
