@@ -1,4 +1,12 @@
-// usage: node shot.js URL PROJECT TASK OUT.png
+// The labeling page of a Label Studio task, as a PNG (docs/images/labelstudio_labeling.png).
+//
+// Headless Chromium from Debian's packages (apt-get install chromium), driven by
+// playwright-core, which downloads no browser; install it outside the repository:
+//   mkdir -p /tmp/shot && cd /tmp/shot && npm install playwright-core
+//   NODE_PATH=/tmp/shot/node_modules LS_USER=... LS_PASSWORD=... \
+//     node benchmarks/labelstudio_screenshot.js http://127.0.0.1:8080 PROJECT TASK out.png
+// It logs in with a fresh profile (--user-data-dir in a new temporary folder), opens
+// the task, waits WAIT_MS (15000) for the waveform and regions, and saves the page.
 const { chromium } = require('playwright-core');
 (async () => {
   const [url, project, task, out] = process.argv.slice(2);

@@ -12,7 +12,7 @@ import pytest
 import requests
 from pyannote.core import Segment
 
-from skseg import VADEstimator
+from skseg import OSDEstimator, VADEstimator
 from skseg.annotation.backend import LabelStudioBackend, model_version, task_audio_path
 from skseg.annotation.labelstudio_server import make_app
 from skseg.annotation.spans import annotation_to_spans
@@ -173,8 +173,20 @@ def test_http_routes_and_basic_auth(root):
             timeout=10,
         )
         assert hook.status_code == 201 and 1 in backend.examples
+        legacy = requests.post(
+            f"{url}/train",
+            json={
+                "annotations": [
+                    event(task(2), [(1.0, 2.0)])["task"]
+                    | {"annotations": [{"result": [], "id": 1}]}
+                ]
+            },
+            auth=("ls", "pw"),
+            timeout=10,
+        )
+        assert legacy.status_code == 201 and legacy.json() == {"annotations": 1}
         status = requests.get(f"{url}/status", auth=("ls", "pw"), timeout=10).json()
-        assert status["n_annotations"] == 1 and status["params"]["onset"] == 0.5
+        assert status["n_annotations"] == 2 and status["params"]["onset"] == 0.5
     finally:
         server.stop()
 
@@ -212,3 +224,53 @@ def test_a_fine_tuned_network_gets_a_new_model_version_and_serves(root, model):
     (prediction,) = backend.predict([task(1)])
     assert prediction["model_version"] == backend.model_version
     assert prediction["result"]
+
+
+def test_the_serve_command_serves_with_basic_auth(root, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from .labelstudio_fixtures import ROOT, free_port
+
+    port = free_port()
+    env = dict(os.environ, SKSEG_BACKEND_AUTH="ls:pw", PYTHONPATH=str(ROOT))
+    command = [
+        sys.executable,
+        "-m",
+        "skseg",
+        "labelstudio",
+        "serve",
+        "osd",
+        "--port",
+        str(port),
+        "--onset",
+        "0.6",
+        "--audio-root",
+        str(root),
+    ]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = requests.get(
+                    f"http://127.0.0.1:{port}/health", auth=("ls", "pw"), timeout=5
+                )
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline, "skseg labelstudio serve: no answer"
+                time.sleep(0.5)
+        assert health.json()["model_class"] == "skseg OSDEstimator"
+        # the command's estimator: the flags given, and the score cache on
+        expected = model_version(OSDEstimator(onset=0.6, cache=True))
+        assert health.json()["model_version"] == expected
+        assert (
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code
+            == 401
+        )
+    finally:
+        process.terminate()
+        process.wait(30)
