@@ -120,7 +120,11 @@ class Server:
             start_new_session=True,  # stop() ends its whole process group
         )
         self._wait(timeout)
-        self.token = mint_token(self.url)
+        try:
+            self.token = mint_token(self.url)
+        except BaseException:
+            self.stop()  # no server left behind without its token
+            raise
         return self
 
     def _wait(self, timeout: float) -> None:
@@ -185,6 +189,12 @@ def mint_token(url: str, user: str = USER, password: str = PASSWORD) -> str:
         with opener.open(request, timeout=30) as r:
             answer = json.loads(r.read())
     except urllib.error.HTTPError as e:
+        if e.code == 409:
+            raise RuntimeError(
+                f"{user} already has a personal access token on {url}, and Label "
+                "Studio shows a token only once: start with a fresh --data-dir, or "
+                "revoke it in Account & Settings > Personal Access Token"
+            ) from None
         raise RuntimeError(
             f"{url}/api/token/ refused to mint a token: {e.code} {e.read()[:200]!r}"
         ) from None

@@ -116,8 +116,9 @@ def task_audio_path(task: Mapping, document_root: str | os.PathLike | None) -> s
     Raises
     ------
     FileError
-        Naming the task, when its audio is neither a file here nor a local-file
-        URL under ``document_root``, or the file does not exist.
+        Naming the task, when its audio is neither a path nor a local-file URL
+        under ``document_root`` (a file that is missing or unreadable is named
+        when it is read).
 
     Examples
     --------
@@ -249,7 +250,7 @@ class LabelStudioBackend:
         Returns
         -------
         predictions : list of dict
-            ``{"model_version", "score", "result": [regions]}`` in the order of
+            ``{"model_version", "result": [regions]}`` in the order of
             ``tasks``. A task whose audio cannot be read gets an empty result and
             its problem is logged and kept in :attr:`failures` (Label Studio
             matches predictions to tasks by position).
@@ -265,7 +266,8 @@ class LabelStudioBackend:
                     f"prediction for Label Studio task {task.get('id')}: {error}"
                 )
                 result = []
-            out.append({"model_version": version, "score": 0.0, "result": result})
+            # no "score": the pipeline gives regions, not a confidence in them
+            out.append({"model_version": version, "result": result})
         return out
 
     def _regions(self, estimator: Any, task: Mapping) -> list[dict]:
