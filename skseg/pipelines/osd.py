@@ -20,14 +20,7 @@ class OSDEstimator(DetectionEstimator):
     Parameters
     ----------
     %(segmentation)s
-    onset : float, default=0.430
-        Overlap starts when the score goes strictly above ``onset``.
-    offset : float or None, default=0.320
-        Overlap ends when the score goes strictly below ``offset``; None: onset.
-    min_duration_on : float, default=0.091
-        Overlap regions shorter than this are removed (seconds).
-    min_duration_off : float, default=0.144
-        Gaps shorter than this are filled (seconds), before short regions go.
+    %(detection)s
     %(runtime)s
 
     Attributes

@@ -20,14 +20,7 @@ class VADEstimator(DetectionEstimator):
     Parameters
     ----------
     %(segmentation)s
-    onset : float, default=0.767
-        Speech starts when the score goes strictly above ``onset``.
-    offset : float or None, default=0.377
-        Speech ends when the score goes strictly below ``offset``; None: onset.
-    min_duration_on : float, default=0.136
-        Speech regions shorter than this are removed (seconds).
-    min_duration_off : float, default=0.067
-        Gaps shorter than this are filled (seconds), before short regions go.
+    %(detection)s
     %(runtime)s
 
     Attributes
