@@ -16,6 +16,11 @@ module per thing it handles:
   corrections, once or while people annotate;
 * :mod:`~skseg.annotation.labelstudio`: the same tasks and answers as Label
   Studio JSON;
+* :mod:`~skseg.annotation.backend`: Label Studio's ML backend (pre-annotations,
+  re-tuned on each annotation), served over HTTP by
+  :mod:`~skseg.annotation.labelstudio_server`;
+  :mod:`~skseg.annotation.labelstudio_client`, Label Studio's REST API with
+  personal access tokens (``skseg labelstudio``);
 * :mod:`~skseg.annotation.recipes`: the recipes (their components, and their
   arguments written once), and :mod:`~skseg.annotation.prodigy`, which registers
   them with Prodigy (imported lazily: Prodigy is commercial and optional).
