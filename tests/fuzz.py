@@ -411,7 +411,7 @@ def fuzz_rttm_round_trip(uri, label, start, length):
 def _entry() -> bytes:
     from pyannote.core import SlidingWindow
 
-    from skseg.cache import ScoreCache
+    from skseg.cache import ScoreCache, ScoreKey
     from skseg.inference import ChunkScores
 
     scores = ChunkScores(
@@ -422,8 +422,9 @@ def _entry() -> bytes:
         16000,
     )
     cache = ScoreCache(WORK / "cache")
-    cache.put("ab" + "0" * 62, scores)
-    return cache._path("ab" + "0" * 62).read_bytes()
+    key = ScoreKey("ab" + "0" * 62)
+    cache.put(key, scores)
+    return cache._path(key).read_bytes()
 
 
 ENTRY = _entry()

@@ -9,12 +9,12 @@ import pytest
 from pyannote.core import SlidingWindow
 
 from skseg.audio import file_identity
-from skseg.cache import ScoreCache
+from skseg.cache import ScoreCache, ScoreKey
 from skseg.inference import ChunkScores
 
 from .hostile import peak_memory
 
-KEY = "ab" + "0" * 62
+KEY = ScoreKey("ab" + "0" * 62)
 
 
 def scores(num_samples=16000 * 12, seed=0):
