@@ -23,13 +23,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import demo, download_weights, evaluate, plot, predict, tune
+from . import demo, download_weights, evaluate, plot, predict, stream, tune
 from .common import UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: the command modules, in the order ``skseg --help`` lists them
-COMMANDS = (predict, tune, evaluate, plot, download_weights, demo)
+COMMANDS = (predict, stream, tune, evaluate, plot, download_weights, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
