@@ -96,10 +96,17 @@ class PCMDecoder:
         self.dtype = np.dtype(dtype)
         self.frame_bytes = self.dtype.itemsize * channels
         self._rest = b""
+        self._error: str | None = None
         self.num_bytes = 0
 
     def __call__(self, data: bytes) -> np.ndarray:
-        """Return the samples of the complete frames received so far."""
+        """Return the samples of the complete frames received so far.
+
+        A non-finite sample ends the stream: the samples before it are returned,
+        and the next call (or :meth:`finish`) raises :class:`StreamError`.
+        """
+        if self._error is not None:
+            raise StreamError(self._error)
         self.num_bytes += len(data)
         if self._rest:
             data = self._rest + data
@@ -113,8 +120,9 @@ class PCMDecoder:
             x = x.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
         if not np.isfinite(x).all():
             at = (self.num_bytes - len(data) + whole) // self.frame_bytes - len(x)
-            bad = at + int(np.flatnonzero(~np.isfinite(x))[0])
-            raise StreamError(f"{self.name}: sample {bad} is not a finite number")
+            first = int(np.flatnonzero(~np.isfinite(x))[0])
+            self._error = f"{self.name}: sample {at + first} is not a finite number"
+            return x[:first]
         return x
 
     def finish(self) -> None:
@@ -123,8 +131,11 @@ class PCMDecoder:
         Raises
         ------
         StreamError
-            If bytes of an incomplete sample are left over (they are dropped).
+            If bytes of an incomplete sample are left over (they are dropped), or
+            a sample was not finite.
         """
+        if self._error is not None:
+            raise StreamError(self._error)
         if self._rest:
             n, self._rest = len(self._rest), b""
             raise StreamError(
@@ -490,9 +501,10 @@ def microphone(
     channels : int, default=1
         Channels recorded, averaged.
 
-    Yields
-    ------
-    samples : ndarray of float32
+    Returns
+    -------
+    blocks : iterator of ndarray of float32
+        Recording starts when it is first iterated.
 
     Raises
     ------
@@ -531,11 +543,24 @@ def microphone(
     """
     try:
         import sounddevice
-    except ImportError as e:  # OSError too: PortAudio missing
+    except (ImportError, OSError) as e:  # OSError: PortAudio itself is missing
         raise ImportError(
-            "the microphone needs sounddevice: pip install 'skseg[mic]'"
+            f"the microphone needs sounddevice and PortAudio ({e}): "
+            "pip install 'skseg[mic]'"
         ) from e
     sample_rate = _check_rate(sample_rate, "microphone")
+    # checked now, recorded when iterated
+    return _record(sounddevice, sample_rate, block, device, max_lag, channels)
+
+
+def _record(
+    sounddevice: Any,
+    sample_rate: int,
+    block: float,
+    device: int | str | None,
+    max_lag: float,
+    channels: int,
+) -> Iterator[np.ndarray]:
     frames = max(1, round(block * sample_rate))
     blocks: queue.Queue = queue.Queue(maxsize=max(1, round(max_lag / block)))
     problems: list[str] = []

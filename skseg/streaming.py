@@ -196,6 +196,8 @@ class DetectionStream:
         Samples fed so far.
     num_chunks : int
         Chunks the network has run on so far.
+    buffered_samples, buffered_frames : int
+        What the stream holds (bounded: about one chunk of each).
 
     Examples
     --------
@@ -342,6 +344,16 @@ class DetectionStream:
         self._audio = np.zeros(0, dtype=np.float32)
         self._total = self._count = None
         return out
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples held: from the next chunk's start to the last sample fed."""
+        return len(self._audio)
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frame scores held by the overlap-add buffer (its capacity)."""
+        return 0 if self._total is None else len(self._total)
 
     def __iter__(self) -> Iterator[Region]:
         raise TypeError("a stream is fed, not iterated: use feed() and close()")
