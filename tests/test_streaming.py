@@ -14,7 +14,12 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from skseg import OSDEstimator, SegmentationEstimator, VADEstimator
+from skseg import (
+    OSDEstimator,
+    ResegmentationEstimator,
+    SegmentationEstimator,
+    VADEstimator,
+)
 from skseg.cli import main
 from skseg.sources import PCMDecoder, Resampler, byte_blocks, microphone
 from skseg.streaming import Region, StreamError, stream, to_annotation
@@ -136,7 +141,7 @@ def test_latency_range(sample_waveform):
     with pytest.raises(StreamError, match="one step \\(1.25 s\\)"):
         VADEstimator(mode="fast").stream(latency=1.0)
     with pytest.raises(StreamError, match="cannot stream"):
-        stream(SegmentationEstimator())
+        stream(ResegmentationEstimator())
 
 
 # -- the API's bad input ---------------------------------------------------------------
@@ -447,7 +452,7 @@ def test_command_usage_errors(monkeypatch, capsys, tmp_path, sample_waveform):
         (["vad"], "give '-'"),
         (["vad", str(tmp_path / "gone.wav")], "no such file"),
         (["vad", str(wav), "--rate", "8000"], "--rate is for raw PCM"),
-        (["segment", "-"], "invalid choice"),
+        (["resegment", "-"], "invalid choice"),
     ]:
         with pytest.raises(SystemExit) as exit:
             main(["stream", *argv])
@@ -496,3 +501,49 @@ def test_command_irregular_reads(monkeypatch, capsys, sample_waveform):
         max(abs(a - b[0]) for a, b in zip([g[0] for g in got], expected, strict=True))
         <= 0.001
     )
+
+
+# -- speaker turns -----------------------------------------------------------------------
+@pytest.mark.parametrize("latency", [0.5, 2.0, None])
+def test_segmentation_stream_turns(latency, sample_waveform, mixture):
+    """Turns are valid, each speaker's in time order and never overlapping itself;
+    at the chunk latency, who-speaks-at-all (the union of turns) is offline's: the
+    speaker count is aggregated exactly, only the stitching is online."""
+    estimator = SegmentationEstimator()
+    for audio in (sample_waveform, mixture):
+        turns, when = regions_of(estimator, audio, latency=latency, seed=4)
+        assert turns and all(t.label.startswith("SPEAKER_") for t in turns)
+        by_speaker = {}
+        for turn, t in zip(turns, when, strict=True):
+            assert turn.start < turn.end <= len(audio) / SR + 0.1
+            assert turn.delay == pytest.approx(max(0.0, t - turn.end), abs=1e-9)
+            if by_speaker.get(turn.label):
+                assert turn.start >= by_speaker[turn.label][-1].end
+            by_speaker.setdefault(turn.label, []).append(turn)
+        labels = sorted(by_speaker)
+        assert labels == [f"SPEAKER_{k:02d}" for k in range(len(labels))]
+        if latency is None:
+            ours = to_annotation(turns).get_timeline().support()
+            theirs = (
+                estimator({"waveform": audio[None], "sample_rate": SR})
+                .get_timeline()
+                .support()
+            )
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs, strict=True):
+                assert abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6
+
+
+def test_segmentation_stream_memory_and_command(capsys, sample_waveform, sample):
+    live = SegmentationEstimator().stream(latency=0.5)
+    audio = np.tile(sample_waveform, 4)  # speakers come and go for 2 minutes
+    frames = []
+    for i in range(0, len(audio), 8000):
+        live.feed(audio[i : i + 8000])
+        frames.append(live.buffered_frames)
+        assert live.buffered_samples <= 5 * SR + 8000
+    live.close()
+    assert max(frames) == frames[len(frames) // 4]
+    assert main(["stream", "segment", sample["audio"], "--latency", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len({line.split()[7] for line in lines}) >= 2

@@ -1,4 +1,4 @@
-"""``skseg stream vad|osd``: regions of a live audio stream, as RTTM lines.
+"""``skseg stream vad|osd|segment``: regions of a live audio stream, as RTTM lines.
 
 Reads standard input (``-``), a file, or a microphone (``--mic``), and prints each
 region as one RTTM line as soon as it is final, flushed at once::
@@ -7,7 +7,8 @@ region as one RTTM line as soon as it is final, flushed at once::
     ffmpeg -i talk.mp4 -f s16le -ac 1 -ar 16000 - | skseg stream osd -
 
 At ``--latency`` = the chunk duration (the default) the lines are those of
-``skseg vad FILE``; the end of the input ends the stream as offline inference ends
+``skseg vad FILE`` (``osd`` alike; ``segment`` stitches speakers online, so its
+turns are its own); the end of the input ends the stream as offline inference ends
 a file. When the input turns out bad part-way (an odd byte at the end, a NaN),
 the regions of the audio before it are printed, then the problem, exit code 1.
 """
@@ -27,6 +28,7 @@ __all__ = ["register"]
 HELP = {
     "vad": "speech regions of a live stream",
     "osd": "overlapped speech regions of a live stream",
+    "segment": "speaker turns of a live stream (speakers stitched online)",
 }
 
 
