@@ -802,6 +802,8 @@ class SegmentationStream(_ChunkStream):
         if not gone:
             return
         keep = [k for k in range(len(self._columns)) if k not in gone]
+        for k in gone:
+            del self._last_frame[self._columns[k]]
         self._summed.data = np.ascontiguousarray(self._summed.data[:, keep])
         self._columns = [self._columns[k] for k in keep]
 

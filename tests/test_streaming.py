@@ -315,7 +315,7 @@ def fake_sounddevice(audio, blocks_at_once=None):
     return types.SimpleNamespace(InputStream=InputStream)
 
 
-def test_microphone_cli_gives_offline_regions(monkeypatch, capsys, sample_waveform):
+def test_microphone_gives_offline_regions(monkeypatch, sample_waveform):
     audio = sample_waveform[: int(12.3 * SR)]
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(audio))
     blocks = microphone(block=0.1, max_lag=60.0)
@@ -328,6 +328,23 @@ def test_microphone_cli_gives_offline_regions(monkeypatch, capsys, sample_wavefo
             break
     got += live.close()
     assert as_segments(got) == offline(VADEstimator(), audio)
+
+
+def test_microphone_command(monkeypatch, capsys, sample_waveform):
+    """`skseg stream vad --mic` with a fake device that plays 9.3 s then stops:
+    the regions of those 9.3 s (as offline), then the device's silence is named."""
+    audio = sample_waveform[: int(9.3 * SR)]
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(audio))
+    assert main(["stream", "vad", "--mic", "--block", "0.05"]) == 1
+    out = capsys.readouterr()
+    assert "microphone: no audio from the device for 1 s" in out.err
+    got = [line.split() for line in out.out.splitlines()]
+    assert all(row[1] == "microphone" for row in got)
+    expected = offline(VADEstimator(), audio)
+    assert len(got) == len(expected) > 0
+    for row, (start, end, _) in zip(got, expected, strict=True):
+        assert abs(float(row[3]) - start) <= 0.001
+        assert abs(float(row[3]) + float(row[4]) - end) <= 0.001
 
 
 def test_microphone_lagging_reader_fails_clearly(monkeypatch):
