@@ -18,7 +18,7 @@ through a VAD stream at 0.5 s latency in a fresh process and prints its resident
 memory every tenth of the way and its peak (``ru_maxrss``): flat means the stream
 holds a bounded buffer whatever its length.
 
-Results are printed as Markdown tables and written as JSON to ``--out``.
+Results are printed as Markdown tables (and written as JSON to ``--out``).
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--rss-hours", type=float, default=2.0)
     parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--out", default="benchmarks/results/streaming.json")
+    parser.add_argument("--out", help="also write the results as JSON there")
     parser.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
@@ -259,9 +259,12 @@ def main() -> None:
         )
         rss = json.loads(done.stdout.strip().splitlines()[-1])
     print(markdown(rows, rss))
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as out:
-        json.dump({"minutes": args.minutes, "rows": rows, "rss": rss}, out, indent=1)
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w") as out:
+            json.dump(
+                {"minutes": args.minutes, "rows": rows, "rss": rss}, out, indent=1
+            )
 
 
 if __name__ == "__main__":
