@@ -44,6 +44,10 @@ Each emitted :class:`Region` carries its ``delay``: the seconds of audio receive
 after its end before it was emitted, roughly ``latency + min_duration_off`` (0 for
 a region that reaches the end of the stream).
 
+Speaker turns (:class:`SegmentationStream`) count speakers exactly as offline,
+but stitch each chunk's speakers to the previous chunks' as it arrives (offline
+stitching is global), so their turns are the stream's own.
+
 Memory does not grow with the stream: audio is kept from the next chunk's start
 on, and frame scores from the first undecided frame on.
 """
