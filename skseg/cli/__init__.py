@@ -1,7 +1,8 @@
 """The ``skseg`` command: segment, tune, evaluate and plot from a shell.
 
 ``skseg vad|osd|segment|resegment`` write RTTM for many audio files, one file's
-result as soon as it is done; ``skseg tune`` grid-searches a pipeline on a folder of
+result as soon as it is done; ``skseg stream`` writes the regions of a live stream
+(standard input, a file or a microphone) as soon as they are final; ``skseg tune`` grid-searches a pipeline on a folder of
 annotated audio and saves the tuned estimator; ``skseg evaluate`` scores an RTTM
 against a reference; ``skseg plot`` draws one file; ``skseg download-weights``
 fetches and verifies the pretrained weights; ``skseg demo`` runs VAD and OSD on
@@ -11,25 +12,34 @@ Exit codes: 0 success; 1 some files failed (each is named on stderr with its
 problem, and the others' results are written); 2 usage error (bad arguments, or an
 argument naming something unusable: nothing was processed).
 
-One module per command, each with ``register(subparsers)`` (its arguments, and
-``run`` as the parser's default) and ``run(args) -> exit status``; adding a
-command is adding its module to :data:`COMMANDS`. What commands share is in
+One module per command, each with ``register(subparsers)``, which adds its
+arguments and sets its run function (``args -> exit status``) as the parser's
+``run`` default; adding a command is adding its module and its name to
+:data:`COMMANDS`. What they share is in
 :mod:`skseg.cli.common`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from . import demo, download_weights, evaluate, plot, predict, stream, tune
 from .common import UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-#: the command modules, in the order ``skseg --help`` lists them
-COMMANDS = (predict, stream, tune, evaluate, plot, download_weights, demo)
+#: the command modules of this package, in the order ``skseg --help`` lists them
+COMMANDS = (
+    "predict",
+    "stream",
+    "tune",
+    "evaluate",
+    "plot",
+    "download_weights",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(commands)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(commands)
     return parser
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "RUNTIME_PARAMETERS",
     "Parameter",
     "constraints",
+    "document_parameters",
     "parameter_docs",
 ]
 
@@ -247,4 +248,77 @@ def parameter_docs(names: tuple[str, ...] = RUNTIME_PARAMETERS) -> str:
         lines += textwrap.wrap(
             p.doc, width=84, initial_indent=" " * 8, subsequent_indent=" " * 8
         )
+    return "\n".join(lines)
+
+
+#: the runtime parameters' entries, after the pipeline's own, in each docstring
+_RUNTIME_TAIL = tuple(name for name in RUNTIME_PARAMETERS if name != "segmentation")
+
+
+def document_parameters(cls: type) -> type:
+    r"""Write the registry's entries into an estimator's docstring (class decorator).
+
+    ``%(segmentation)s`` becomes the ``segmentation`` entry and ``%(runtime)s`` the
+    other runtime parameters' entries, so the text the four estimators share is
+    written once, here. ``%(detection)s`` becomes a detection pipeline's four
+    hyper-parameters, with its ``region_label`` and its ``__init__``'s defaults.
+
+    Parameters
+    ----------
+    cls : type
+
+    Returns
+    -------
+    cls : type
+        The same class, its ``__doc__`` filled in.
+
+    Examples
+    --------
+    >>> Demo = type("Demo", (), {"__doc__": "Parameters\n    %(runtime)s\n"})
+    >>> Demo = document_parameters(Demo)
+    >>> "batch_size : int, default=32" in Demo.__doc__
+    True
+    """
+    doc = cls.__doc__ or ""
+    if "    %(detection)s" in doc:
+        doc = doc.replace("    %(detection)s", _detection_docs(cls))
+    doc = doc.replace("    %(segmentation)s", parameter_docs(("segmentation",)))
+    cls.__doc__ = doc.replace("    %(runtime)s", parameter_docs(_RUNTIME_TAIL))
+    return cls
+
+
+def _detection_docs(cls: type) -> str:
+    import inspect
+
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+    }
+    what = cls.region_label.capitalize()
+    entries = [
+        (
+            "onset",
+            "float",
+            f"{what} starts when the score goes strictly above ``onset``.",
+        ),
+        (
+            "offset",
+            "float or None",
+            f"{what} ends when the score goes strictly below ``offset``; None: onset.",
+        ),
+        (
+            "min_duration_on",
+            "float",
+            f"{what} regions shorter than this are removed (seconds).",
+        ),
+        (
+            "min_duration_off",
+            "float",
+            "Gaps shorter than this are filled (seconds), before short regions go.",
+        ),
+    ]
+    lines = []
+    for name, kind, text in entries:
+        lines.append(f"    {name} : {kind}, default={defaults[name]!r}")
+        lines.append(f"        {text}")
     return "\n".join(lines)
