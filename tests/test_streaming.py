@@ -128,7 +128,9 @@ def test_lower_latencies_emit_valid_regions(estimator, latency, mixture):
         if estimator.min_duration_on > 0:
             assert region.end - region.start >= estimator.min_duration_on
     assert regions, "speech is detected"
-    if estimator.min_duration_off < 0.5:  # some region comes out before the end
+    if latency <= 1.0 and estimator.min_duration_off < 0.5:
+        # some region comes out before the end (the mixture's speech ends 1.4 s
+        # before it does)
         assert when[0] < len(mixture) / SR
 
 
