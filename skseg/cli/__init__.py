@@ -2,8 +2,9 @@
 
 ``skseg vad|osd|segment|resegment`` write RTTM for many audio files, one file's
 result as soon as it is done; ``skseg stream`` writes the regions of a live stream
-(standard input, a file or a microphone) as soon as they are final; ``skseg tune`` grid-searches a pipeline on a folder of
-annotated audio and saves the tuned estimator; ``skseg evaluate`` scores an RTTM
+(standard input, a file or a microphone) as soon as they are final; ``skseg tune``
+grid-searches a pipeline on a folder of annotated audio and saves the tuned
+estimator; ``skseg evaluate`` scores an RTTM
 against a reference; ``skseg plot`` draws one file; ``skseg download-weights``
 fetches and verifies the pretrained weights; ``skseg demo`` runs VAD and OSD on
 pyannote's sample.
