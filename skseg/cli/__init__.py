@@ -1,12 +1,13 @@
 """The ``skseg`` command: segment, tune, evaluate and plot from a shell.
 
 ``skseg vad|osd|segment|resegment`` write RTTM for many audio files, one file's
-result as soon as it is done; ``skseg tune`` grid-searches a pipeline on a folder of
-annotated audio and saves the tuned estimator; ``skseg evaluate`` scores an RTTM
-against a reference; ``skseg plot`` draws one file; ``skseg labelstudio`` serves
-skseg's ML backend to Label Studio, sets up projects and exports them; ``skseg
-download-weights`` fetches and verifies the pretrained weights; ``skseg demo`` runs
-VAD and OSD on pyannote's sample.
+result as soon as it is done; ``skseg stream`` writes the regions of a live stream
+(standard input, a file or a microphone) as soon as they are final; ``skseg tune``
+grid-searches a pipeline on a folder of annotated audio and saves the tuned
+estimator; ``skseg evaluate`` scores an RTTM against a reference; ``skseg plot``
+draws one file; ``skseg labelstudio`` serves skseg's ML backend to Label Studio,
+sets up projects and exports them; ``skseg download-weights`` fetches and verifies
+the pretrained weights; ``skseg demo`` runs VAD and OSD on pyannote's sample.
 
 Exit codes: 0 success; 1 some files failed (each is named on stderr with its
 problem, and the others' results are written); 2 usage error (bad arguments, or an
@@ -33,6 +34,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: the command modules of this package, in the order ``skseg --help`` lists them
 COMMANDS = (
     "predict",
+    "stream",
     "tune",
     "evaluate",
     "plot",

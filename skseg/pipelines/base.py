@@ -310,6 +310,33 @@ class DetectionEstimator(BaseSegmentationEstimator):
     reduction: str = ""
     region_label: str = ""
 
+    def stream(self, latency: float | None = None):
+        """Return a live stream of this estimator's regions (:mod:`skseg.streaming`).
+
+        Parameters
+        ----------
+        latency : float, optional
+            Seconds of audio after a frame before it is decided, from one
+            inference step to the chunk duration (the default, at which the
+            stream's regions are :meth:`predict`'s).
+
+        Returns
+        -------
+        stream : skseg.streaming.DetectionStream
+            ``feed(samples) -> regions``, then ``close() -> regions``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skseg import VADEstimator
+        >>> live = VADEstimator().stream(latency=1.0)
+        >>> live.feed(np.zeros(8000, dtype="float32")), live.close()
+        ([], [])
+        """
+        from ..streaming import stream
+
+        return stream(self, latency)
+
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         frames = scores.aggregated(self.reduction)
         binarize = Binarize(

@@ -94,6 +94,32 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         self.device = device
         self.cache = cache
 
+    def stream(self, latency: float | None = None):
+        """Return a live stream of speaker turns (:mod:`skseg.streaming`).
+
+        Parameters
+        ----------
+        latency : float, optional
+            Seconds of audio after a frame before it is decided, from one
+            inference step to the chunk duration (the default).
+
+        Returns
+        -------
+        stream : skseg.streaming.SegmentationStream
+            ``feed(samples) -> turns``, then ``close() -> turns``. Speakers are
+            stitched online, so turns differ from :meth:`predict`'s.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> live = SegmentationEstimator().stream(latency=0.5)
+        >>> live.feed(np.zeros(8000, dtype="float32")), live.close()
+        ([], [])
+        """
+        from ..streaming import stream
+
+        return stream(self, latency)
+
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         from ._diarization import segment_speakers
 
