@@ -918,10 +918,10 @@ def generate_conversation(
             # the overlap so far is below the target
             share = min(0.25 + 2.0 * deficit, 0.8) * rng.uniform(0.7, 1.3)
             t = end - int(share * min(turn, 4 * SAMPLE_RATE))
-        elif rng.random() < 0.1:
-            t = end + int(rng.uniform(1.5, 4.0) * SAMPLE_RATE)  # a long silence
+        elif rng.random() < 0.12:
+            t = end + int(rng.uniform(1.5, 5.0) * SAMPLE_RATE)  # a long silence
         else:
-            t = end + int(rng.uniform(0.05, 1.0) * SAMPLE_RATE)
+            t = end + int(rng.uniform(0.1, 1.2) * SAMPLE_RATE)
         previous = speaker
 
     # a speaker who never got a turn in (a very short file) is not in the file
