@@ -45,6 +45,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -718,7 +719,7 @@ def _check_choices(name: str, values, allowed: tuple | None = None) -> tuple:
 def _check_options(
     duration, n_speakers, overlap, snr, noise, band, min_pause, backchannels
 ):
-    if isinstance(duration, bool) or not isinstance(duration, int | float):
+    if isinstance(duration, bool) or not isinstance(duration, Real):
         raise ValueError(f"duration must be a number of seconds, got {duration!r}")
     if not 5.0 <= duration <= 3600.0:
         raise ValueError(f"duration must be between 5 and 3600 s, got {duration}")
@@ -734,21 +735,19 @@ def _check_options(
             "n_speakers must be an integer >= 1 or a (min, max) pair of them, "
             f"got {n_speakers!r}"
         )
-    if not isinstance(overlap, int | float) or not 0.0 <= overlap <= 0.5:
+    if not isinstance(overlap, Real) or not 0.0 <= overlap <= 0.5:
         raise ValueError(
             f"overlap must be a fraction of speech time in [0, 0.5], got {overlap!r}"
         )
     snrs = _check_choices("snr", snr)
     for value in snrs:
-        if value is not None and not (
-            isinstance(value, int | float) and -10 <= value <= 60
-        ):
+        if value is not None and not (isinstance(value, Real) and -10 <= value <= 60):
             raise ValueError(f"snr: {value!r} is not None or a dB value in [-10, 60]")
     noises = _check_choices("noise", noise, _NOISES)
     bands = _check_choices("band", band, _BANDS)
-    if not isinstance(min_pause, int | float) or not 0.05 <= min_pause <= 2.0:
+    if not isinstance(min_pause, Real) or not 0.05 <= min_pause <= 2.0:
         raise ValueError(f"min_pause must be in [0.05, 2] s, got {min_pause!r}")
-    if not isinstance(backchannels, int | float) or not 0.0 <= backchannels <= 1.0:
+    if not isinstance(backchannels, Real) or not 0.0 <= backchannels <= 1.0:
         raise ValueError(
             f"backchannels must be a probability in [0, 1], got {backchannels!r}"
         )
@@ -1097,8 +1096,9 @@ def make_corpus(
     engines : str or sequence of str, default=("espeak-ng", "flite")
     personas_per_voice : int, default=2
     overwrite : bool, default=False
-        Replace the split folders if they exist; otherwise an existing non-empty
-        split folder is an error.
+        Remove the split folders (``train``, ``val``, ``test``) if they exist, even
+        those of a split not asked for now; otherwise an existing non-empty split
+        folder is an error.
     **options
         Passed to :func:`generate_conversation`.
 
@@ -1154,9 +1154,11 @@ def make_corpus(
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
-    for split, count in counts.items():
+    # a split left over from another corpus would contradict the manifest: every
+    # split folder goes, including those of splits not asked for this time
+    for split in _SPLITS:
         folder = out / split
-        if count and folder.exists() and any(folder.iterdir()):
+        if folder.exists() and any(folder.iterdir()):
             if not overwrite:
                 raise ValueError(
                     f"{folder}: exists and is not empty; pass overwrite=True "

@@ -227,7 +227,9 @@ def test_existing_corpus_is_not_overwritten_unless_asked(tmp_path):
     make_corpus(tmp_path, 1, 0, 0, duration=5.0, seed=0)
     with pytest.raises(ValueError, match="exists and is not empty.*overwrite"):
         make_corpus(tmp_path, 1, 0, 0, duration=5.0, seed=1)
-    make_corpus(tmp_path, 1, 0, 0, duration=5.0, seed=1, overwrite=True)
+    make_corpus(tmp_path, 0, 0, 1, duration=5.0, seed=1, overwrite=True)
+    # no split is left over from the corpus replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "test"]
 
 
 @pytest.mark.parametrize(
@@ -248,6 +250,7 @@ def test_existing_corpus_is_not_overwritten_unless_asked(tmp_path):
         (dict(n_speakers=0), "n_speakers must be an integer >= 1"),
         (dict(n_speakers=(3, 2)), "n_speakers must be"),
         (dict(min_pause=0.0), "min_pause must be in"),
+        (dict(backchannels=2), r"backchannels must be a probability in \[0, 1\]"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, kwargs, message):
