@@ -79,6 +79,8 @@ _DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
+# the header metadata of a saved network (what the safetensors library writes)
+_METADATA = {"format": "pt"}
 # a header larger than this is not a network's (safetensors' own limit)
 _MAX_HEADER = 100_000_000
 
@@ -177,7 +179,7 @@ def _deserialize(raw: bytes, source: str) -> tuple[dict[str, torch.Tensor], dict
 
 
 def weights_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Return the SHA-256 of a ``state_dict`` as :func:`save_state_dict` writes it.
+    """Return the SHA-256 of a ``state_dict`` as :func:`save_model` writes it.
 
     The digest of a saved ``model.safetensors`` file equals the digest of the
     weights it holds, so an in-memory network and the same network read back
@@ -201,7 +203,7 @@ def weights_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
     >>> weights_digest(a) == weights_digest({"w": torch.zeros(2), "b": torch.zeros(1)})
     False
     """
-    return hashlib.sha256(_serialize(state_dict)).hexdigest()
+    return hashlib.sha256(_serialize(state_dict, _METADATA)).hexdigest()
 
 
 def save_state_dict(
@@ -290,9 +292,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 # -- saved networks ----------------------------------------------------------------
 def _folder(path: str | os.PathLike) -> Path:
     path = Path(path).expanduser()
-    if path.name == WEIGHTS_NAME or path.name == CONFIG_NAME:
-        return path.parent
-    return path
+    return path.parent if path.is_file() else path
 
 
 def is_saved_network(path: str | os.PathLike) -> bool:
@@ -395,7 +395,7 @@ def save_model(
                 folder, "exists and is not a saved network: refusing to replace it"
             )
     state = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
-    raw = _serialize(state, {"format": "pt"})
+    raw = _serialize(state, _METADATA)
     net = model.network
     config = {
         "format": FORMAT,
@@ -464,7 +464,7 @@ def read_config(path: str | os.PathLike) -> dict:
     source = os.fspath(file)
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise CheckpointError(
             f"{source}: no such file (a saved network has {CONFIG_NAME} beside "
             f"{WEIGHTS_NAME}; for a bare state_dict use model_from_state_dict)"

@@ -672,6 +672,12 @@ class SegmentationTrainer(BaseEstimator):
                 xb = x[start : start + self.batch_size].to(device)
                 yb = y[start : start + self.batch_size].to(device)
                 pred = net(xb)
+                if not bool(torch.isfinite(pred).all()):
+                    raise TrainingError(
+                        "the network's outputs on the validation chunks are NaN or "
+                        "infinite (lower lr); the best weights so far are kept in "
+                        "model_"
+                    )
                 losses.append(float(self._loss(pred, yb, warm_up)) * len(xb))
                 frames = pred.shape[1]
                 keep = slice(warm_up[0], frames - warm_up[1])
@@ -736,8 +742,11 @@ class SegmentationTrainer(BaseEstimator):
         """
         began = time.perf_counter()
         self._check_params()
-        base = self._base_model()
-        model = _copy_model(base)
+        with torch.random.fork_rng(devices=[]):
+            # building a network draws initial weights from torch's generator:
+            # the caller's random stream is left as it was
+            base = self._base_model()
+            model = _copy_model(base)
         device = torch.device(self.device)
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -849,10 +858,15 @@ class SegmentationTrainer(BaseEstimator):
                         )
                         truncated += cut
                         xb, yb = xb.to(device), yb.to(device)
-                        loss = self._loss(net(xb), yb, warm_up)
-                        value = float(loss.detach())
+                        prediction = net(xb)
+                        # F.binary_cross_entropy refuses NaN inputs with a bare
+                        # RuntimeError: check the outputs first
+                        if bool(torch.isfinite(prediction).all()):
+                            loss = self._loss(prediction, yb, warm_up)
+                            value = float(loss.detach())
+                        else:
+                            value = float("nan")
                         if not math.isfinite(value):
-                            stopped = "nan"
                             raise TrainingError(
                                 f"epoch {epoch}, step {self.n_steps_ + 1}: the loss is "
                                 f"{value} (lower lr, or check the data); the best "
@@ -893,6 +907,9 @@ class SegmentationTrainer(BaseEstimator):
                     if val_files and patience_left <= 0:
                         stopped = "early_stopping"
                         break
+        except TrainingError:
+            stopped = "nan"
+            raise
         except KeyboardInterrupt:
             stopped = "interrupted"
             raise
