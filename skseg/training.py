@@ -588,19 +588,21 @@ class SegmentationTrainer(BaseEstimator):
         background = sub[partner] / (rms[partner] + 1e-8)[:, None]
         scale = rms / 10 ** (snr / 20)
         x = x.copy()
-        ys = list(ys)
+        # partners are mixed as they were before this batch's mixing
+        original, ys = ys, list(ys)
         for a, i in enumerate(selected):
             x[i] = sub[a] + (scale[a] * background[a]).astype(np.float32)
             j = selected[partner[a]]
             if j == i:
                 continue
             # the union of both chunks' speakers; one speaker of one file is one
-            merged = dict(zip(map(tuple, keys[i]), ys[i].T, strict=True))
-            for key, column in zip(map(tuple, keys[j]), ys[j].T, strict=True):
+            merged = dict(zip(map(tuple, keys[i]), original[i].T, strict=True))
+            for key, column in zip(map(tuple, keys[j]), original[j].T, strict=True):
                 merged[key] = (
                     np.maximum(merged[key], column) if key in merged else column
                 )
-            ys[i] = np.stack(list(merged.values()), axis=1) if merged else ys[i]
+            if merged:
+                ys[i] = np.stack(list(merged.values()), axis=1)
         return x, ys
 
     def _validation_set(self, files, model, num_samples, num_frames):

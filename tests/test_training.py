@@ -278,3 +278,18 @@ def test_the_fine_tuned_network_serves_the_estimators(sample, tmp_path):
     assert isinstance(
         VADEstimator(segmentation=path).fit().predict([sample])[0], Annotation
     )
+
+
+def test_mixing_every_chunk_of_large_batches(sample):
+    # every chunk mixed, partners that were themselves mixed earlier in the batch
+    trainer = SegmentationTrainer(
+        _tiny(),
+        max_epochs=1,
+        steps_per_epoch=3,
+        batch_size=8,
+        freeze="sincnet",
+        mix_probability=1.0,
+        validation_fraction=0,
+        random_state=0,
+    ).fit(_halves(sample))
+    assert trainer.n_steps_ == 3 and np.isfinite(trainer.history_[0]["train_loss"])
