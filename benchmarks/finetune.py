@@ -193,6 +193,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peer", help="python of the pyannote.audio 3.4 peer venv")
     parser.add_argument("--side-steps", type=int, default=8)
+    parser.add_argument(
+        "--side-only", action="store_true", help="only the side-by-side (with --peer)"
+    )
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--_side", help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args(argv)
@@ -202,8 +205,6 @@ def main(argv=None) -> int:
         return 0
 
     import torch
-
-    from skseg.training import SegmentationTrainer
 
     torch.set_num_threads(args.threads)
     data = Path(args.data)
@@ -237,6 +238,19 @@ def main(argv=None) -> int:
     )
 
     results: dict = {"args": {k: v for k, v in vars(args).items() if k != "_side"}}
+    if not args.side_only:
+        main_table(args, data, val, test, results)
+    if args.peer:
+        side_by_side(args, data, val, test, results)
+    print_tables(args, results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+def main_table(args, data, val, test, results) -> None:
+    from skseg.training import SegmentationTrainer
+
     results["pretrained"] = evaluate("pyannote/segmentation", val, test, tuned=False)
     print("pretrained defaults:", results["pretrained"], flush=True)
     results["pretrained_tuned"] = evaluate("pyannote/segmentation", val, test, True)
@@ -276,72 +290,82 @@ def main(argv=None) -> int:
     results["finetuned_tuned"] = evaluate(finetuned, val, test, True)
     print("fine-tuned + tuned:", results["finetuned_tuned"], flush=True)
 
-    if args.peer:
-        from skseg.hub import resolve_checkpoint
-        from skseg.serialization import model_from_state_dict, save_model
 
-        me = [sys.executable, __file__, str(data), "--_side", str(data / "side-skseg")]
-        me += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
-        me += ["--seed", str(args.seed), "--threads", str(args.threads)]
-        me += ["--side-steps", str(args.side_steps)]
-        ours = run_json(me)
-        print("side-by-side, skseg:", ours, flush=True)
-        peer_out = data / "side-pyannote.safetensors"
-        theirs = run_json(
-            [
-                args.peer,
-                str(HERE / "peer_finetune34.py"),
-                str(data / "train"),
-                "--checkpoint",
-                str(resolve_checkpoint("pyannote/segmentation")),
-                "--out",
-                str(peer_out),
-                "--steps",
-                str(args.side_steps),
-                "--batch-size",
-                str(args.batch_size),
-                "--seed",
-                str(args.seed),
-                "--lr",
-                str(args.lr),
-                "--threads",
-                str(args.threads),
-                "--force",
-            ],
-            env=dict(os.environ, PYANNOTE_METRICS_ENABLED="false"),
-        )
-        print("side-by-side, pyannote.audio 3.4:", theirs, flush=True)
-        peer_net = save_model(
-            model_from_state_dict(peer_out),
-            data / "side-pyannote",
-            provenance={"peer": "pyannote.audio 3.4.0", **theirs},
-            overwrite=True,
-        )
-        ours["test"] = evaluate(ours["out"], val, test, True)
-        theirs["test"] = evaluate(str(peer_net), val, test, True)
-        results["side_by_side"] = {"skseg": ours, "pyannote": theirs}
+def side_by_side(args, data, val, test, results) -> None:
+    from skseg.hub import resolve_checkpoint
+    from skseg.serialization import model_from_state_dict, save_model
 
-    print()
-    print("| task | metric | pretrained | pretrained + tuned | fine-tuned + tuned |")
-    print("|---|---|---|---|---|")
+    me = [sys.executable, __file__, str(data), "--_side", str(data / "side-skseg")]
+    me += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    me += ["--seed", str(args.seed), "--threads", str(args.threads)]
+    me += ["--side-steps", str(args.side_steps)]
+    ours = run_json(me)
+    print("side-by-side, skseg:", ours, flush=True)
+    peer_out = data / "side-pyannote.safetensors"
+    theirs = run_json(
+        [
+            args.peer,
+            str(HERE / "peer_finetune34.py"),
+            str(data / "train"),
+            "--checkpoint",
+            str(resolve_checkpoint("pyannote/segmentation")),
+            "--out",
+            str(peer_out),
+            "--steps",
+            str(args.side_steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--seed",
+            str(args.seed),
+            "--lr",
+            str(args.lr),
+            "--threads",
+            str(args.threads),
+            "--force",
+        ],
+        env=dict(os.environ, PYANNOTE_METRICS_ENABLED="false"),
+    )
+    print("side-by-side, pyannote.audio 3.4:", theirs, flush=True)
+    peer_net = save_model(
+        model_from_state_dict(peer_out),
+        data / "side-pyannote",
+        provenance={"peer": "pyannote.audio 3.4.0", **theirs},
+        overwrite=True,
+    )
+    ours["test"] = evaluate(ours["out"], val, test, True)
+    theirs["test"] = evaluate(str(peer_net), val, test, True)
+    results["side_by_side"] = {"skseg": ours, "pyannote": theirs}
+
+
+def print_tables(args, results) -> None:
     lines = [
         ("VAD", "speech DetER", "vad_speech_deter"),
         ("OSD", "overlap F", "osd_overlap_f"),
         ("OSD", "overlap DetER", "osd_overlap_deter"),
         ("resegmentation", "DER", "reseg_der"),
     ]
-    for task, metric, key in lines:
-        cells = [
-            fmt(results[k][key])
-            for k in ("pretrained", "pretrained_tuned", "finetuned_tuned")
-        ]
-        print(f"| {task} | {metric} | {' | '.join(cells)} |")
-    tr = results["training"]
-    print(
-        f"\nfine-tuning: {tr['seconds']:.0f} s, {tr['steps']} steps of "
-        f"{args.batch_size} chunks ({tr['chunks_per_second']:.1f} chunks/s), best "
-        f"epoch {tr['best_epoch']}, stopped: {tr['stopped']}"
-    )
+    print()
+    if "training" not in results:
+        lines_main = []
+    else:
+        lines_main = lines
+    if lines_main:
+        print(
+            "| task | metric | pretrained | pretrained + tuned | fine-tuned + tuned |"
+        )
+        print("|---|---|---|---|---|")
+        for task, metric, key in lines_main:
+            cells = [
+                fmt(results[k][key])
+                for k in ("pretrained", "pretrained_tuned", "finetuned_tuned")
+            ]
+            print(f"| {task} | {metric} | {' | '.join(cells)} |")
+        tr = results["training"]
+        print(
+            f"\nfine-tuning: {tr['seconds']:.0f} s, {tr['steps']} steps of "
+            f"{args.batch_size} chunks ({tr['chunks_per_second']:.1f} chunks/s), "
+            f"best epoch {tr['best_epoch']}, stopped: {tr['stopped']}"
+        )
     if "side_by_side" in results:
         s = results["side_by_side"]
         print("\n| | skseg | pyannote.audio 3.4 |")
@@ -356,9 +380,6 @@ def main(argv=None) -> int:
         for task, metric, key in lines:
             a, b = s["skseg"]["test"][key], s["pyannote"]["test"][key]
             print(f"| {task} {metric} (tuned) | {fmt(a)} | {fmt(b)} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

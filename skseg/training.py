@@ -906,7 +906,7 @@ class SegmentationTrainer(BaseEstimator):
                     record["seconds"] = time.perf_counter() - epoch_began
                     self.history_.append(record)
                     report("epoch", epoch, record["train_loss"], last)
-                    if val_files and patience_left <= 0:
+                    if val_files and patience_left <= 0 and epoch < self.max_epochs:
                         stopped = "early_stopping"
                         break
         except TrainingError:
