@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from pyannote.core import Annotation
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
 from .audio import AudioReader, file_label, validate_file
@@ -367,6 +367,12 @@ class SegmentationTrainer(BaseEstimator):
     >>> speech.uri
     'sample'
     """
+
+    # fit's keyword arguments are not sample metadata: no set_fit_request method
+    __metadata_request__fit = {  # noqa: RUF012
+        "validation": metadata_routing.UNUSED,
+        "callback": metadata_routing.UNUSED,
+    }
 
     def __init__(
         self,
