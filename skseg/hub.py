@@ -321,7 +321,10 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
     Parameters
     ----------
     checkpoint : str or PathLike
-        A local file, or an identifier such as ``"pyannote/segmentation"``.
+        A local file, a folder holding one (``pytorch_model.bin``, or a network
+        saved by :func:`skseg.serialization.save_model`, whose
+        ``model.safetensors`` is returned), or an identifier such as
+        ``"pyannote/segmentation"``.
 
     Returns
     -------
@@ -344,6 +347,9 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
     if path.is_file():
         return path
     if path.is_dir():
+        # a network saved by skseg.serialization.save_model
+        if (path / "model.safetensors").is_file() and (path / "config.json").is_file():
+            return path / "model.safetensors"
         for name in ("pytorch_model.bin", "model.ckpt"):
             if (path / name).is_file():
                 return path / name

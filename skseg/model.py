@@ -163,15 +163,22 @@ class SegmentationModel(nn.Module):
         Parameters
         ----------
         checkpoint : str or PathLike, default="pyannote/segmentation"
-            A local ``pytorch_model.bin`` / ``.ckpt`` file, or an identifier
-            resolved by :func:`skseg.hub.resolve_checkpoint`.
+            A local ``pytorch_model.bin`` / ``.ckpt`` file, a network saved by
+            :func:`skseg.serialization.save_model` (its folder or its
+            ``model.safetensors``), or an identifier resolved by
+            :func:`skseg.hub.resolve_checkpoint`.
 
         Returns
         -------
         model : SegmentationModel
             In ``eval`` mode, on CPU.
         """
-        return cls.from_checkpoint(load_checkpoint(resolve_checkpoint(checkpoint)))
+        path = resolve_checkpoint(checkpoint)
+        if path.suffix == ".safetensors":
+            from .serialization import load_network
+
+            return load_network(path)
+        return cls.from_checkpoint(load_checkpoint(path))
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -351,6 +358,10 @@ def _kwargs(d: Any) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int, size: int) -> SegmentationModel:
+    if path.endswith(".safetensors"):
+        from .serialization import load_network
+
+        return _register(load_network(path))
     return _register(SegmentationModel.from_checkpoint(load_checkpoint(path)))
 
 
@@ -365,7 +376,9 @@ def load_model(
     Parameters
     ----------
     checkpoint : str or PathLike, default="pyannote/segmentation"
-        Path or identifier.
+        Path or identifier; a network saved by
+        :func:`skseg.serialization.save_model` (folder or ``model.safetensors``)
+        is accepted too.
 
     Returns
     -------

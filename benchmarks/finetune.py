@@ -1,0 +1,386 @@
+"""Fine-tuning on a generated domain: pretrained vs tuned vs fine-tuned + tuned.
+
+Usage, from the repository root::
+
+    .venv/bin/python benchmarks/finetune.py DATA [--generate] [options]
+
+``DATA`` holds ``train/``, ``val/`` and ``test/`` folders of audio + RTTM (+ UEM)
+files (what ``skseg tune`` reads). With ``--generate`` (or when ``DATA`` has no
+such folders) they are written first by :func:`skseg.synthetic.make_corpus`:
+TTS conversations whose speakers *and voices* differ between train, validation
+and test.
+
+For each task on the test files it prints:
+
+* VAD: speech detection error rate (DetER);
+* OSD: overlap F-measure and overlap DetER;
+* resegmentation: DER of a degraded baseline refined by the network (the
+  baseline is the reference with jittered boundaries, its overlaps given to one
+  speaker and its short turns given to the most talkative speaker);
+
+for three networks/settings: the pretrained network at its default thresholds;
+the pretrained network with thresholds tuned on ``val`` (:func:`skseg.tune`);
+the network fine-tuned on ``train`` (early stopping on ``val``) with thresholds
+tuned on ``val``; and the fine-tuning time.
+
+``--peer PYTHON`` adds the side-by-side with pyannote.audio 3.4's own
+fine-tuning (``benchmarks/peer_finetune34.py``, run by ``PYTHON`` of its own
+environment): the same train folder, optimizer steps, batch size, learning rate,
+seed and threads, no validation and no augmentation on either side (pyannote's
+task has none by default); each side runs in a fresh process so its peak RSS is
+its own; both fine-tuned networks are then evaluated by skseg as above.
+
+The defaults fit a 2-core CPU in minutes: 12 train, 4 validation and 6 test
+files of 30 s, 3 epochs of 8 steps of 32 chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from pyannote.core import Annotation, Segment  # noqa: E402
+
+from skseg import (  # noqa: E402
+    OSDEstimator,
+    ResegmentationEstimator,
+    VADEstimator,
+    load_folder,
+    tune,
+)
+from skseg.metrics import (  # noqa: E402
+    DetectionErrorRateScorer,
+    DetectionPrecisionRecallFMeasureScorer,
+    DiarizationErrorRateScorer,
+)
+
+THRESHOLDS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+GRID = {
+    "onset": THRESHOLDS,
+    "offset": THRESHOLDS,
+    "min_duration_on": [0.0],
+    "min_duration_off": [0.0, 0.1],
+}
+
+
+def degrade(reference: Annotation, seed: int) -> Annotation:
+    """A plausible imperfect diarization of ``reference`` (deterministic)."""
+    rng = np.random.default_rng(seed)
+    labels = reference.labels()
+    if not labels:
+        return Annotation(uri=reference.uri)
+    main = max(labels, key=reference.label_duration)
+    out = Annotation(uri=reference.uri)
+    for segment, track, label in reference.itertracks(yield_label=True):
+        start = max(0.0, segment.start + rng.uniform(-0.25, 0.25))
+        end = segment.end + rng.uniform(-0.25, 0.25)
+        if end - start < 0.1:
+            continue
+        out[Segment(start, end), track] = main if segment.duration < 1.0 else label
+    overlap = out.get_overlap()
+    others = out.subset([label for label in out.labels() if label != main])
+    return out.subset([main]).update(others.extrude(overlap))
+
+
+def with_baselines(X: list[dict], seed: int) -> list[dict]:
+    return [
+        dict(f, baseline=degrade(f["annotation"], seed + i)) for i, f in enumerate(X)
+    ]
+
+
+def evaluate(segmentation, val, test, tuned: bool) -> dict:
+    """Scores of the three pipelines on ``test`` (thresholds tuned on ``val``)."""
+    rows = {}
+    tasks = [
+        ("vad", VADEstimator(segmentation=segmentation)),
+        ("osd", OSDEstimator(segmentation=segmentation)),
+        ("reseg", ResegmentationEstimator(segmentation=segmentation)),
+    ]
+    for name, estimator in tasks:
+        t = time.perf_counter()
+        if tuned:
+            estimator = tune(estimator, val, param_grid=GRID, folds=2).estimator
+        else:
+            estimator = estimator.fit()
+        if name == "vad":
+            rows["vad_speech_deter"] = -DetectionErrorRateScorer("speech")(
+                estimator, test
+            )
+        elif name == "osd":
+            rows["osd_overlap_f"] = DetectionPrecisionRecallFMeasureScorer("overlap")(
+                estimator, test
+            )
+            rows["osd_overlap_deter"] = -DetectionErrorRateScorer("overlap")(
+                estimator, test
+            )
+        else:
+            rows["reseg_der"] = -DiarizationErrorRateScorer(greedy=True)(
+                estimator, test
+            )
+        rows[f"{name}_seconds"] = time.perf_counter() - t
+    return rows
+
+
+def side(args, out: Path) -> dict:
+    """skseg's fine-tuning, as the side-by-side runs it (in its own process)."""
+    import torch
+
+    from skseg.training import SegmentationTrainer
+
+    torch.set_num_threads(args.threads)
+    X, y = load_folder(Path(args.data) / "train")
+    began = time.perf_counter()
+    trainer = SegmentationTrainer(
+        max_epochs=1,
+        steps_per_epoch=args.side_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        mix_probability=0.0,
+        validation_fraction=0,
+        random_state=args.seed,
+    ).fit(X, y)
+    trainer.save(out, overwrite=True)
+    return {
+        "steps": trainer.n_steps_,
+        "batch_size": args.batch_size,
+        "chunks_per_second": trainer.chunks_per_second_,
+        "wall_s": time.perf_counter() - began,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "final_loss": trainer.history_[-1]["train_loss"],
+        "out": str(out),
+    }
+
+
+def run_json(cmd: list[str], env: dict | None = None) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}...: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fmt(value, pct=True) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f} %" if pct else f"{value:.3f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", help="folder with train/, val/, test/")
+    parser.add_argument("--generate", action="store_true", help="write the corpus")
+    parser.add_argument("--train", type=int, default=12)
+    parser.add_argument("--val", type=int, default=4)
+    parser.add_argument("--test", type=int, default=6)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--steps-per-epoch", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peer", help="python of the pyannote.audio 3.4 peer venv")
+    parser.add_argument("--side-steps", type=int, default=8)
+    parser.add_argument(
+        "--side-only", action="store_true", help="only the side-by-side (with --peer)"
+    )
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--_side", help=argparse.SUPPRESS)  # child process mode
+    args = parser.parse_args(argv)
+
+    if args._side:
+        print(json.dumps(side(args, Path(args._side))))
+        return 0
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data = Path(args.data)
+    if args.generate or not all((data / s).is_dir() for s in ("train", "val", "test")):
+        from skseg.synthetic import make_corpus
+
+        t = time.perf_counter()
+        make_corpus(
+            data,
+            n_train=args.train,
+            n_val=args.val,
+            n_test=args.test,
+            duration=args.duration,
+            seed=args.seed,
+            overwrite=True,
+        )
+        print(f"generated {data} in {time.perf_counter() - t:.0f} s", flush=True)
+    train = load_folder(data / "train")[0]
+    val = with_baselines(load_folder(data / "val")[0], 1000)
+    test = with_baselines(load_folder(data / "test")[0], 2000)
+    hours = {
+        name: sum(float(f["annotated"].duration()) for f in files) / 3600
+        if all("annotated" in f for f in files)
+        else None
+        for name, files in (("train", train), ("val", val), ("test", test))
+    }
+    print(
+        f"data: {len(train)} train, {len(val)} val, {len(test)} test files; "
+        f"annotated hours {hours}",
+        flush=True,
+    )
+
+    results: dict = {"args": {k: v for k, v in vars(args).items() if k != "_side"}}
+    if not args.side_only:
+        main_table(args, data, val, test, results)
+    if args.peer:
+        side_by_side(args, data, val, test, results)
+    print_tables(args, results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+def main_table(args, data, val, test, results) -> None:
+    from skseg.training import SegmentationTrainer
+
+    results["pretrained"] = evaluate("pyannote/segmentation", val, test, tuned=False)
+    print("pretrained defaults:", results["pretrained"], flush=True)
+    results["pretrained_tuned"] = evaluate("pyannote/segmentation", val, test, True)
+    print("pretrained + tuned:", results["pretrained_tuned"], flush=True)
+
+    def progress(p):
+        if p.event == "epoch":
+            print(
+                f"  epoch {p.epoch}/{p.max_epochs} step {p.step}/{p.total_steps} "
+                f"loss {p.loss:.4f} validation DER {fmt(p.validation)} "
+                f"(best {fmt(p.best)}) {p.elapsed:.0f} s, ~{p.time_left:.0f} s left",
+                flush=True,
+            )
+
+    X, y = load_folder(data / "train")
+    Xv, yv = load_folder(data / "val")
+    trainer = SegmentationTrainer(
+        max_epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        random_state=args.seed,
+    )
+    trainer.fit(X, y, validation=(Xv, yv), callback=progress)
+    finetuned = trainer.save(data / "finetuned", overwrite=True)
+    results["training"] = {
+        "seconds": trainer.training_time_,
+        "steps": trainer.n_steps_,
+        "best_epoch": trainer.best_epoch_,
+        "validation_der": trainer.best_score_,
+        "chunks_per_second": trainer.chunks_per_second_,
+        "stopped": trainer.stopped_,
+        "history": trainer.history_,
+    }
+    print("training:", {k: v for k, v in results["training"].items() if k != "history"})
+    results["finetuned_tuned"] = evaluate(finetuned, val, test, True)
+    print("fine-tuned + tuned:", results["finetuned_tuned"], flush=True)
+
+
+def side_by_side(args, data, val, test, results) -> None:
+    from skseg.hub import resolve_checkpoint
+    from skseg.serialization import model_from_state_dict, save_model
+
+    me = [sys.executable, __file__, str(data), "--_side", str(data / "side-skseg")]
+    me += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    me += ["--seed", str(args.seed), "--threads", str(args.threads)]
+    me += ["--side-steps", str(args.side_steps)]
+    ours = run_json(me)
+    print("side-by-side, skseg:", ours, flush=True)
+    peer_out = data / "side-pyannote.safetensors"
+    theirs = run_json(
+        [
+            args.peer,
+            str(HERE / "peer_finetune34.py"),
+            str(data / "train"),
+            "--checkpoint",
+            str(resolve_checkpoint("pyannote/segmentation")),
+            "--out",
+            str(peer_out),
+            "--steps",
+            str(args.side_steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--seed",
+            str(args.seed),
+            "--lr",
+            str(args.lr),
+            "--threads",
+            str(args.threads),
+            "--force",
+        ],
+        env=dict(os.environ, PYANNOTE_METRICS_ENABLED="false"),
+    )
+    print("side-by-side, pyannote.audio 3.4:", theirs, flush=True)
+    peer_net = save_model(
+        model_from_state_dict(peer_out),
+        data / "side-pyannote",
+        provenance={"peer": "pyannote.audio 3.4.0", **theirs},
+        overwrite=True,
+    )
+    ours["test"] = evaluate(ours["out"], val, test, True)
+    theirs["test"] = evaluate(str(peer_net), val, test, True)
+    results["side_by_side"] = {"skseg": ours, "pyannote": theirs}
+
+
+def print_tables(args, results) -> None:
+    lines = [
+        ("VAD", "speech DetER", "vad_speech_deter"),
+        ("OSD", "overlap F", "osd_overlap_f"),
+        ("OSD", "overlap DetER", "osd_overlap_deter"),
+        ("resegmentation", "DER", "reseg_der"),
+    ]
+    print()
+    if "training" not in results:
+        lines_main = []
+    else:
+        lines_main = lines
+    if lines_main:
+        print(
+            "| task | metric | pretrained | pretrained + tuned | fine-tuned + tuned |"
+        )
+        print("|---|---|---|---|---|")
+        for task, metric, key in lines_main:
+            cells = [
+                fmt(results[k][key])
+                for k in ("pretrained", "pretrained_tuned", "finetuned_tuned")
+            ]
+            print(f"| {task} | {metric} | {' | '.join(cells)} |")
+        tr = results["training"]
+        print(
+            f"\nfine-tuning: {tr['seconds']:.0f} s, {tr['steps']} steps of "
+            f"{args.batch_size} chunks ({tr['chunks_per_second']:.1f} chunks/s), "
+            f"best epoch {tr['best_epoch']}, stopped: {tr['stopped']}"
+        )
+    if "side_by_side" in results:
+        s = results["side_by_side"]
+        print("\n| | skseg | pyannote.audio 3.4 |")
+        print("|---|---|---|")
+        for label, key, pct in [
+            ("chunks/s", "chunks_per_second", False),
+            ("peak RSS (MB)", "peak_rss_mb", False),
+            ("wall (s)", "wall_s", False),
+        ]:
+            a, b = fmt(s["skseg"][key], pct), fmt(s["pyannote"][key], pct)
+            print(f"| {label} | {a} | {b} |")
+        for task, metric, key in lines:
+            a, b = s["skseg"]["test"][key], s["pyannote"]["test"][key]
+            print(f"| {task} {metric} (tuned) | {fmt(a)} | {fmt(b)} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

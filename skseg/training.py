@@ -1,0 +1,1042 @@
+"""Fine-tuning the segmentation network on annotated files, in plain PyTorch.
+
+:class:`SegmentationTrainer` is a scikit-learn estimator whose ``fit(X, y)``
+adapts a pretrained network to the annotated files ``X`` (references ``y``) and
+learns ``model_``, a :class:`~skseg.model.SegmentationModel` that every estimator
+accepts once saved (``trainer.save(path)``, then ``segmentation=path``).
+
+The recipe is pyannote.audio's multi-label speaker segmentation task
+(``SpeakerDiarization`` of 3.4 with ``max_speakers_per_frame=None``, the
+``Segmentation`` task of 2.1), without Lightning:
+
+* **chunks**: each training chunk is drawn by picking a file with probability
+  proportional to its annotated duration, one of its annotated (UEM) regions with
+  probability proportional to its duration, then a start uniformly inside it.
+  Regions shorter than a chunk are not used (as pyannote does); a file left with
+  none is skipped with a warning naming it. An epoch is
+  ``max(batch_size, ceil(annotated duration / chunk duration))`` chunks, cut into
+  full batches.
+* **targets**: a speaker is active on frames ``round((t - half) / step)`` of the
+  model's receptive field (pyannote 3.4's discretisation). A chunk keeps its
+  ``num_classes`` most talkative speakers (most active frames); the others are
+  dropped from its targets, so the network is taught to leave them out (the same
+  as pyannote's ``collate_y``; ``history_`` counts such chunks). Chunks with fewer
+  speakers get inactive (all-zero) ones.
+* **overlap augmentation**: pyannote's ``MixSpeakerDiarization`` (torch-
+  audiomentations' ``Mix``, ``per_example``): each chunk of a batch is selected
+  with probability ``mix_probability`` (default 0.5, the transform's ``p``); a
+  selected chunk is summed with another selected one (drawn uniformly among
+  those whose speakers, added to its own, stay within ``num_classes``; itself
+  when there is none, which only rescales it), normalised to an RMS that is
+  ``snr`` dB below its own, ``snr`` uniform in [0, 5] dB. Targets are the union
+  of both chunks' speakers (kept distinct, as with 2.1's batch-wide labels).
+* **loss**: permutation-invariant binary cross-entropy: each chunk's outputs are
+  permuted to the targets by the assignment of least mean squared error
+  (pyannote's ``permutate``; all ``num_classes!`` permutations are compared), then
+  ``F.binary_cross_entropy`` with frame weights that are 0 on the model's
+  warm-up frames and 1 elsewhere (averaged over all frames, as pyannote's
+  weighted loss is). ``vad_loss="bce"`` or ``"mse"`` adds pyannote's speech
+  activity loss on the maximum over speakers.
+* **optimiser**: Adam, learning rate ``lr``; ``freeze`` keeps the blocks up to and
+  including a named one fixed (pyannote's ``freeze_up_to``).
+* **validation**: files held out (``validation_fraction`` of them, or a given
+  set) are cut into consecutive chunks; after each epoch their
+  permutation-invariant frame-level diarization error rate at the best
+  threshold (pyannote's ``OptimalDiarizationErrorRate``) is computed. The
+  weights with the lowest one are kept (the starting weights count, so
+  fine-tuning never returns a network worse on validation than the one it
+  started from), and training stops after ``patience`` epochs without
+  improvement.
+
+Failures: a file without reference is a :class:`~skseg.exceptions.FileError`;
+a NaN or infinite loss stops training with a :class:`TrainingError`, and
+``KeyboardInterrupt`` is re-raised; in both cases the trainer keeps the best
+weights so far in ``model_`` (``stopped_`` says why) so they can still be saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pyannote.core import Annotation
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state, metadata_routing
+from sklearn.utils.validation import check_is_fitted
+
+from .audio import AudioReader, file_label, validate_file
+from .exceptions import FileError, SksegError
+from .metrics import annotated
+from .model import SegmentationModel, load_model
+from .network import PyanNet
+
+__all__ = [
+    "FREEZE_BLOCKS",
+    "SegmentationTrainer",
+    "TrainingError",
+    "TrainingProgress",
+    "chunk_targets",
+]
+
+#: the blocks of PyanNet, input to output: ``freeze="lstm"`` freezes the first two
+FREEZE_BLOCKS = ("sincnet", "lstm", "linear", "classifier")
+
+# MixSpeakerDiarization's defaults (pyannote.audio 2.1 to 3.4)
+_MIX_SNR_DB = (0.0, 5.0)
+# OptimalDiarizationErrorRate's threshold grid (pyannote.audio's torchmetrics)
+_THRESHOLDS = torch.linspace(0.0, 1.0, 51)
+
+
+class TrainingError(SksegError, RuntimeError):
+    """Training cannot go on (a NaN or infinite loss); the best weights are kept.
+
+    Examples
+    --------
+    >>> str(TrainingError("epoch 2, step 17: the loss is nan"))
+    'epoch 2, step 17: the loss is nan'
+    """
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """What a progress callback receives, after every step and every epoch.
+
+    Attributes
+    ----------
+    event : {"step", "epoch"}
+        ``"epoch"`` once the epoch's validation is done.
+    epoch : int
+        Current epoch, from 1.
+    max_epochs : int
+    step : int
+        Optimizer steps done so far.
+    total_steps : int
+        Steps if no early stopping happens.
+    loss : float
+        The batch's loss (``"step"``) or the epoch's mean (``"epoch"``).
+    validation : float or None
+        Latest validation error rate (None before the first, or without
+        validation).
+    best : float or None
+        Best validation error rate so far.
+    elapsed : float
+        Seconds since ``fit`` started.
+    time_left : float
+        Estimated seconds to ``total_steps`` at the pace so far (an upper bound:
+        early stopping may end sooner).
+
+    Examples
+    --------
+    >>> p = TrainingProgress("step", 1, 5, 10, 50, 0.4, None, None, 20.0, 80.0)
+    >>> f"epoch {p.epoch}/{p.max_epochs} step {p.step}/{p.total_steps}"
+    'epoch 1/5 step 10/50'
+    """
+
+    event: str
+    epoch: int
+    max_epochs: int
+    step: int
+    total_steps: int
+    loss: float
+    validation: float | None
+    best: float | None
+    elapsed: float
+    time_left: float
+
+
+@dataclass
+class _Region:
+    start: float  # seconds
+    samples: np.ndarray  # float32, at the model's rate
+
+
+@dataclass
+class _File:
+    label: str
+    regions: list[_Region]
+    starts: np.ndarray  # reference turns
+    ends: np.ndarray
+    speakers: np.ndarray  # index into the file's labels
+    annotated: float  # duration of the usable regions
+
+
+def _copy_model(model: SegmentationModel) -> SegmentationModel:
+    # a private copy: the shared model of load_model must never be trained in place
+    hp = model.network.hparams
+    net = PyanNet(
+        sincnet=dict(hp["sincnet"]),
+        lstm=dict(hp["lstm"]),
+        linear=dict(hp["linear"]),
+        num_classes=model.num_classes,
+        sample_rate=model.sample_rate,
+    )
+    net.load_state_dict(
+        {k: v.detach().cpu().clone() for k, v in model.network.state_dict().items()}
+    )
+    return SegmentationModel(net, model.specifications, model.sha256)
+
+
+def _state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def _frame_targets(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    speakers: np.ndarray,
+    t0: float,
+    model: SegmentationModel,
+    num_frames: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every speaker's frame targets in a chunk (pyannote 3.4's ``prepare_chunk``)."""
+    t1 = t0 + model.duration
+    rf = model.receptive_field
+    step, half = rf.step, 0.5 * rf.duration
+    mask = (starts < t1) & (ends > t0)
+    start_idx = np.maximum(
+        0, np.round((np.maximum(starts[mask], t0) - t0 - half) / step)
+    )
+    end_idx = np.round((np.minimum(ends[mask], t1) - t0 - half) / step)
+    chunk_speakers = speakers[mask]
+    labels = np.unique(chunk_speakers)
+    y = np.zeros((num_frames, len(labels)), dtype=np.float32)
+    column = {int(s): k for k, s in enumerate(labels)}
+    for s, e, spk in zip(
+        start_idx.astype(int), end_idx.astype(int), chunk_speakers, strict=True
+    ):
+        y[s : e + 1, column[int(spk)]] = 1.0
+    return y, labels
+
+
+def _keep_most_talkative(y: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+    """Keep the ``k`` most active columns, most active first; zero-pad to ``k``."""
+    active = int((y.sum(axis=0) > 0).sum())
+    if y.shape[1] > k:
+        y = y[:, np.argsort(-y.sum(axis=0), kind="stable")[:k]]
+    elif y.shape[1] < k:
+        y = np.pad(y, ((0, 0), (0, k - y.shape[1])))
+    return y, active > k
+
+
+def chunk_targets(
+    reference: Annotation, start: float, model: SegmentationModel
+) -> tuple[np.ndarray, list]:
+    """Return the frame targets the trainer uses for the chunk starting at ``start``.
+
+    A speaker is active on frames ``round((t - half) / step)`` of the model's
+    receptive field, from the turn's (clipped) start to its end, both included.
+    The ``num_classes`` most talkative speakers are kept, most active first; the
+    others are dropped; missing ones are all-zero columns.
+
+    Parameters
+    ----------
+    reference : Annotation
+    start : float
+        Chunk start, in seconds (the chunk lasts ``model.duration``).
+    model : SegmentationModel
+
+    Returns
+    -------
+    targets : ndarray, shape (num_frames, num_classes)
+        0/1 float32.
+    labels : list
+        The label of each column (None for a padding column).
+
+    Examples
+    --------
+    >>> from pyannote.core import Annotation, Segment
+    >>> from skseg import load_model
+    >>> reference = Annotation()
+    >>> turns = {"A": (0, 1), "B": (0, 4), "C": (1, 3), "D": (2, 5)}
+    >>> for label, (s, e) in turns.items():
+    ...     reference[Segment(s, e)] = label
+    >>> targets, labels = chunk_targets(reference, 0.0, load_model())
+    >>> targets.shape, labels  # A, the least talkative, is left out
+    ((293, 3), ['B', 'D', 'C'])
+    """
+    names = sorted(reference.labels(), key=str)
+    index = {name: k for k, name in enumerate(names)}
+    turns = [
+        (s.start, s.end, index[name])
+        for s, _, name in reference.itertracks(yield_label=True)
+    ]
+    starts = np.array([t[0] for t in turns], dtype=float)
+    ends = np.array([t[1] for t in turns], dtype=float)
+    speakers = np.array([t[2] for t in turns], dtype=int)
+    num_frames = model.num_frames(round(model.duration * model.sample_rate))
+    y, present = _frame_targets(starts, ends, speakers, float(start), model, num_frames)
+    order = (
+        np.argsort(-y.sum(axis=0), kind="stable")[: model.num_classes]
+        if y.shape[1] > model.num_classes
+        else np.arange(y.shape[1])
+    )
+    labels = [names[int(present[i])] for i in order]
+    labels += [None] * (model.num_classes - len(labels))
+    return _keep_most_talkative(y, model.num_classes)[0], labels
+
+
+class SegmentationTrainer(BaseEstimator):
+    """Fine-tune the segmentation network on annotated files.
+
+    Parameters
+    ----------
+    segmentation : str, PathLike or SegmentationModel, default="pyannote/segmentation"
+        The network to start from: anything :func:`skseg.load_model` accepts
+        (including a previously saved fine-tuned network), or a model object.
+        It is copied, never modified.
+    max_epochs : int, default=10
+    steps_per_epoch : int, optional
+        Optimizer steps per epoch; by default pyannote's epoch:
+        ``max(batch_size, ceil(annotated duration / chunk duration))`` chunks.
+    batch_size : int, default=32
+        Chunks per step (pyannote's default).
+    lr : float, default=1e-4
+        Adam's learning rate (pyannote's adaptation tutorial uses 1e-4).
+    freeze : {"sincnet", "lstm", "linear", "classifier"} or None, default=None
+        Keep the blocks up to and including this one fixed.
+    vad_loss : {"bce", "mse"} or None, default=None
+        Add pyannote's speech activity loss.
+    mix_probability : float, default=0.5
+        Probability that a chunk is mixed with another (artificial overlap);
+        0 disables the augmentation.
+    validation_fraction : float, default=0.2
+        Fraction of the files (at least one) held out for validation and early
+        stopping when ``fit`` gets no ``validation`` set; 0 trains on every file
+        for ``max_epochs`` and keeps the last weights.
+    patience : int, default=3
+        Epochs without a better validation error before stopping.
+    random_state : int, RandomState or None, default=None
+        Seeds chunk sampling, augmentation, the validation split and dropout.
+        With the same seed and the same number of threads, ``fit`` gives the
+        same weights bit for bit (on CPU).
+    device : str, default="cpu"
+        ``"cuda"`` (or ``"cuda:N"``) trains on a GPU; ``model_`` is on CPU.
+
+    Attributes
+    ----------
+    model_ : SegmentationModel
+        The fine-tuned network (best validation weights), CPU, ``eval`` mode,
+        ``sha256`` = digest of its weights.
+    history_ : list of dict
+        Per epoch: ``epoch``, ``steps``, ``train_loss``, ``validation`` (error
+        rate), ``validation_loss``, ``seconds``, ``truncated_chunks`` (training
+        chunks with more speakers than outputs).
+    best_epoch_ : int
+        Epoch whose weights ``model_`` holds (0: the starting weights).
+    best_score_ : float or None
+        Validation error rate of ``model_``.
+    n_steps_ : int
+        Optimizer steps done.
+    stopped_ : str
+        ``"max_epochs"``, ``"early_stopping"``, ``"nan"`` or ``"interrupted"``.
+    training_time_ : float
+        Seconds ``fit`` took.
+    chunks_per_second_ : float
+        Training throughput (optimizer steps only, validation excluded).
+    train_files_, validation_files_ : list of str
+        Files used for each (skipped ones excluded).
+    provenance_ : dict
+        What ``save`` writes to ``config.json``: base digest, data digest,
+        parameters, outcome.
+
+    Examples
+    --------
+    Two steps on a 30 s recording (a real run uses hours and many epochs):
+
+    >>> import os, tempfile
+    >>> from skseg import VADEstimator
+    >>> from skseg.datasets import fetch_sample
+    >>> sample = fetch_sample()
+    >>> trainer = SegmentationTrainer(max_epochs=1, steps_per_epoch=2, batch_size=2,
+    ...                               validation_fraction=0, random_state=0)
+    >>> trainer = trainer.fit([sample], [sample["annotation"]])
+    >>> trainer.n_steps_, trainer.stopped_
+    (2, 'max_epochs')
+    >>> path = trainer.save(os.path.join(tempfile.mkdtemp(), "finetuned"))
+    >>> speech = VADEstimator(segmentation=path).fit().predict([sample])[0]
+    >>> speech.uri
+    'sample'
+    """
+
+    # fit's keyword arguments are not sample metadata: no set_fit_request method
+    __metadata_request__fit = {  # noqa: RUF012
+        "validation": metadata_routing.UNUSED,
+        "callback": metadata_routing.UNUSED,
+    }
+
+    def __init__(
+        self,
+        segmentation: Any = "pyannote/segmentation",
+        *,
+        max_epochs: int = 10,
+        steps_per_epoch: int | None = None,
+        batch_size: int = 32,
+        lr: float = 1e-4,
+        freeze: str | None = None,
+        vad_loss: str | None = None,
+        mix_probability: float = 0.5,
+        validation_fraction: float = 0.2,
+        patience: int = 3,
+        random_state: Any = None,
+        device: str = "cpu",
+    ):
+        self.segmentation = segmentation
+        self.max_epochs = max_epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.batch_size = batch_size
+        self.lr = lr
+        self.freeze = freeze
+        self.vad_loss = vad_loss
+        self.mix_probability = mix_probability
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+
+    # -- validation of parameters --------------------------------------------------
+    def _check_params(self) -> None:
+        def positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if not isinstance(value, int | np.integer) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+        positive_int("max_epochs", self.max_epochs)
+        positive_int("steps_per_epoch", self.steps_per_epoch, allow_none=True)
+        positive_int("batch_size", self.batch_size)
+        positive_int("patience", self.patience)
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr)) or (
+            self.lr <= 0
+        ):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.freeze is not None and self.freeze not in FREEZE_BLOCKS:
+            raise ValueError(
+                f"freeze must be None or one of {', '.join(FREEZE_BLOCKS)}, "
+                f"got {self.freeze!r}"
+            )
+        if self.vad_loss not in (None, "bce", "mse"):
+            raise ValueError(
+                f"vad_loss must be None, 'bce' or 'mse', got {self.vad_loss!r}"
+            )
+        if not 0.0 <= float(self.mix_probability) <= 1.0:
+            raise ValueError(
+                f"mix_probability must be in [0, 1], got {self.mix_probability!r}"
+            )
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), "
+                f"got {self.validation_fraction!r}"
+            )
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but no CUDA device is available")
+
+    def _base_model(self) -> SegmentationModel:
+        if isinstance(self.segmentation, SegmentationModel):
+            return self.segmentation
+        if isinstance(self.segmentation, str | os.PathLike):
+            return load_model(self.segmentation)
+        raise TypeError(
+            f"segmentation must be a path, an identifier or a SegmentationModel, "
+            f"not {type(self.segmentation).__name__}"
+        )
+
+    # -- data ------------------------------------------------------------------------
+    def _prepare(
+        self, X: Sequence[Any], y: Sequence[Annotation] | None, model: SegmentationModel
+    ) -> list[_File]:
+        X = list(X)
+        if y is not None:
+            y = list(y)
+            if len(y) != len(X):
+                raise ValueError(f"X has {len(X)} files but y has {len(y)} references")
+        files = []
+        duration = model.duration
+        for i, file in enumerate(X):
+            f = validate_file(file)
+            label = file_label(f)
+            reference = y[i] if y is not None else f.get("annotation")
+            if reference is None:
+                raise FileError(label, "no reference: give y or an 'annotation' key")
+            if not isinstance(reference, Annotation):
+                raise FileError(
+                    label,
+                    f"the reference must be a pyannote.core.Annotation, "
+                    f"not {type(reference).__name__}",
+                )
+            uem = annotated(f)
+            regions = [s for s in uem.support() if s.duration >= duration]
+            if not regions:
+                longest = max((s.duration for s in uem), default=0.0)
+                warnings.warn(
+                    f"{label}: skipped, no annotated region is as long as a "
+                    f"{duration:g} s chunk (longest {longest:.2f} s)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                continue
+            sr = model.sample_rate
+            data = []
+            with AudioReader(f, sample_rate=sr) as reader:
+                for s in regions:
+                    start = round(s.start * sr)
+                    stop = min(round(s.end * sr), reader.num_samples)
+                    samples = reader.read(start, stop)
+                    if len(samples) < round(duration * sr):
+                        continue  # a region past the end of the audio (clipped)
+                    data.append(_Region(start / sr, samples))
+            if not data:
+                warnings.warn(
+                    f"{label}: skipped, its annotated regions hold less audio than "
+                    f"a {duration:g} s chunk",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                continue
+            labels = sorted(reference.labels(), key=str)
+            index = {name: k for k, name in enumerate(labels)}
+            turns = [
+                (s.start, s.end, index[name])
+                for s, _, name in reference.itertracks(yield_label=True)
+            ]
+            files.append(
+                _File(
+                    label=label,
+                    regions=data,
+                    starts=np.array([t[0] for t in turns], dtype=float),
+                    ends=np.array([t[1] for t in turns], dtype=float),
+                    speakers=np.array([t[2] for t in turns], dtype=int),
+                    annotated=sum(len(r.samples) for r in data) / sr,
+                )
+            )
+        return files
+
+    @staticmethod
+    def _digest(files: list[_File]) -> str:
+        h = hashlib.sha256()
+        for f in files:
+            for r in f.regions:
+                h.update(np.float64(r.start).tobytes())
+                h.update(memoryview(r.samples).cast("B"))
+            h.update(f.starts.tobytes() + f.ends.tobytes() + f.speakers.tobytes())
+        return h.hexdigest()
+
+    # -- targets ---------------------------------------------------------------------
+    def _sample_batch(
+        self,
+        rng: np.random.Generator,
+        files: list[_File],
+        model: SegmentationModel,
+        num_samples: int,
+        num_frames: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        weights = np.array([f.annotated for f in files])
+        cum_files = np.cumsum(weights / weights.sum())
+        xs, ys, keys = [], [], []
+        for _ in range(self.batch_size):
+            fi = min(int(cum_files.searchsorted(rng.random())), len(files) - 1)
+            f = files[fi]
+            lengths = np.array([len(r.samples) for r in f.regions], dtype=float)
+            cum = np.cumsum(lengths / lengths.sum())
+            r = f.regions[min(int(cum.searchsorted(rng.random())), len(f.regions) - 1)]
+            latest = len(r.samples) - num_samples
+            offset = min(latest, max(0, round(rng.uniform(0, latest))))
+            xs.append(r.samples[offset : offset + num_samples])
+            t0 = r.start + offset / model.sample_rate
+            y, labels = _frame_targets(
+                f.starts, f.ends, f.speakers, t0, model, num_frames
+            )
+            ys.append(y)
+            keys.append([(fi, int(s)) for s in labels])
+        x = np.stack(xs)
+        if self.mix_probability > 0:
+            x, ys = self._mix(rng, x, ys, keys, model.num_classes)
+        truncated = 0
+        targets = []
+        for y in ys:
+            y, cut = _keep_most_talkative(y, model.num_classes)
+            targets.append(y)
+            truncated += cut
+        return (
+            torch.from_numpy(x[:, None]),
+            torch.from_numpy(np.stack(targets)),
+            truncated,
+        )
+
+    def _mix(self, rng, x, ys, keys, max_speakers):
+        """Mix chunks as pyannote's MixSpeakerDiarization (``p=mix_probability``)."""
+        selected = np.flatnonzero(rng.random(len(x)) < self.mix_probability)
+        if len(selected) == 0:
+            return x, ys
+        sub = x[selected]
+        counts = np.array([int((ys[i].sum(axis=0) > 0).sum()) for i in selected])
+        partner = np.arange(len(selected))
+        for n in range(max_speakers + 1):
+            with_n = np.flatnonzero(counts == n)
+            candidates = np.flatnonzero(counts + n <= max_speakers)
+            if len(with_n) == 0 or len(candidates) == 0:
+                continue
+            partner[with_n] = candidates[rng.integers(0, len(candidates), len(with_n))]
+        snr = rng.uniform(*_MIX_SNR_DB, size=len(selected))
+        rms = np.sqrt(np.mean(sub.astype(np.float64) ** 2, axis=1))
+        background = sub[partner] / (rms[partner] + 1e-8)[:, None]
+        scale = rms / 10 ** (snr / 20)
+        x = x.copy()
+        # partners are mixed as they were before this batch's mixing
+        original, ys = ys, list(ys)
+        for a, i in enumerate(selected):
+            x[i] = sub[a] + (scale[a] * background[a]).astype(np.float32)
+            j = selected[partner[a]]
+            if j == i:
+                continue
+            # the union of both chunks' speakers; one speaker of one file is one
+            merged = dict(zip(map(tuple, keys[i]), original[i].T, strict=True))
+            for key, column in zip(map(tuple, keys[j]), original[j].T, strict=True):
+                merged[key] = (
+                    np.maximum(merged[key], column) if key in merged else column
+                )
+            if merged:
+                ys[i] = np.stack(list(merged.values()), axis=1)
+        return x, ys
+
+    def _validation_set(self, files, model, num_samples, num_frames):
+        xs, ys = [], []
+        for f in files:
+            for r in f.regions:
+                for c in range(len(r.samples) // num_samples):
+                    offset = c * num_samples
+                    xs.append(r.samples[offset : offset + num_samples])
+                    y, _ = _frame_targets(
+                        f.starts,
+                        f.ends,
+                        f.speakers,
+                        r.start + offset / model.sample_rate,
+                        model,
+                        num_frames,
+                    )
+                    ys.append(_keep_most_talkative(y, model.num_classes)[0])
+        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+
+    # -- loss ------------------------------------------------------------------
+    @staticmethod
+    def _permutate(target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """``prediction``'s speakers reordered to ``target`` by least squared error."""
+        k = target.shape[-1]
+        with torch.no_grad():
+            # cost[b, i, j]: mean squared error between target i and output j
+            cost = ((target[:, :, :, None] - prediction[:, :, None, :]) ** 2).mean(1)
+            perms = torch.tensor(
+                list(itertools.permutations(range(k))), device=cost.device
+            )
+            rows = torch.arange(k, device=cost.device)
+            totals = cost[:, rows, perms].sum(-1)  # (batch, permutations)
+            best = perms[totals.argmin(dim=1)]  # (batch, k)
+        index = best[:, None, :].expand(-1, prediction.shape[1], -1)
+        return torch.gather(prediction, 2, index)
+
+    def _loss(
+        self, prediction: torch.Tensor, target: torch.Tensor, warm_up: tuple[int, int]
+    ) -> torch.Tensor:
+        permuted = self._permutate(target, prediction)
+        batch, frames, _ = prediction.shape
+        weight = torch.ones(batch, frames, 1, device=prediction.device)
+        weight[:, : warm_up[0]] = 0.0
+        weight[:, frames - warm_up[1] :] = 0.0
+        loss = F.binary_cross_entropy(permuted, target, weight=weight.expand_as(target))
+        if self.vad_loss is not None:
+            vad_pred = permuted.max(dim=2, keepdim=True).values
+            vad_target = target.max(dim=2, keepdim=True).values
+            if self.vad_loss == "bce":
+                loss = loss + F.binary_cross_entropy(
+                    vad_pred, vad_target, weight=weight
+                )
+            else:
+                loss = (
+                    loss + ((vad_pred - vad_target) ** 2 * weight).sum() / weight.sum()
+                )
+        return loss
+
+    def _validate(self, net, x, y, warm_up, device) -> tuple[float, float]:
+        """Return (optimal-threshold frame DER, loss) on the validation chunks."""
+        net.eval()
+        errors = torch.zeros(len(_THRESHOLDS), dtype=torch.float64)
+        speech = 0.0
+        losses = []
+        thresholds = _THRESHOLDS.to(device)
+        with torch.inference_mode():
+            for start in range(0, len(x), self.batch_size):
+                xb = x[start : start + self.batch_size].to(device)
+                yb = y[start : start + self.batch_size].to(device)
+                pred = net(xb)
+                if not bool(torch.isfinite(pred).all()):
+                    raise TrainingError(
+                        "the network's outputs on the validation chunks are NaN or "
+                        "infinite (lower lr); the best weights so far are kept in "
+                        "model_"
+                    )
+                losses.append(float(self._loss(pred, yb, warm_up)) * len(xb))
+                frames = pred.shape[1]
+                keep = slice(warm_up[0], frames - warm_up[1])
+                pred = self._permutate(yb, pred)[:, keep]
+                yb = yb[:, keep]
+                hyp = (pred[None] > thresholds[:, None, None, None]).float()
+                n_ref = yb.sum(-1)[None]
+                n_hyp = hyp.sum(-1)
+                correct = (hyp * yb[None]).sum(-1)
+                error = torch.maximum(n_ref, n_hyp) - correct  # miss + fa + confusion
+                errors += error.sum(dim=(1, 2)).double().cpu()
+                speech += float(n_ref.sum())
+        der = float(errors.min()) / max(speech, 1.0)
+        return der, sum(losses) / len(x)
+
+    # -- fitting ---------------------------------------------------------------
+    def fit(
+        self,
+        X: Sequence[Any],
+        y: Sequence[Annotation] | None = None,
+        *,
+        validation: tuple[Sequence[Any], Sequence[Annotation] | None] | None = None,
+        callback: Callable[[TrainingProgress], None] | None = None,
+    ) -> SegmentationTrainer:
+        """Fine-tune the network on ``X`` with references ``y``.
+
+        Parameters
+        ----------
+        X : list of files
+            Paths or mappings (see :func:`skseg.validate_file`); a mapping's
+            ``"annotated"`` timeline (UEM) limits where chunks are drawn.
+        y : list of Annotation, optional
+            References; defaults to each file's ``"annotation"``. An empty
+            Annotation is a valid reference (no speech at all).
+        validation : (X_val, y_val), optional
+            Held-out files for early stopping, instead of ``validation_fraction``
+            of ``X``.
+        callback : callable, optional
+            Called with a :class:`TrainingProgress` after every step and epoch.
+
+        Returns
+        -------
+        self : SegmentationTrainer
+
+        Raises
+        ------
+        FileError
+            A file without reference (or unreadable audio).
+        ValueError
+            Bad parameters, or no file with an annotated region as long as a chunk.
+        CheckpointError
+            The base network is not a frame-level multi-label PyanNet.
+        TrainingError
+            The loss became NaN or infinite (``model_`` holds the best weights).
+        KeyboardInterrupt
+            Re-raised after ``model_`` is set to the best weights so far.
+
+        Warns
+        -----
+        UserWarning
+            For each file skipped because no annotated region is as long as a chunk.
+        """
+        began = time.perf_counter()
+        self._check_params()
+        with torch.random.fork_rng(devices=[]):
+            # building a network draws initial weights from torch's generator:
+            # the caller's random stream is left as it was
+            base = self._base_model()
+            model = _copy_model(base)
+        device = torch.device(self.device)
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        rng = np.random.default_rng(seed)
+
+        files = self._prepare(X, y, model)
+        if validation is not None:
+            X_val, y_val = validation
+            val_files = self._prepare(X_val, y_val, model)
+            train_files = files
+        elif self.validation_fraction > 0:
+            if len(files) < 2:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} needs at least 2 "
+                    f"usable files, got {len(files)}: pass validation=(X_val, y_val) "
+                    f"or validation_fraction=0"
+                )
+            n_val = min(
+                len(files) - 1, max(1, round(self.validation_fraction * len(files)))
+            )
+            order = rng.permutation(len(files))
+            val_files = [files[i] for i in sorted(order[:n_val])]
+            train_files = [files[i] for i in sorted(order[n_val:])]
+        else:
+            train_files, val_files = files, []
+        if not train_files:
+            raise ValueError(
+                f"no training file has an annotated region as long as a "
+                f"{model.duration:g} s chunk"
+            )
+        if validation is not None and not val_files:
+            raise ValueError(
+                "no validation file has an annotated region as long as a chunk"
+            )
+
+        num_samples = round(model.duration * model.sample_rate)
+        num_frames = model.num_frames(num_samples)
+        warm_up = tuple(
+            round(w / model.duration * num_frames) for w in model.specifications.warm_up
+        )
+        total_annotated = sum(f.annotated for f in train_files)
+        steps_per_epoch = self.steps_per_epoch or max(
+            1,
+            max(self.batch_size, math.ceil(total_annotated / model.duration))
+            // self.batch_size,
+        )
+        total_steps = steps_per_epoch * self.max_epochs
+
+        net = model.network
+        self._freeze(net)
+        net.to(device)
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(f"freeze={self.freeze!r} leaves nothing to train")
+
+        self.history_: list[dict] = []
+        self.n_steps_ = 0
+        self.train_files_ = [f.label for f in train_files]
+        self.validation_files_ = [f.label for f in val_files]
+        step_seconds = 0.0
+        best_state = _state(net)
+        best_epoch, best_score = 0, None
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        val_x = val_y = None
+        stopped = "max_epochs"
+
+        def report(event, epoch, loss, last):
+            if callback is None:
+                return
+            elapsed = time.perf_counter() - began
+            done = max(self.n_steps_, 1)
+            left = elapsed / done * (total_steps - self.n_steps_)
+            callback(
+                TrainingProgress(
+                    event,
+                    epoch,
+                    self.max_epochs,
+                    self.n_steps_,
+                    total_steps,
+                    float(loss),
+                    last,
+                    best_score,
+                    elapsed,
+                    left,
+                )
+            )
+
+        try:
+            with torch.random.fork_rng(devices=cuda):
+                # dropout draws from torch's generator: seeded here, restored after
+                torch.manual_seed(seed)
+                optimizer = torch.optim.Adam(trainable, lr=self.lr)
+                if val_files:
+                    val_x, val_y = self._validation_set(
+                        val_files, model, num_samples, num_frames
+                    )
+                    best_score, _ = self._validate(net, val_x, val_y, warm_up, device)
+                patience_left = self.patience
+                last = best_score
+                for epoch in range(1, self.max_epochs + 1):
+                    epoch_began = time.perf_counter()
+                    net.train()
+                    losses, truncated = [], 0
+                    for _ in range(steps_per_epoch):
+                        t = time.perf_counter()
+                        xb, yb, cut = self._sample_batch(
+                            rng, train_files, model, num_samples, num_frames
+                        )
+                        truncated += cut
+                        xb, yb = xb.to(device), yb.to(device)
+                        prediction = net(xb)
+                        # F.binary_cross_entropy refuses NaN inputs with a bare
+                        # RuntimeError: check the outputs first
+                        if bool(torch.isfinite(prediction).all()):
+                            loss = self._loss(prediction, yb, warm_up)
+                            value = float(loss.detach())
+                        else:
+                            value = float("nan")
+                        if not math.isfinite(value):
+                            raise TrainingError(
+                                f"epoch {epoch}, step {self.n_steps_ + 1}: the loss is "
+                                f"{value} (lower lr, or check the data); the best "
+                                f"weights so far (epoch {best_epoch}) are kept in "
+                                f"model_"
+                            )
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                        step_seconds += time.perf_counter() - t
+                        self.n_steps_ += 1
+                        losses.append(value)
+                        report("step", epoch, value, last)
+                    record = {
+                        "epoch": epoch,
+                        "steps": self.n_steps_,
+                        "train_loss": float(np.mean(losses)),
+                        "validation": None,
+                        "validation_loss": None,
+                        "truncated_chunks": truncated,
+                    }
+                    if val_files:
+                        last, val_loss = self._validate(
+                            net, val_x, val_y, warm_up, device
+                        )
+                        record.update(validation=last, validation_loss=val_loss)
+                        if last < best_score:
+                            best_score, best_epoch = last, epoch
+                            best_state = _state(net)
+                            patience_left = self.patience
+                        else:
+                            patience_left -= 1
+                    else:
+                        best_state, best_epoch = _state(net), epoch
+                    record["seconds"] = time.perf_counter() - epoch_began
+                    self.history_.append(record)
+                    report("epoch", epoch, record["train_loss"], last)
+                    if val_files and patience_left <= 0 and epoch < self.max_epochs:
+                        stopped = "early_stopping"
+                        break
+        except TrainingError:
+            stopped = "nan"
+            raise
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            raise
+        finally:
+            self._finish(
+                model,
+                best_state,
+                best_epoch,
+                best_score,
+                stopped,
+                began,
+                step_seconds,
+                base,
+                files,
+                train_files,
+                val_files,
+                seed,
+            )
+        return self
+
+    def _freeze(self, net: PyanNet) -> None:
+        if self.freeze is None:
+            return
+        for block in FREEZE_BLOCKS[: FREEZE_BLOCKS.index(self.freeze) + 1]:
+            module = getattr(net, block, None)
+            if module is not None:
+                for p in module.parameters():
+                    p.requires_grad_(False)
+
+    def _finish(
+        self,
+        model,
+        best_state,
+        best_epoch,
+        best_score,
+        stopped,
+        began,
+        step_seconds,
+        base,
+        files,
+        train_files,
+        val_files,
+        seed,
+    ) -> None:
+        from . import __version__
+        from .serialization import weights_digest
+
+        net = model.network.cpu()
+        net.load_state_dict(best_state)
+        for p in net.parameters():
+            p.requires_grad_(True)
+        net.eval()
+        model.sha256 = weights_digest(net.state_dict())
+        self.model_ = model
+        self.best_epoch_ = best_epoch
+        self.best_score_ = best_score
+        self.stopped_ = stopped
+        self.training_time_ = time.perf_counter() - began
+        self.chunks_per_second_ = (
+            self.n_steps_ * self.batch_size / step_seconds if step_seconds else 0.0
+        )
+        params = {
+            k: (v if isinstance(v, int | float | str | type(None)) else repr(v))
+            for k, v in self.get_params().items()
+        }
+        self.provenance_ = {
+            "base_sha256": base.sha256,
+            "base": params.pop("segmentation"),
+            "train_data_sha256": self._digest(train_files),
+            "validation_data_sha256": self._digest(val_files) if val_files else None,
+            "train_files": len(train_files),
+            "validation_files": len(val_files),
+            "training_parameters": params,
+            "seed": seed,
+            "steps": self.n_steps_,
+            "best_epoch": best_epoch,
+            "validation_der": best_score,
+            "stopped": stopped,
+            "torch_version": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "skseg_version": __version__,
+        }
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> str:
+        """Save ``model_`` as safetensors + JSON config (:mod:`skseg.serialization`).
+
+        Parameters
+        ----------
+        path : str or PathLike
+            Folder to create; then usable as any estimator's ``segmentation=``.
+        overwrite : bool, default=False
+            Replace an existing saved network at ``path``.
+
+        Returns
+        -------
+        path : str
+
+        Raises
+        ------
+        FileError
+            If ``path`` exists and ``overwrite`` is False.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from skseg.datasets import fetch_sample
+        >>> sample = fetch_sample()
+        >>> trainer = SegmentationTrainer(max_epochs=1, steps_per_epoch=1,
+        ...     batch_size=1, validation_fraction=0, random_state=0).fit([sample])
+        >>> folder = trainer.save(os.path.join(tempfile.mkdtemp(), "net"))
+        >>> from skseg.serialization import read_config
+        >>> read_config(folder)["provenance"]["steps"]
+        1
+        """
+        from .serialization import save_model
+
+        check_is_fitted(self, "model_")
+        return os.fspath(
+            save_model(
+                self.model_, path, provenance=self.provenance_, overwrite=overwrite
+            )
+        )

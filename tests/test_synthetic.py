@@ -1,0 +1,298 @@
+"""The synthetic conversation generator: exact references, determinism, disjoint splits."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from skseg.io import load_folder, read_rttm, read_uem
+from skseg.synthetic import (
+    EngineUnavailableError,
+    Persona,
+    generate_conversation,
+    list_voices,
+    make_corpus,
+    split_personas,
+    write_conversations,
+)
+
+SR = 16000
+FRAME = SR // 100  # 10 ms
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return split_personas(seed=0)
+
+
+@pytest.fixture(scope="module")
+def conversation(splits):
+    # both engines in one file: the test pool has espeak-ng and flite voices
+    pool = splits["train"]
+    return generate_conversation(
+        pool, duration=25.0, seed=7, n_speakers=3, overlap=0.2, backchannels=1.0
+    )
+
+
+def digest(folder):
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(folder).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def test_both_engines_are_installed_and_have_voices():
+    voices = list_voices()
+    assert {v.split("/")[0] for v in voices} == {"espeak-ng", "flite"}
+    assert {"espeak-ng/m1", "espeak-ng/f1", "flite/slt", "flite/awb"} <= set(voices)
+
+
+@pytest.mark.parametrize(
+    "persona",
+    [
+        Persona("espeak-ng", "m3", "en-us", 40, 160),
+        Persona("espeak-ng", "f2", "de", 60, 180),
+        Persona("flite", "slt", "en", 1.1, 0.9),
+        Persona("flite", "kal16", "en", 0.9, 1.1),
+    ],
+    ids=lambda p: p.label,
+)
+def test_each_engine_speaks_at_16_khz(persona):
+    wav = persona.synthesize("The library books are due on Friday.")
+    assert wav.ndim == 1 and wav.dtype == np.float64
+    assert 1.0 < len(wav) / SR < 5.0
+    assert np.abs(wav).max() > 0.05
+
+
+def test_pitch_and_speed_change_the_voice():
+    slow = Persona("espeak-ng", "m3", "en-us", 50, 130).synthesize("one two three four")
+    fast = Persona("espeak-ng", "m3", "en-us", 50, 190).synthesize("one two three four")
+    assert len(slow) > 1.2 * len(fast)
+    low = Persona("flite", "slt", "en", 0.85, 1.0).synthesize("hello there")
+    high = Persona("flite", "slt", "en", 1.2, 1.0).synthesize("hello there")
+    assert not np.array_equal(low, high)
+
+
+def test_splits_share_no_voice_and_no_speaker(splits):
+    voices = {s: {p.voice_id for p in splits[s]} for s in splits}
+    labels = {s: {p.label for p in splits[s]} for s in splits}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert voices[a].isdisjoint(voices[b]), (a, b)
+        assert labels[a].isdisjoint(labels[b]), (a, b)
+    for split in splits:  # every split hears both engines
+        assert {p.engine for p in splits[split]} == {"espeak-ng", "flite"}
+    # every installed voice is used exactly once
+    assert sum(len(v) for v in voices.values()) == len(list_voices())
+
+
+def test_split_depends_on_the_seed_only(splits):
+    assert split_personas(seed=0) == splits
+    assert split_personas(seed=1) != splits
+
+
+def test_reference_is_exactly_where_each_clean_source_sounds(conversation):
+    annotation, sources = conversation["annotation"], conversation["sources"]
+    assert sorted(annotation.labels()) == sorted(sources)
+    n = conversation["waveform"].shape[1]
+    for label, source in sources.items():
+        assert source.shape == (n,)
+        peak = np.abs(source).max()
+        inside = np.zeros(n, dtype=bool)
+        segments = list(annotation.label_timeline(label))
+        assert segments
+        for segment in segments:
+            a, b = round(segment.start * SR), round(segment.end * SR)
+            inside[a:b] = True
+            # a turn starts and ends on sound, not in silence: within one frame
+            assert np.abs(source[a : a + FRAME]).max() > peak * 1e-3, (label, segment)
+            assert np.abs(source[b - FRAME : b]).max() > peak * 1e-3, (label, segment)
+        # outside its turns a speaker is 40 dB below its loudest, or silent
+        assert np.abs(source[~inside]).max(initial=0) <= peak * 10 ** (-40 / 20)
+        # silences inside a turn are shorter than min_pause (0.3 s) ...
+        # ... and between two turns of one speaker, at least min_pause
+        starts = [s.start for s in segments]
+        ends = [s.end for s in segments]
+        assert all(
+            b - a >= 0.3 - 1e-9 for a, b in zip(ends[:-1], starts[1:], strict=True)
+        )
+
+
+def test_overlap_ratio_is_steered(splits):
+    none = generate_conversation(
+        splits["train"], 40.0, seed=3, n_speakers=3, overlap=0.0, backchannels=0.0
+    )
+    assert none["annotation"].get_overlap().duration() == 0.0
+    assert none["metadata"]["overlap"] == 0.0
+    for target in (0.1, 0.25):
+        achieved = [
+            generate_conversation(
+                splits["train"], 40.0, seed=s, n_speakers=3, overlap=target
+            )["metadata"]["overlap"]
+            for s in range(3)
+        ]
+        assert abs(np.mean(achieved) - target) < 0.07, (target, achieved)
+
+
+def test_draws_cover_noise_band_and_backchannels(conversation, splits):
+    meta = conversation["metadata"]
+    assert meta["backchannels"] >= 1
+    assert len(meta["speakers"]) == 3
+    seen = {"noise": set(), "band": set(), "snr": set()}
+    for seed in range(12):
+        m = generate_conversation(splits["val"], 6.0, seed=seed, n_speakers=2)
+        for key in seen:
+            seen[key].add(m["metadata"][key])
+    assert seen["band"] == {"full", "telephone"}
+    assert seen["snr"] == {None, 20.0, 10.0, 5.0}
+    assert {"white", "pink", "brown", "babble"} & seen["noise"]
+
+
+def test_snr_is_what_was_asked(splits):
+    kwargs = dict(duration=15.0, n_speakers=2, band=["full"], seed=4)
+    clean = generate_conversation(splits["test"], snr=[None], **kwargs)
+    noisy = generate_conversation(splits["test"], snr=[5.0], noise=["white"], **kwargs)
+    # the same draws up to the noise: same speech, same reference
+    assert clean["annotation"] == noisy["annotation"]
+    speech = np.zeros(clean["waveform"].shape[1], dtype=bool)
+    for segment in clean["annotation"].get_timeline().support():
+        speech[round(segment.start * SR) : round(segment.end * SR)] = True
+    # undo each file's own level (level changes are drawn identically)
+    c = clean["waveform"][0].astype(np.float64)
+    x = noisy["waveform"][0].astype(np.float64)
+    ratio = np.sum(x[speech] * c[speech]) / np.sum(c[speech] ** 2)
+    noise = x / ratio - c
+    snr = 10 * np.log10(np.mean(c[speech] ** 2) / np.mean(noise**2))
+    assert abs(snr - 5.0) < 0.5
+
+
+def test_same_seed_gives_identical_bytes(tmp_path):
+    a = make_corpus(tmp_path / "a", 2, 1, 1, duration=6.0, seed=5)
+    b = make_corpus(tmp_path / "b", 2, 1, 1, duration=6.0, seed=5)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    c = make_corpus(tmp_path / "c", 2, 1, 1, duration=6.0, seed=6)
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+    assert sorted(a) == sorted(b) == sorted(c) == ["test", "train", "val"]
+    # more files do not change the first ones
+    make_corpus(tmp_path / "d", 3, 1, 1, duration=6.0, seed=5)
+    for name in ("train-0000.wav", "train-0001.wav", "train-0001.rttm"):
+        first = (tmp_path / "a" / "train" / name).read_bytes()
+        assert first == (tmp_path / "d" / "train" / name).read_bytes()
+
+
+def test_corpus_folders_load_as_datasets(tmp_path):
+    folders = make_corpus(tmp_path, 2, 1, 2, duration=8.0, seed=0)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    speakers = {}
+    for split, folder in folders.items():
+        X, y = load_folder(folder)
+        assert len(X) == manifest["counts"][split]
+        speakers[split] = set().union(*(a.labels() for a in y))
+        for file, meta in zip(X, manifest["files"][split], strict=True):
+            assert file["uri"] == meta["uri"]
+            assert file["annotated"].duration() == 8.0
+            data, sr = sf.read(file["audio"])
+            assert sr == SR and data.shape == (8 * SR,)
+            assert set(file["annotation"].labels()) == set(meta["speakers"])
+        rttm = read_rttm(folder / f"{X[0]['uri']}.rttm")
+        assert list(rttm) == [X[0]["uri"]]
+        assert list(read_uem(folder / f"{X[0]['uri']}.uem")) == [X[0]["uri"]]
+    assert speakers["train"].isdisjoint(speakers["test"])
+    assert speakers["val"].isdisjoint(speakers["test"])
+
+
+def test_written_rttm_matches_the_in_memory_reference(tmp_path, splits):
+    meta = write_conversations(tmp_path, splits["val"], 1, 10.0, seed=2)
+    file = generate_conversation(splits["val"], 10.0, seed=2 * 100003, uri="conv-0000")
+    assert meta[0] == file["metadata"]
+    back = read_rttm(tmp_path / "conv-0000.rttm")["conv-0000"]
+    got = sorted((s.start, s.end, k) for s, _, k in back.itertracks(yield_label=True))
+    want = sorted(
+        (s.start, s.end, k)
+        for s, _, k in file["annotation"].itertracks(yield_label=True)
+    )
+    assert [g[2] for g in got] == [w[2] for w in want]
+    assert (
+        max(abs(g[i] - w[i]) for g, w in zip(got, want, strict=True) for i in (0, 1))
+        <= 5e-4 + 1e-9
+    )
+
+
+def test_existing_corpus_is_not_overwritten_unless_asked(tmp_path):
+    make_corpus(tmp_path, 1, 0, 0, duration=5.0, seed=0)
+    with pytest.raises(ValueError, match="exists and is not empty.*overwrite"):
+        make_corpus(tmp_path, 1, 0, 0, duration=5.0, seed=1)
+    make_corpus(tmp_path, 0, 0, 1, duration=5.0, seed=1, overwrite=True)
+    # no split is left over from the corpus replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "test"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_train=-1), "n_train must be >= 0"),
+        (dict(n_train=0, n_val=0, n_test=0), "nothing to generate"),
+        (dict(n_train=1.5), "n_train must be an integer"),
+        (dict(duration=1.0), "duration must be between 5 and 3600"),
+        (dict(duration="long"), "duration must be a number"),
+        (dict(seed=-3), "seed must be >= 0"),
+        (dict(engines=["festival"]), "unknown engine 'festival'"),
+        (dict(engines=[]), "engines is empty"),
+        (dict(overlap=0.9), r"overlap must be a fraction of speech time in \[0, 0.5\]"),
+        (dict(noise=["rain"]), "noise: unknown value 'rain'"),
+        (dict(band=["radio"]), "band: unknown value 'radio'"),
+        (dict(snr=[100.0]), "snr: 100.0 is not None or a dB value"),
+        (dict(n_speakers=0), "n_speakers must be an integer >= 1"),
+        (dict(n_speakers=(3, 2)), "n_speakers must be"),
+        (dict(min_pause=0.0), "min_pause must be in"),
+        (dict(backchannels=2), r"backchannels must be a probability in \[0, 1\]"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path, kwargs, message):
+    args = dict(n_train=1, n_val=0, n_test=0, duration=5.0) | kwargs
+    with pytest.raises(ValueError, match=message):
+        make_corpus(tmp_path / "out", **args)
+    assert not (tmp_path / "out").exists()  # nothing written before the check
+
+
+def test_bad_personas_and_options():
+    with pytest.raises(ValueError, match="non-empty sequence of Persona"):
+        generate_conversation([], 10.0)
+    with pytest.raises(ValueError, match="non-empty sequence of Persona"):
+        generate_conversation(["m3"], 10.0)
+    p = Persona("espeak-ng", "m3", "en-us", 50, 170)
+    with pytest.raises(ValueError, match="duplicates"):
+        generate_conversation([p, p], 10.0)
+    with pytest.raises(ValueError, match="uri must be"):
+        generate_conversation([p], 10.0, uri="a b")
+    with pytest.raises(TypeError, match="unknown options.*'snrs'"):
+        write_conversations("unused", [p], 1, snrs=[5.0])
+    with pytest.raises(ValueError, match="fractions must be 3"):
+        split_personas(0, fractions=(1.0, 0.0))
+    with pytest.raises(ValueError, match="text must be a non-empty string"):
+        p.synthesize("  ")
+
+
+def test_missing_engine_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no engine on PATH
+    with pytest.raises(EngineUnavailableError, match="apt-get install espeak-ng"):
+        Persona("espeak-ng", "m3", "en-us", 50, 170).synthesize("hello")
+    with pytest.raises(EngineUnavailableError, match="'flite'.*apt-get install flite"):
+        make_corpus(tmp_path / "out", 1, 0, 0, duration=5.0, engines=["flite"])
+    with pytest.raises(EngineUnavailableError, match="espeak-ng"):
+        list_voices()
+
+
+def test_command_line_writes_a_corpus(tmp_path):
+    args = ["--train", "1", "--val", "0", "--test", "1", "--duration", "5"]
+    run = [sys.executable, "-m", "skseg.synthetic", str(tmp_path / "c"), *args]
+    out = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert "train:" in out.stdout and "test:" in out.stdout
+    assert (tmp_path / "c" / "test" / "test-0000.wav").exists()
+    bad = subprocess.run(run[:-2] + ["--duration", "1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "duration must be between 5 and 3600" in bad.stderr

@@ -1,0 +1,295 @@
+"""Fine-tuning: determinism, learning, early stopping and every bad input.
+
+Runs are a few steps on the 30 s sample (or on a tiny network), seconds each.
+"""
+
+import numpy as np
+import pytest
+import torch
+from pyannote.core import Annotation, Segment, Timeline
+from sklearn.base import clone
+
+from skseg import VADEstimator, load_model
+from skseg.checkpoint import Specifications
+from skseg.exceptions import CheckpointError, FileError
+from skseg.model import SegmentationModel
+from skseg.network import PyanNet
+from skseg.serialization import read_config
+from skseg.training import SegmentationTrainer, TrainingError, chunk_targets
+
+
+def _halves(sample):
+    """The sample as two files: its first and its second 15 s."""
+    return [
+        dict(sample, uri="first", annotated=Timeline([Segment(0, 15)])),
+        dict(sample, uri="second", annotated=Timeline([Segment(15, 30)])),
+    ]
+
+
+def _tiny(seed=0):
+    torch.manual_seed(seed)
+    net = PyanNet(
+        lstm={"hidden_size": 16, "num_layers": 1},
+        linear={"hidden_size": 16, "num_layers": 1},
+    )
+    return SegmentationModel(net, Specifications(), "")
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.network.state_dict().items()}
+
+
+def _equal(a, b, prefix=""):
+    return all(torch.equal(a[k], b[k]) for k in a if k.startswith(prefix))
+
+
+def test_same_seed_same_weights(sample):
+    def run(seed):
+        trainer = SegmentationTrainer(
+            max_epochs=1,
+            steps_per_epoch=2,
+            batch_size=1,
+            validation_fraction=0,
+            random_state=seed,
+        )
+        return _weights(trainer.fit([sample]).model_)
+
+    before = torch.random.get_rng_state()
+    a, b, c = run(0), run(0), run(1)
+    assert _equal(a, b)
+    assert not _equal(a, c)
+    # dropout was seeded in a forked generator: the caller's is untouched
+    assert torch.equal(before, torch.random.get_rng_state())
+    assert not _equal(a, _weights(load_model()))  # and it did train
+
+
+def test_loss_decreases_when_overfitting(sample):
+    losses = []
+    file = dict(sample, annotated=Timeline([Segment(0, 10)]))
+    SegmentationTrainer(
+        _tiny(),
+        max_epochs=1,
+        steps_per_epoch=30,
+        batch_size=2,
+        lr=1e-2,
+        freeze="sincnet",  # the fixed filterbank spares most of the backward pass
+        mix_probability=0.0,
+        validation_fraction=0,
+        random_state=0,
+    ).fit([file], callback=lambda p: losses.append(p.loss))
+    assert len(losses) == 31  # 30 steps, then the epoch's mean
+    assert np.mean(losses[-6:-1]) < 0.8 * np.mean(losses[:5])
+
+
+def test_chunk_targets_keep_the_most_talkative(model):
+    reference = Annotation()
+    turns = {"A": (0.0, 0.5), "B": (0.0, 4.0), "C": (1.0, 3.0), "D": (2.0, 5.0)}
+    for label, (start, end) in turns.items():
+        reference[Segment(start, end)] = label
+    targets, labels = chunk_targets(reference, 0.0, model)
+    assert labels == ["B", "D", "C"]
+    assert targets.shape == (293, 3)
+    active = targets.sum(axis=0)
+    assert active[0] > active[1] > active[2] > 0
+    # a chunk of one speaker is padded with inactive ones
+    targets, labels = chunk_targets(reference, 4.5, model)
+    assert labels == ["D", None, None] and targets[:, 1:].sum() == 0
+
+
+def test_chunks_with_more_speakers_than_outputs_are_counted(sample):
+    reference = Annotation(uri="sample")
+    for t in range(30):  # four speakers in every 5 s chunk
+        reference[Segment(t, t + 1)] = "ABCD"[t % 4]
+    trainer = SegmentationTrainer(
+        _tiny(),
+        max_epochs=1,
+        steps_per_epoch=2,
+        batch_size=2,
+        mix_probability=0.0,
+        validation_fraction=0,
+        random_state=0,
+    ).fit([sample], [reference])
+    assert trainer.history_[0]["truncated_chunks"] == 4
+
+
+def test_early_stopping_restores_the_best_weights(sample):
+    # a learning rate that wrecks the network: validation only gets worse
+    trainer = SegmentationTrainer(
+        max_epochs=4,
+        steps_per_epoch=1,
+        batch_size=2,
+        lr=1.0,
+        patience=1,
+        validation_fraction=0.5,
+        random_state=0,
+    ).fit(_halves(sample))
+    assert trainer.stopped_ == "early_stopping"
+    assert trainer.best_epoch_ == 0 and len(trainer.history_) == 1
+    assert trainer.history_[0]["validation"] > trainer.best_score_
+    assert _equal(_weights(trainer.model_), _weights(load_model()))
+    assert trainer.model_.sha256 != load_model().sha256  # keyed by its own weights
+    assert len(trainer.train_files_) == len(trainer.validation_files_) == 1
+
+
+def test_explicit_validation_set(sample):
+    first, second = _halves(sample)
+    progress = []
+    trainer = SegmentationTrainer(
+        _tiny(), max_epochs=2, steps_per_epoch=1, batch_size=2, random_state=0
+    ).fit([first], validation=([second], None), callback=progress.append)
+    epochs = [p for p in progress if p.event == "epoch"]
+    assert [p.epoch for p in epochs] == [1, 2]
+    assert all(p.validation is not None and p.best is not None for p in epochs)
+    assert trainer.validation_files_ == [sample["audio"]]
+    assert epochs[-1].time_left == 0.0
+
+
+def test_keyboard_interrupt_keeps_the_best_weights(sample, tmp_path):
+    def interrupt(progress):
+        if progress.step == 1:
+            raise KeyboardInterrupt
+
+    trainer = SegmentationTrainer(
+        max_epochs=2, steps_per_epoch=2, batch_size=1, validation_fraction=0.5
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(_halves(sample), callback=interrupt)
+    assert trainer.stopped_ == "interrupted" and trainer.n_steps_ == 1
+    assert _equal(_weights(trainer.model_), _weights(load_model()))
+    # what a CLI does before exiting with 130
+    path = trainer.save(tmp_path / "interrupted")
+    assert read_config(path)["provenance"]["stopped"] == "interrupted"
+
+
+def test_nan_loss_stops_with_a_clear_error(sample):
+    model = _tiny()
+    with torch.no_grad():  # inputs scaled past float32: NaN outputs at once
+        model.network.sincnet.wav_norm1d.weight.fill_(3e38)
+    trainer = SegmentationTrainer(
+        model, max_epochs=1, steps_per_epoch=2, batch_size=2, validation_fraction=0
+    )
+    with pytest.raises(TrainingError, match="step 1: the loss is nan"):
+        trainer.fit([sample])
+    assert trainer.stopped_ == "nan" and trainer.n_steps_ == 0
+    assert _equal(_weights(trainer.model_), _weights(model))
+
+
+def test_file_without_reference_is_named(sample):
+    with pytest.raises(FileError, match="no reference") as e:
+        SegmentationTrainer(validation_fraction=0).fit([{"audio": sample["audio"]}])
+    assert sample["audio"] in str(e.value)
+    with pytest.raises(ValueError, match="X has 1 files but y has 2"):
+        SegmentationTrainer().fit([sample], [sample["annotation"]] * 2)
+
+
+def test_short_annotated_regions_are_skipped_with_a_warning(sample):
+    short = dict(sample, uri="short", annotated=Timeline([Segment(0, 3)]))
+    with pytest.warns(UserWarning, match="skipped, no annotated region is as long"):
+        with pytest.raises(ValueError, match="no training file"):
+            SegmentationTrainer(validation_fraction=0).fit([short])
+    good = dict(sample, audio=sample["audio"], uri="good")
+    with pytest.warns(UserWarning, match=sample["audio"]):
+        trainer = SegmentationTrainer(
+            _tiny(),
+            max_epochs=1,
+            steps_per_epoch=1,
+            batch_size=1,
+            validation_fraction=0,
+            random_state=0,
+        ).fit([short, good])
+    assert trainer.train_files_ == [sample["audio"]]
+
+
+def test_validation_split_needs_two_files(sample):
+    with pytest.raises(ValueError, match="needs at least 2 usable files"):
+        SegmentationTrainer(validation_fraction=0.2).fit([sample])
+
+
+def test_base_checkpoint_of_another_architecture(tmp_path, sample):
+    path = tmp_path / "other.ckpt"
+    torch.save(
+        {
+            "state_dict": {"classifier.weight": torch.zeros(7, 128)},
+            "pyannote.audio": {
+                "architecture": {
+                    "module": "pyannote.audio.models.segmentation",
+                    "class": "SSeRiouSS",
+                }
+            },
+        },
+        path,
+    )
+    with pytest.raises(CheckpointError, match="SSeRiouSS is not supported"):
+        SegmentationTrainer(path, validation_fraction=0).fit([sample])
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"freeze": "encoder"}, "freeze must be None or one of"),
+        ({"vad_loss": "l1"}, "vad_loss must be"),
+        ({"lr": 0}, "lr must be a positive number"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"mix_probability": 2}, "mix_probability must be in"),
+        ({"validation_fraction": 1.0}, "validation_fraction must be in"),
+        ({"freeze": "classifier"}, "leaves nothing to train"),
+        ({"segmentation": 3}, "segmentation must be a path"),
+    ],
+)
+def test_bad_parameters(sample, params, message):
+    trainer = SegmentationTrainer(**{"validation_fraction": 0, **params})
+    with pytest.raises((ValueError, TypeError), match=message):
+        trainer.fit([sample])
+
+
+def test_freeze_keeps_the_early_blocks(sample):
+    base = _weights(load_model())
+    trainer = SegmentationTrainer(
+        freeze="lstm",
+        vad_loss="bce",
+        max_epochs=1,
+        steps_per_epoch=1,
+        batch_size=2,
+        lr=1e-2,
+        validation_fraction=0,
+        random_state=0,
+    ).fit([sample])
+    tuned = _weights(trainer.model_)
+    assert _equal(tuned, base, "sincnet.") and _equal(tuned, base, "lstm.")
+    assert not _equal(tuned, base, "classifier.")
+    assert all(p.requires_grad for p in trainer.model_.parameters())
+
+
+def test_the_fine_tuned_network_serves_the_estimators(sample, tmp_path):
+    trainer = SegmentationTrainer(
+        _tiny(), max_epochs=1, steps_per_epoch=1, batch_size=2, random_state=0
+    )
+    trainer.set_params(validation_fraction=0)
+    assert clone(trainer).get_params()["max_epochs"] == 1
+    trainer.fit([sample])
+    path = trainer.save(tmp_path / "net")
+    with pytest.raises(FileError, match="already exists"):
+        trainer.save(path)
+    assert load_model(path).sha256 == trainer.model_.sha256
+    config = read_config(path)
+    assert config["provenance"]["base_sha256"] == ""
+    assert len(config["provenance"]["train_data_sha256"]) == 64
+    assert config["provenance"]["training_parameters"]["batch_size"] == 2
+    assert isinstance(
+        VADEstimator(segmentation=path).fit().predict([sample])[0], Annotation
+    )
+
+
+def test_mixing_every_chunk_of_large_batches(sample):
+    # every chunk mixed, partners that were themselves mixed earlier in the batch
+    trainer = SegmentationTrainer(
+        _tiny(),
+        max_epochs=1,
+        steps_per_epoch=3,
+        batch_size=8,
+        freeze="sincnet",
+        mix_probability=1.0,
+        validation_fraction=0,
+        random_state=0,
+    ).fit(_halves(sample))
+    assert trainer.n_steps_ == 3 and np.isfinite(trainer.history_[0]["train_loss"])
