@@ -50,6 +50,7 @@ from skseg.io import read_rttm
 from skseg.tuning import (
     TUNED_PARAMETERS,
     default_grid,
+    default_scorer,
     hyperparameter_table,
     split_excerpts,
     tune,
@@ -88,8 +89,8 @@ def run(pipeline: str, grid_name: str, folds: int) -> dict:
     file = sample_file(pipeline)
     excerpt = file["annotated"].extent().duration / folds
     X, y = split_excerpts([file], [file["annotation"]], excerpt)
-    scorer = estimator._default_scorer()
-    sign = getattr(scorer, "_sign", 1.0)
+    scorer = default_scorer(estimator)
+    sign = getattr(scorer, "sign", 1.0)
     cv = KFold(folds)
 
     t0 = time.perf_counter()

@@ -115,7 +115,7 @@ def _run_one(estimator: Any, method: str, index: int, file: Any) -> tuple:
 def _prepare(estimator: Any) -> None:
     # Bad parameters or unavailable weights concern every file: fail once, before
     # the batch starts, rather than once per file.
-    prepare = getattr(estimator, "_model", None)
+    prepare = getattr(estimator, "score_source", None)
     if callable(prepare):
         prepare()
 

@@ -2,11 +2,13 @@
 
 None of the tuned hyper-parameters (onset, offset, min durations) changes what the
 network outputs, so a grid search needs the network once per file, not once per
-candidate. Scores are keyed by the model's SHA-256, the file's identity (its
-resolved path, size and modification time, or a hash of its samples) and the
-inference step. They live in a bounded in-memory LRU shared by the process, and,
-when a directory is named, also in ``.npz`` files written atomically there, so
-several processes (or a cluster on a shared filesystem) reuse them.
+candidate. Scores are keyed (:class:`ScoreKey`) by the digest of the network's
+weights, the file's identity (its resolved path, size and modification time, or a
+hash of its samples), the inference step and mode; scores derived from them
+(aggregated frame scores) by the same key plus what was derived. They live in a
+bounded in-memory LRU shared by the process, and, when a directory is named, chunk
+scores also in ``.npz`` files written atomically there, so several processes (or
+a cluster on a shared filesystem) reuse them.
 
 :meth:`ScoreCache.get_or_compute` is a single flight: threads asking for the same
 missing key wait for the one that computes it (a per-key lock), and, with a
@@ -24,34 +26,78 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from pyannote.core import SlidingWindow
 
-from .inference import ChunkScores
+from .aggregation import ChunkScores
 
 try:  # POSIX; elsewhere processes sharing a directory may compute a file twice
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["ScoreCache", "score_key", "get_cache"]
+__all__ = ["ScoreCache", "ScoreKey", "score_key", "get_cache"]
+
+
+@dataclass(frozen=True)
+class ScoreKey:
+    """Where one file's scores live in a :class:`ScoreCache`.
+
+    Parameters
+    ----------
+    chunks : str
+        Digest naming the file's raw chunk scores (:func:`score_key`).
+    derived : tuple, default=()
+        What was computed from those chunk scores, e.g. ``("aggregate",
+        "speech")``; empty for the chunk scores themselves.
+
+    Examples
+    --------
+    >>> key = ScoreKey("ab" * 32)
+    >>> key.persistent, key.derive("aggregate", "speech").persistent
+    (True, False)
+    >>> key.derive("aggregate", "speech").chunks == key.chunks
+    True
+    """
+
+    chunks: str
+    derived: tuple = ()
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the entry is shared through a cache directory.
+
+        Only chunk scores are: derived entries are cheap to recompute from them
+        and stay in memory.
+        """
+        return not self.derived
+
+    def derive(self, *what: object) -> ScoreKey:
+        """Return the key of something computed from these chunk scores."""
+        return replace(self, derived=self.derived + what)
+
+
+def _as_key(key: ScoreKey | str) -> ScoreKey:
+    return key if isinstance(key, ScoreKey) else ScoreKey(key)
 
 
 def score_key(
-    model_sha256: str,
+    weights_digest: str,
     file_identity: str,
     step: float,
     duration: float,
     mode: str = "exact",
-) -> str:
+) -> ScoreKey:
     """Return the cache key of a file's chunk scores.
 
     Parameters
     ----------
-    model_sha256 : str
-        Digest of the checkpoint.
+    weights_digest : str
+        :attr:`skseg.SegmentationModel.weights_digest` of the network that
+        computes them (never a checkpoint's path: two networks never share a key).
     file_identity : str
         :func:`skseg.audio.file_identity` of the file.
     step, duration : float
@@ -61,22 +107,22 @@ def score_key(
 
     Returns
     -------
-    key : str
+    key : ScoreKey
 
     Examples
     --------
     >>> from skseg import fetch_sample, load_model
     >>> from skseg.audio import file_identity
     >>> model, sample = load_model(), fetch_sample()
-    >>> key = score_key(model.sha256, file_identity(sample), 0.5, model.duration)
-    >>> len(key), key == score_key(model.sha256, file_identity(sample), 1.0, 5.0)
+    >>> digest, identity = model.weights_digest, file_identity(sample)
+    >>> key = score_key(digest, identity, 0.5, model.duration)
+    >>> len(key.chunks), key == score_key(digest, identity, 1.0, 5.0)
     (64, False)
     """
-    text = f"{model_sha256}|{file_identity}|step={step!r}|duration={duration!r}"
+    text = f"{weights_digest}|{file_identity}|step={step!r}|duration={duration!r}"
     if mode != "exact":
-        # exact keys keep their pre-mode form, so existing caches stay valid
         text += f"|mode={mode}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    return ScoreKey(hashlib.sha256(text.encode()).hexdigest())
 
 
 class ScoreCache:
@@ -94,8 +140,8 @@ class ScoreCache:
     hits, misses : int
         Lookups answered, and not answered, by :meth:`get`.
     computed : int
-        Values this process computed through :meth:`get_or_compute` (for chunk
-        scores: network runs).
+        Chunk scores (persistent entries) this process computed through
+        :meth:`get_or_compute`: network runs. Derived entries are not counted.
 
     Examples
     --------
@@ -111,21 +157,22 @@ class ScoreCache:
     ):
         self.directory = Path(directory) if directory is not None else None
         self.max_bytes = int(max_bytes)
-        self._memory: OrderedDict[str, object] = OrderedDict()
+        self._memory: OrderedDict[ScoreKey, object] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         # key -> [lock, number of threads holding or waiting for it]; entries go
         # when unused, so the table does not grow with the number of files
-        self._key_locks: dict[str, list] = {}
+        self._key_locks: dict[ScoreKey, list] = {}
         self.hits = 0
         self.misses = 0
         self.computed = 0
 
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.npz"
+    def _path(self, key: ScoreKey) -> Path:
+        return self.directory / key.chunks[:2] / f"{key.chunks}.npz"
 
-    def get(self, key: str) -> object | None:
-        """Return the cached value for ``key``, or None."""
+    def get(self, key: ScoreKey | str) -> object | None:
+        """Return the cached value for ``key`` (a str: chunk scores), or None."""
+        key = _as_key(key)
         value = self._lookup(key)
         with self._lock:
             if value is None:
@@ -134,21 +181,21 @@ class ScoreCache:
                 self.hits += 1
         return value
 
-    def _lookup(self, key: str) -> object | None:
+    def _lookup(self, key: ScoreKey) -> object | None:
         with self._lock:
             if key in self._memory:
                 self._memory.move_to_end(key)
                 return self._memory[key]
-        # derived entries ("<key>:<suffix>", e.g. aggregated scores) are cheap to
-        # recompute and live in memory only
-        if self.directory is not None and ":" not in key:
+        if self.directory is not None and key.persistent:
             value = self._read(self._path(key))
             if value is not None:
                 self._remember(key, value)
                 return value
         return None
 
-    def get_or_compute(self, key: str, compute: Callable[[], object]) -> object:
+    def get_or_compute(
+        self, key: ScoreKey | str, compute: Callable[[], object]
+    ) -> object:
         """Return the value for ``key``, computing and storing it on a miss.
 
         Concurrent callers with the same key, in this process (threads) or, with
@@ -157,8 +204,8 @@ class ScoreCache:
 
         Parameters
         ----------
-        key : str
-            Cache key.
+        key : ScoreKey or str
+            Cache key (a str names chunk scores).
         compute : callable
             Called without arguments on a miss; its result is stored with
             :meth:`put` and returned.
@@ -167,6 +214,7 @@ class ScoreCache:
         -------
         value : object
         """
+        key = _as_key(key)
         if (value := self.get(key)) is not None:
             return value
         with self._key_lock(key), self._file_lock(key):
@@ -174,13 +222,14 @@ class ScoreCache:
             if (value := self._lookup(key)) is not None:
                 return value
             value = compute()
-            with self._lock:
-                self.computed += 1
+            if key.persistent:
+                with self._lock:
+                    self.computed += 1
             self.put(key, value)
             return value
 
     @contextlib.contextmanager
-    def _key_lock(self, key: str) -> Iterator[None]:
+    def _key_lock(self, key: ScoreKey) -> Iterator[None]:
         with self._lock:
             entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
@@ -194,11 +243,11 @@ class ScoreCache:
                     del self._key_locks[key]
 
     @contextlib.contextmanager
-    def _file_lock(self, key: str) -> Iterator[None]:
+    def _file_lock(self, key: ScoreKey) -> Iterator[None]:
         # Only chunk scores are shared through the directory. The lock file stays
         # (0 bytes): deleting it would let a waiter lock an unlinked inode while a
         # newcomer locks a new file, and both compute.
-        if self.directory is None or ":" in key or fcntl is None:
+        if self.directory is None or not key.persistent or fcntl is None:
             yield
             return
         path = self._path(key).with_suffix(".lock")
@@ -218,13 +267,18 @@ class ScoreCache:
         finally:
             os.close(fd)  # releases the flock
 
-    def put(self, key: str, value: object) -> None:
-        """Store ``value`` (ChunkScores are also written to the directory)."""
+    def put(self, key: ScoreKey | str, value: object) -> None:
+        """Store ``value`` (chunk scores are also written to the directory)."""
+        key = _as_key(key)
         self._remember(key, value)
-        if self.directory is not None and isinstance(value, ChunkScores):
+        if (
+            self.directory is not None
+            and key.persistent
+            and isinstance(value, ChunkScores)
+        ):
             self._write(self._path(key), value)
 
-    def _remember(self, key: str, value: object) -> None:
+    def _remember(self, key: ScoreKey, value: object) -> None:
         size = _nbytes(value)
         if size > self.max_bytes:
             return

@@ -1,4 +1,4 @@
-"""Sliding-window inference and overlap-add aggregation, as pyannote.audio does them.
+"""Sliding-window inference, as pyannote.audio does it.
 
 :class:`Inference` cuts a file into chunks of the model's duration every ``step``
 seconds (10 % of the duration by default), runs them through the network in
@@ -7,13 +7,12 @@ batches and returns the raw per-chunk scores, exactly as pyannote.audio 4.0.7's
 file does not end on a chunk boundary, one last chunk starting a step after the
 last complete one, zero-padded to the full duration.
 
-:func:`aggregate` turns those chunks into one frame-level score: a per-chunk
-reduction (``"speech"``: max over speakers; ``"overlap"``: second-largest;
-``None``: none), then Hamming-weighted overlap-add, with pyannote's frame
-placement, float32 accumulation in chunk order, uncovered frames set to
-``missing``, and the loose crop to the file's extent when the last chunk was padded.
 Audio is read in blocks of one batch, so memory does not grow with file length
-beyond the score arrays.
+beyond the score arrays. Turning chunks into frame scores is
+:mod:`skseg.aggregation`'s (:func:`~skseg.aggregation.aggregate`, re-exported
+here); :func:`check_inference_params` is the one check of the parameters an
+inference runs with (mode, step, batch size, device), for :class:`Inference` and
+the estimators alike.
 """
 
 from __future__ import annotations
@@ -28,11 +27,14 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from numbers import Integral, Real
 
 import numpy as np
 import torch
-from pyannote.core import Segment, SlidingWindow, SlidingWindowFeature
+from pyannote.core import SlidingWindow
+from sklearn.utils._param_validation import InvalidParameterError
 
+from .aggregation import REDUCTIONS, ChunkScores, aggregate
 from .allocator import tune_malloc
 from .audio import AudioFile, AudioReader
 from .model import SegmentationModel, load_model
@@ -41,236 +43,11 @@ __all__ = [
     "ChunkScores",
     "Inference",
     "aggregate",
+    "check_inference_params",
     "chunk_progress",
     "REDUCTIONS",
     "MODES",
 ]
-
-
-class ChunkScores(SlidingWindowFeature):
-    """Raw per-chunk scores ``(num_chunks, num_frames, num_classes)`` of one file.
-
-    A :class:`pyannote.core.SlidingWindowFeature` on the chunk window, which also
-    records what :func:`aggregate` needs to place and crop frames.
-
-    Parameters
-    ----------
-    data : ndarray, shape (num_chunks, num_frames, num_classes)
-        Scores.
-    sliding_window : pyannote.core.SlidingWindow
-        Chunk window (start 0, model duration, inference step).
-    frames : pyannote.core.SlidingWindow
-        Frames of a chunk that starts at 0 (the model's receptive field).
-    num_samples : int
-        Length of the file at ``sample_rate``.
-    sample_rate : int
-        Rate the model ran at.
-
-    Examples
-    --------
-    >>> from skseg import Inference, fetch_sample
-    >>> chunks = Inference("pyannote/segmentation")(fetch_sample())
-    >>> chunks.data.shape  # (chunks, frames per chunk, speakers)
-    (51, 293, 3)
-    >>> chunks.sliding_window.step, chunks.frames.step, chunks.duration
-    (0.5, 0.016875, 30.0)
-    >>> chunks.last_chunk_padded  # 30 s is a whole number of 0.5 s steps after 5 s
-    False
-    """
-
-    def __init__(
-        self,
-        data: np.ndarray,
-        sliding_window: SlidingWindow,
-        frames: SlidingWindow,
-        num_samples: int,
-        sample_rate: int,
-    ):
-        super().__init__(data, sliding_window)
-        self.frames = frames
-        self.num_samples = int(num_samples)
-        self.sample_rate = int(sample_rate)
-
-    @property
-    def duration(self) -> float:
-        """Duration of the file in seconds."""
-        return self.num_samples / self.sample_rate
-
-    @property
-    def last_chunk_padded(self) -> bool:
-        """Whether the last chunk ran on zero-padded audio (pyannote's crop rule)."""
-        window = round(self.sliding_window.duration * self.sample_rate)
-        step = round(self.sliding_window.step * self.sample_rate)
-        n = self.num_samples
-        return n < window or (n - window) % step > 0
-
-    def __reduce__(self):
-        return (
-            type(self),
-            (
-                self.data,
-                self.sliding_window,
-                self.frames,
-                self.num_samples,
-                self.sample_rate,
-            ),
-        )
-
-
-def _speech(scores: np.ndarray) -> np.ndarray:
-    return np.max(scores, axis=-1, keepdims=True)
-
-
-def _overlap(scores: np.ndarray) -> np.ndarray:
-    if scores.shape[-1] < 2:
-        raise ValueError("the 'overlap' reduction needs at least 2 classes")
-    return np.partition(scores, -2, axis=-1)[..., -2, np.newaxis]
-
-
-REDUCTIONS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
-    "speech": _speech,
-    "overlap": _overlap,
-    None: lambda scores: scores,
-    "none": lambda scores: scores,
-}
-
-
-def aggregate(
-    chunks: SlidingWindowFeature,
-    frames: SlidingWindow | None = None,
-    *,
-    reduction: str | Callable[[np.ndarray], np.ndarray] | None = None,
-    hamming: bool = True,
-    warm_up: tuple[float, float] = (0.0, 0.0),
-    missing: float = 0.0,
-    skip_average: bool = False,
-    epsilon: float = 1e-12,
-    crop: bool | None = None,
-) -> SlidingWindowFeature:
-    """Overlap-add chunk scores into one frame-level score.
-
-    Parameters
-    ----------
-    chunks : SlidingWindowFeature or ChunkScores
-        ``(num_chunks, num_frames, num_classes)`` scores on the chunk window.
-    frames : pyannote.core.SlidingWindow, optional
-        Frames of a chunk starting at 0; defaults to ``chunks.frames``.
-    reduction : {"speech", "overlap", None} or callable, default=None
-        Applied to each chunk's ``(num_frames, num_classes)`` scores before the
-        overlap-add: maximum over classes, second-largest class, or nothing.
-    hamming : bool, default=True
-        Weight each chunk's frames with a Hamming window.
-    warm_up : (float, float), default=(0, 0)
-        Seconds at each end of a chunk whose frames get (almost) no weight.
-    missing : float, default=0.0
-        Value of frames that no chunk covers.
-    skip_average : bool, default=False
-        Return the weighted sum instead of the weighted average.
-    epsilon : float, default=1e-12
-        Weight of warm-up frames and floor of the normaliser.
-    crop : bool, optional
-        Crop to the file's extent (loose mode). Defaults to
-        ``chunks.last_chunk_padded`` for :class:`ChunkScores`, as pyannote does.
-
-    Returns
-    -------
-    scores : SlidingWindowFeature
-        ``(num_frames, dimension)`` scores on the frame window.
-
-    Examples
-    --------
-    >>> from pyannote.core import SlidingWindow, SlidingWindowFeature
-    >>> chunks = SlidingWindowFeature(np.ones((3, 4, 2), dtype="float32"),
-    ...                               SlidingWindow(start=0, duration=4, step=1))
-    >>> out = aggregate(chunks, SlidingWindow(start=0, duration=1, step=1),
-    ...                 reduction="speech", hamming=False)
-    >>> out.data.ravel().tolist()
-    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
-    """
-    if frames is None:
-        frames = getattr(chunks, "frames", None)
-        if frames is None:
-            raise ValueError("frames must be given for a plain SlidingWindowFeature")
-    reduce = reduction if callable(reduction) else REDUCTIONS.get(reduction)
-    if reduce is None:
-        raise ValueError(
-            f"unknown reduction {reduction!r}; "
-            "use 'speech', 'overlap', None or a callable"
-        )
-    data = np.asarray(chunks.data)
-    if data.ndim != 3:
-        raise ValueError(f"chunks must be (chunks, frames, classes), got {data.shape}")
-    scores = reduce(data)
-    num_chunks, num_frames_per_chunk, dim = scores.shape
-    window = chunks.sliding_window
-    frames = SlidingWindow(
-        start=window.start, duration=frames.duration, step=frames.step
-    )
-
-    hamming_window = (
-        np.hamming(num_frames_per_chunk).reshape(-1, 1)
-        if hamming
-        else np.ones((num_frames_per_chunk, 1))
-    )
-    warm_up_window = np.ones((num_frames_per_chunk, 1))
-    left = round(warm_up[0] / window.duration * num_frames_per_chunk)
-    right = round(warm_up[1] / window.duration * num_frames_per_chunk)
-    warm_up_window[:left] = epsilon
-    warm_up_window[num_frames_per_chunk - right :] = epsilon
-    weight = hamming_window * warm_up_window
-
-    num_frames = (
-        frames.closest_frame(
-            window.start
-            + window.duration
-            + (num_chunks - 1) * window.step
-            + 0.5 * frames.duration
-        )
-        + 1
-    )
-    # float32 accumulators fed in chunk order: pyannote's arithmetic, bit for bit
-    total = np.zeros((num_frames, dim), dtype=np.float32)
-    count = np.zeros((num_frames, dim), dtype=np.float32)
-    seen = np.zeros((num_frames, dim), dtype=bool)
-    has_nan = bool(np.isnan(scores).any())
-    for c in range(num_chunks):
-        score = scores[c]
-        start = frames.closest_frame(window[c].start + 0.5 * frames.duration)
-        stop = start + num_frames_per_chunk
-        if has_nan:
-            mask = ~np.isnan(score)
-            score = np.where(mask, score, 0.0)
-            total[start:stop] += score * mask * weight
-            count[start:stop] += mask * weight
-            seen[start:stop] |= mask
-        else:
-            total[start:stop] += score * weight
-            count[start:stop] += weight
-            seen[start:stop] = True
-    average = total if skip_average else total / np.maximum(count, epsilon)
-    average[~seen] = missing
-    out = SlidingWindowFeature(average, frames)
-    if crop is None:
-        crop = bool(getattr(chunks, "last_chunk_padded", False))
-    if crop:
-        duration = chunks.duration if hasattr(chunks, "duration") else None
-        if duration is None:
-            raise ValueError("crop=True needs ChunkScores (the file's duration)")
-        out.data = out.crop(Segment(0.0, duration), mode="loose")
-    return out
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {str(device)!r} requested but CUDA is not available "
-            f"(torch {torch.__version__}, built without CUDA or no GPU visible); "
-            "use device='cpu' or install a CUDA build of torch"
-        )
-    return device
 
 
 #: What each inference ``mode`` changes (figures in docs/performance.md):
@@ -291,6 +68,102 @@ MODES: dict[str, dict] = {
     "balanced": {"step_fraction": 0.1, "shared_conv": True, "quantize": False},
     "fast": {"step_fraction": 0.25, "shared_conv": True, "quantize": True},
 }
+
+
+def check_inference_params(
+    *,
+    step: float | None,
+    mode: str,
+    batch_size: int,
+    device: str | torch.device | None,
+    duration: float,
+    owner: str = "Inference",
+) -> tuple[float, torch.device]:
+    """Check the parameters an inference runs with; return its step and device.
+
+    The one place these are checked: :class:`Inference` and the estimators'
+    score sources (:mod:`skseg.scores`) both call it, so a bad value gets the same
+    error whichever way it comes in.
+
+    Parameters
+    ----------
+    step : float or None
+        Seconds between chunk starts; None: the mode's fraction of ``duration``.
+    mode : str
+        A key of :data:`MODES`.
+    batch_size : int
+        Chunks per forward pass, at least 1.
+    device : str, torch.device or None
+        None: CPU. CUDA must be available if asked for.
+    duration : float
+        The model's chunk duration, in seconds (``step`` may not exceed it).
+    owner : str, default="Inference"
+        Named in the error message (the estimator's class name, for instance).
+
+    Returns
+    -------
+    step : float
+        In seconds.
+    device : torch.device
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A ``ValueError`` naming the parameter and the problem.
+
+    Examples
+    --------
+    >>> check_inference_params(step=None, mode="fast", batch_size=32, device=None,
+    ...                        duration=5.0)
+    (1.25, device(type='cpu'))
+    >>> check_inference_params(step=6.0, mode="exact", batch_size=32, device=None,
+    ...                        duration=5.0)
+    Traceback (most recent call last):
+    ...
+    sklearn.utils._param_validation.InvalidParameterError: The 'step' parameter \
+of Inference must lie in (0, 5.0] seconds. Got 6.0 instead.
+    """
+
+    def fail(name: str, problem: str) -> InvalidParameterError:
+        return InvalidParameterError(f"The {name!r} parameter of {owner} {problem}")
+
+    if not isinstance(mode, str) or mode not in MODES:
+        raise fail("mode", f"must be one of {sorted(MODES)}. Got {mode!r} instead.")
+    if step is None:
+        step = MODES[mode]["step_fraction"] * duration
+    elif not isinstance(step, Real) or isinstance(step, bool):
+        raise fail("step", f"must be a number of seconds or None. Got {step!r}.")
+    step = float(step)
+    if not 0 < step <= duration:
+        raise fail("step", f"must lie in (0, {duration}] seconds. Got {step} instead.")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, Integral | Real)
+        or int(batch_size) != batch_size
+        or batch_size < 1
+    ):
+        raise fail(
+            "batch_size", f"must be a positive integer. Got {batch_size!r} instead."
+        )
+    if device is None:
+        return step, torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise fail(
+            "device",
+            "must be None or a torch device such as 'cpu', 'cuda' or 'cuda:1'. "
+            f"Got {device!r} instead.",
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise fail(
+            "device",
+            f"is {str(resolved)!r}: {str(resolved)!r} requested but CUDA is not "
+            f"available (torch {torch.__version__}, built without CUDA or no GPU "
+            "visible); use device='cpu' or install a CUDA build of torch",
+        )
+    return step, resolved
+
 
 # SincNet runs this many chunks at a time: its per-chunk tensors (80 x 7975
 # floats) then fit the allocator's reuse and the cache (bit-identical results).
@@ -430,27 +303,22 @@ class Inference:
         device: str | torch.device | None = None,
         mode: str = "exact",
     ):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
-        self.mode = mode
-        options = MODES[mode]
         if not isinstance(model, SegmentationModel):
             model = load_model(model)
-        self.device = _resolve_device(device)
+        self.step, self.device = check_inference_params(
+            step=step,
+            mode=mode,
+            batch_size=batch_size,
+            device=device,
+            duration=model.duration,
+        )
+        self.mode = mode
+        options = MODES[mode]
         if self.device.type != "cpu":
             # a private copy: the shared CPU model may be in use elsewhere
             model = copy.deepcopy(model).to(self.device)
         self.model = model.eval()
         self.duration = model.duration
-        self.step = (
-            options["step_fraction"] * self.duration if step is None else float(step)
-        )
-        if not 0 < self.step <= self.duration:
-            raise ValueError(
-                f"step must lie in (0, {self.duration}] seconds, got {self.step}"
-            )
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.batch_size = int(batch_size)
         self._shared_conv = options["shared_conv"]
         # dynamic int8 kernels exist for CPU only

@@ -177,15 +177,35 @@ def _derived_reference(target: str, annotation: Annotation) -> Annotation:
 class _Scorer:
     """Predict, accumulate a fresh pyannote metric over the fold, aggregate."""
 
-    _sign = 1.0
+    #: +1 when the metric reads "higher is better", -1 when it is negated
+    sign = 1.0
+    #: what the metric is called in tables and messages
+    metric_name = ""
 
-    def _metric(self):
+    def make_metric(self):
+        """Return a fresh pyannote.metrics metric with this scorer's settings.
+
+        Examples
+        --------
+        >>> DetectionErrorRateScorer(collar=0.5).make_metric().collar
+        0.5
+        """
         raise NotImplementedError
 
     def _value(self, metric) -> float:
         return abs(metric)
 
-    def _reference(self, annotation: Annotation) -> Annotation:
+    def reference(self, annotation: Annotation) -> Annotation:
+        """Return what this scorer compares hypotheses with, for speaker turns.
+
+        Examples
+        --------
+        >>> from pyannote.core import Annotation, Segment
+        >>> turns = Annotation()
+        >>> turns[Segment(0, 2)] = "a"
+        >>> DiarizationErrorRateScorer().reference(turns) is turns  # as they are
+        True
+        """
         return annotation
 
     def __call__(
@@ -218,15 +238,15 @@ class _Scorer:
         if len(y) != len(X):
             raise ValueError(f"{len(X)} files but {len(y)} references")
         hypotheses = estimator.predict(X)
-        metric = self._metric()
+        metric = self.make_metric()
         for file, reference, hypothesis in zip(X, y, hypotheses, strict=True):
             if not isinstance(reference, Annotation):
                 raise TypeError(
                     f"{file_label(file)}: the reference must be a pyannote.core "
                     f"Annotation, got {type(reference).__name__}"
                 )
-            metric(self._reference(reference), hypothesis, uem=annotated(file))
-        return self._sign * float(self._value(metric))
+            metric(self.reference(reference), hypothesis, uem=annotated(file))
+        return self.sign * float(self._value(metric))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -247,7 +267,17 @@ class _DetectionScorer(_Scorer):
         self.collar = collar
         self.skip_overlap = skip_overlap
 
-    def _reference(self, annotation: Annotation) -> Annotation:
+    def reference(self, annotation: Annotation) -> Annotation:
+        """Return the speech or overlap regions of reference speaker turns.
+
+        Examples
+        --------
+        >>> from pyannote.core import Annotation, Segment
+        >>> turns = Annotation()
+        >>> turns[Segment(0, 2)] = "a"
+        >>> DetectionErrorRateScorer().reference(turns).labels()
+        ['SPEECH']
+        """
         return _derived_reference(self.target, annotation)
 
 
@@ -272,14 +302,22 @@ class DetectionErrorRateScorer(_DetectionScorer):
     -0.0165
     """
 
-    _sign = -1.0
+    sign = -1.0
+    metric_name = "detection error rate"
 
     def __init__(
         self, target: str = "speech", collar: float = 0.0, skip_overlap: bool = False
     ):
         super().__init__(target, collar, skip_overlap)
 
-    def _metric(self):
+    def make_metric(self):
+        """Return a fresh :class:`pyannote.metrics.detection.DetectionErrorRate`.
+
+        Examples
+        --------
+        >>> type(DetectionErrorRateScorer().make_metric()).__name__
+        'DetectionErrorRate'
+        """
         return DetectionErrorRate(collar=self.collar, skip_overlap=self.skip_overlap)
 
 
@@ -307,6 +345,8 @@ class DetectionPrecisionRecallFMeasureScorer(_DetectionScorer):
     0.736
     """
 
+    metric_name = "detection F-measure"
+
     def __init__(
         self,
         target: str = "speech",
@@ -323,7 +363,14 @@ class DetectionPrecisionRecallFMeasureScorer(_DetectionScorer):
         self.measure = measure
         self.beta = beta
 
-    def _metric(self):
+    def make_metric(self):
+        """Return a fresh pyannote ``DetectionPrecisionRecallFMeasure``.
+
+        Examples
+        --------
+        >>> DetectionPrecisionRecallFMeasureScorer(beta=2.0).make_metric().beta
+        2.0
+        """
         return DetectionPrecisionRecallFMeasure(
             collar=self.collar, skip_overlap=self.skip_overlap, beta=self.beta
         )
@@ -357,7 +404,8 @@ class DiarizationErrorRateScorer(_Scorer):
     -0.492
     """
 
-    _sign = -1.0
+    sign = -1.0
+    metric_name = "diarization error rate"
 
     def __init__(
         self, greedy: bool = False, collar: float = 0.0, skip_overlap: bool = False
@@ -366,7 +414,14 @@ class DiarizationErrorRateScorer(_Scorer):
         self.collar = collar
         self.skip_overlap = skip_overlap
 
-    def _metric(self):
+    def make_metric(self):
+        """Return a fresh (greedy) diarization error rate metric.
+
+        Examples
+        --------
+        >>> type(DiarizationErrorRateScorer(greedy=True).make_metric()).__name__
+        'GreedyDiarizationErrorRate'
+        """
         cls = GreedyDiarizationErrorRate if self.greedy else DiarizationErrorRate
         return cls(collar=self.collar, skip_overlap=self.skip_overlap)
 

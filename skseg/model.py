@@ -9,7 +9,9 @@ the inference needs.
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import os
 import threading
 import weakref
@@ -24,7 +26,7 @@ from .exceptions import CheckpointError
 from .hub import resolve_checkpoint
 from .network import PyanNet
 
-__all__ = ["SegmentationModel", "load_model"]
+__all__ = ["SegmentationModel", "load_model", "resolve_model"]
 
 _SUPPORTED = ("PyanNet",)
 _LOCK = threading.RLock()
@@ -40,7 +42,9 @@ class SegmentationModel(nn.Module):
     specifications : Specifications
         What it was trained for.
     sha256 : str, default=""
-        Digest of the checkpoint it was loaded from; keys score caches.
+        Digest of the checkpoint file it was loaded from (provenance; empty for a
+        model built in memory). Score caches are keyed by :attr:`weights_digest`
+        instead, which follows the weights actually used.
 
     Attributes
     ----------
@@ -52,6 +56,16 @@ class SegmentationModel(nn.Module):
         Outputs per frame.
     receptive_field : pyannote.core.SlidingWindow
         Frame ``i`` of a chunk starting at 0 covers ``receptive_field[i]``.
+
+    Notes
+    -----
+    An estimator may hold a model object as its ``segmentation`` parameter (a
+    network fine-tuned in memory, say). :func:`sklearn.base.clone` then shares the
+    object instead of copying it (``__sklearn_clone__``), so a grid search neither
+    reloads nor copies the network per candidate; pickling (joblib) stores its
+    weights. Do not modify a model in place while estimators use it: its
+    :attr:`weights_digest` would change under their cached scores (it is
+    recomputed when the weights change, but scores computed meanwhile are not).
 
     Examples
     --------
@@ -148,6 +162,65 @@ class SegmentationModel(nn.Module):
         """
         return cls.from_checkpoint(load_checkpoint(resolve_checkpoint(checkpoint)))
 
+    # -- identity -----------------------------------------------------------------
+    @property
+    def weights_digest(self) -> str:
+        """SHA-256 of the network's architecture and weights, as they are now.
+
+        Two models with different weights never share it, whatever file (if any)
+        they came from; the same weights give the same digest in any process. It
+        keys the score cache. Memoised per model object, and recomputed when a
+        parameter has been modified in place since.
+
+        Returns
+        -------
+        digest : str
+            64 hexadecimal digits.
+
+        Examples
+        --------
+        >>> import copy, torch
+        >>> model = load_model()
+        >>> tuned = copy.deepcopy(model)
+        >>> tuned.weights_digest == model.weights_digest
+        True
+        >>> with torch.no_grad():
+        ...     _ = tuned.network.classifier.bias.add_(0.01)
+        >>> tuned.weights_digest == model.weights_digest
+        False
+        """
+        state = self.network.state_dict(keep_vars=True)
+        # torch counts in-place modifications per tensor: a changed count means
+        # changed weights, and costs nothing to read
+        versions = tuple(t._version for t in state.values())
+        memo = self.__dict__.get("_digest_memo")
+        if memo is not None and memo[0] == versions:
+            return memo[1]
+        h = hashlib.sha256()
+        h.update(repr(sorted(self.network.hparams.items())).encode())
+        h.update(repr((self.num_classes, self.sample_rate)).encode())
+        h.update(repr(self.specifications).encode())
+        for name in sorted(state):
+            tensor = state[name].detach().cpu().contiguous()
+            h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            h.update(tensor.numpy().tobytes())
+        digest = h.hexdigest()
+        self.__dict__["_digest_memo"] = (versions, digest)
+        return digest
+
+    def __deepcopy__(self, memo: dict) -> SegmentationModel:
+        # a real copy (pickling's __reduce__ would hand back the shared model)
+        copied = type(self)(
+            copy.deepcopy(self.network, memo),
+            copy.deepcopy(self.specifications, memo),
+            self.sha256,
+        )
+        return copied.train(self.training)
+
+    def __sklearn_clone__(self) -> SegmentationModel:
+        # an estimator parameter shared, not copied, by clone (see Notes)
+        return self
+
     # -- geometry -----------------------------------------------------------------
     @property
     def sample_rate(self) -> int:
@@ -198,32 +271,42 @@ class SegmentationModel(nn.Module):
                 self.specifications,
                 self.sha256,
                 state,
+                self.weights_digest,
             ),
         )
 
 
-# Every model alive in this process, by checkpoint digest: unpickling an estimator
+# Every model alive in this process, by weights digest: unpickling an estimator
 # (joblib workers, GridSearchCV's best_estimator_, Dask) reuses the network already
-# loaded instead of holding one copy per estimator.
+# loaded instead of holding one copy per estimator. Keyed by the weights, not the
+# checkpoint file's digest, so a model fine-tuned from a checkpoint is never
+# mistaken for it.
 _SHARED: weakref.WeakValueDictionary[str, SegmentationModel] = (
     weakref.WeakValueDictionary()
 )
 
 
 def _register(model: SegmentationModel) -> SegmentationModel:
-    if model.sha256:
-        with _LOCK:
-            return _SHARED.setdefault(model.sha256, model)
-    return model
-
-
-def _rebuild(hparams, num_classes, sample_rate, specifications, sha256, state):
-    if sha256 and (shared := _SHARED.get(sha256)) is not None:
-        if (
-            shared.network.hparams == hparams
-            and shared.specifications == specifications
-        ):
+    digest = model.weights_digest
+    with _LOCK:
+        shared = _SHARED.get(digest)
+        if shared is not None and shared.sha256 == model.sha256:
             return shared
+        _SHARED[digest] = model
+        return model
+
+
+def _rebuild(
+    hparams, num_classes, sample_rate, specifications, sha256, state, digest=None
+):
+    shared = _SHARED.get(digest) if digest else None
+    # the digest is recomputed on the live model: it may have been modified since
+    if (
+        shared is not None
+        and shared.weights_digest == digest
+        and shared.sha256 == sha256
+    ):
+        return shared
     network = PyanNet(
         sincnet=hparams["sincnet"],
         lstm=hparams["lstm"],
@@ -272,3 +355,29 @@ def load_model(
     st = path.stat()
     with _LOCK:
         return _load_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+def resolve_model(
+    segmentation: SegmentationModel | str | os.PathLike = "pyannote/segmentation",
+) -> SegmentationModel:
+    """Return the model an estimator's ``segmentation`` parameter names.
+
+    Parameters
+    ----------
+    segmentation : SegmentationModel, str or PathLike
+        A model object (returned as it is), or a checkpoint path or identifier
+        (the process-wide shared model, see :func:`load_model`).
+
+    Returns
+    -------
+    model : SegmentationModel
+
+    Examples
+    --------
+    >>> model = load_model()
+    >>> resolve_model(model) is model is resolve_model("pyannote/segmentation")
+    True
+    """
+    if isinstance(segmentation, SegmentationModel):
+        return segmentation
+    return load_model(segmentation)

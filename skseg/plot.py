@@ -198,6 +198,7 @@ def plot_file(
         SegmentationEstimator,
         VADEstimator,
     )
+    from .pipelines.parameters import HYPER_PARAMETERS, RUNTIME_PARAMETERS
 
     file = validate_file(file)
     if estimator is None:
@@ -206,11 +207,9 @@ def plot_file(
         reference = file.get("annotation")
     final = _final_step(estimator)
     params = final.get_params() if hasattr(final, "get_params") else {}
-    shared = {
-        name: params[name]
-        for name in ("segmentation", "step", "batch_size", "device")
-        if name in params
-    }
+    # the same network run the same way (mode included): the curves drawn beside
+    # the estimator's own are the scores it would see
+    shared = {name: params[name] for name in RUNTIME_PARAMETERS if name in params}
     # the memory cache makes the detection scores below reuse one network run
     shared["cache"] = params.get("cache") or True
 
@@ -287,7 +286,7 @@ def plot_file(
     if title is None:
         shown = ", ".join(
             f"{name}={params[name]:g}"
-            for name in ("onset", "offset", "min_duration_on", "min_duration_off")
+            for name in HYPER_PARAMETERS
             if isinstance(params.get(name), int | float)
         )
         title = f"{file['uri']} — {type(final).__name__}({shown})"

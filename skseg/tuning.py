@@ -21,24 +21,23 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 
 from .audio import validate_file
-from .metrics import (
-    DetectionErrorRateScorer,
-    DetectionPrecisionRecallFMeasureScorer,
-    DiarizationErrorRateScorer,
-    annotated,
-)
+from .metrics import annotated, get_scorer
+from .pipelines.parameters import HYPER_PARAMETERS
 
 __all__ = [
     "TUNED_PARAMETERS",
     "TuningResult",
     "default_grid",
+    "default_scorer",
+    "metric_name",
     "hyperparameter_table",
     "split_excerpts",
     "tune",
 ]
 
 #: the four hyper-parameters of every pipeline, as in the model card's tables
-TUNED_PARAMETERS = ("onset", "offset", "min_duration_on", "min_duration_off")
+#: (:data:`skseg.pipelines.parameters.HYPER_PARAMETERS`)
+TUNED_PARAMETERS = HYPER_PARAMETERS
 
 # thresholds every 0.1 over the range the model card's values fall in, and the
 # durations that matter at the model's 17 ms frame step: 144 candidates, which
@@ -140,15 +139,57 @@ def split_excerpts(
     return out_X, out_y
 
 
-_METRICS = {
-    DetectionErrorRateScorer: "detection error rate",
-    DetectionPrecisionRecallFMeasureScorer: "detection F-measure",
-    DiarizationErrorRateScorer: "diarization error rate",
-}
+def metric_name(scorer: Any) -> str:
+    """Return what a scorer's metric is called in tables and messages.
+
+    Parameters
+    ----------
+    scorer : callable
+        A :mod:`skseg.metrics` scorer (or any callable: its name).
+
+    Returns
+    -------
+    name : str
+
+    Examples
+    --------
+    >>> from skseg.metrics import get_scorer
+    >>> metric_name(get_scorer("overlap_fmeasure"))
+    'detection F-measure'
+    """
+    name = getattr(scorer, "metric_name", "")
+    return name or getattr(scorer, "__name__", repr(scorer))
 
 
-def _metric_name(scorer: Any) -> str:
-    return _METRICS.get(type(scorer), getattr(scorer, "__name__", repr(scorer)))
+def default_scorer(estimator: Any) -> Any:
+    """Return a pipeline's own scorer (its ``default_scoring``).
+
+    Parameters
+    ----------
+    estimator : estimator
+        A skseg pipeline estimator.
+
+    Returns
+    -------
+    scorer : callable
+
+    Raises
+    ------
+    ValueError
+        If the estimator names no default metric.
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator
+    >>> default_scorer(VADEstimator())
+    DetectionErrorRateScorer(target='speech', collar=0.0, skip_overlap=False)
+    """
+    name = getattr(estimator, "default_scoring", "")
+    if not name:
+        raise ValueError(
+            f"{type(estimator).__name__} has no default metric: pass scoring"
+        )
+    return get_scorer(name)
 
 
 @dataclass
@@ -293,15 +334,8 @@ def tune(
             raise ValueError("cross-validation needs at least 2 files or excerpts")
         cv = KFold(n_splits=min(folds, len(X)))
     if scoring is None:
-        default = getattr(estimator, "_default_scorer", None)
-        if default is None:
-            raise ValueError(
-                f"{type(estimator).__name__} has no default metric: pass scoring"
-            )
-        scoring = default()
+        scoring = default_scorer(estimator)
     elif isinstance(scoring, str):
-        from .metrics import get_scorer
-
         scoring = get_scorer(scoring)
     grid = dict(param_grid) if param_grid is not None else default_grid(estimator)
     search = GridSearchCV(
@@ -314,13 +348,13 @@ def tune(
         error_score="raise",
     )
     search.fit(X, y)
-    sign = getattr(scoring, "_sign", 1.0)
+    sign = getattr(scoring, "sign", 1.0)
     n_candidates = len(search.cv_results_["params"])
     return TuningResult(
         estimator=search.best_estimator_,
         best_params=dict(search.best_params_),
         best_score=float(sign * search.best_score_),
-        metric=_metric_name(scoring),
+        metric=metric_name(scoring),
         search=search,
         n_candidates=n_candidates,
         n_splits=search.n_splits_,

@@ -1,6 +1,7 @@
 """The `skseg` command: the real command in a subprocess on the real sample, and
 its error paths in-process (cheap: they stop before the network runs)."""
 
+import argparse
 import io
 import json
 import os
@@ -18,12 +19,13 @@ from skseg import (
     SegmentationEstimator,
     VADEstimator,
 )
-from skseg.cli import Progress, main
+from skseg.cli import main
+from skseg.cli.common import progress
 from skseg.io import read_rttm, write_rttm, write_uem
 from skseg.metrics import DetectionErrorRateScorer, DiarizationErrorRateScorer
 
 
-def skseg(*args, cwd=None):
+def skseg(*args, cwd=None, env=None):
     """Run `python -m skseg ARGS` as a user would; return the CompletedProcess."""
     return subprocess.run(
         [sys.executable, "-m", "skseg", *map(str, args)],
@@ -31,6 +33,7 @@ def skseg(*args, cwd=None):
         text=True,
         cwd=cwd,
         timeout=600,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -84,7 +87,7 @@ def test_one_file_counts_its_chunks(files, tmp_path):
     # a single long file would otherwise show "0/1 files" until it is done
     run = skseg("vad", files / "a.wav", "--rttm", tmp_path / "a.rttm", "--progress")
     assert run.returncode == 0, run.stderr
-    lines = run.stderr.splitlines()
+    lines = [line for line in run.stderr.replace("\r", "\n").splitlines() if line]
     assert lines and all(line.startswith("vad: ") for line in lines), run.stderr
     assert "51/51 chunks" in lines[-1]  # the sample's 51 chunks of 5 s
     # two files: counted by file
@@ -210,7 +213,7 @@ def test_wrong_estimator_class_in_pipeline_is_a_usage_error(tmp_path, capsys):
     joblib.dump({"not": "an estimator"}, tmp_path / "dict.joblib")
     (tmp_path / "junk.joblib").write_bytes(b"not a pickle")
     cases = {
-        "osd.joblib": "holds a OSDEstimator (for `skseg osd`), but `skseg vad` needs",
+        "osd.joblib": "holds a OSDEstimator (the osd pipeline), not a VADEstimator",
         "dict.joblib": "holds a dict, not a skseg estimator",
         "junk.joblib": "not a joblib file of a skseg estimator",
         "none.joblib": "no such file",
@@ -317,28 +320,104 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_progress_redraws_in_place_on_a_tty_and_prints_lines_otherwise():
+def test_progress_shows_on_a_tty_or_when_asked_and_never_when_quiet():
+    shown = argparse.Namespace(quiet=False, progress=False)
     tty = FakeTTY()
-    with Progress("vad", "files", True, total=3, stream=tty) as progress:
-        for done in (1, 2):
-            progress.update(done)
-        progress.message("skseg vad: c.wav: file not found")
-        progress.update(3)
+    with progress(shown, "vad", "files", 3, stream=tty) as bar:
+        bar.update(2)
+        bar.write("skseg vad: c.wav: file not found", file=tty)
+        bar.update(1)
     text = tty.getvalue()
-    assert text.count("\n") == 2  # the message, and the final line
-    assert "\r\x1b[Kskseg vad: c.wav: file not found\n" in text
-    assert text.rstrip("\n").split("\r\x1b[K")[-1].startswith("vad: 3/3 files, 00:0")
+    assert "skseg vad: c.wav: file not found\n" in text
+    assert text.rstrip("\n").split("\r")[-1].startswith("vad: 3/3 files [")
 
-    log = io.StringIO()
-    with Progress("vad", "files", True, total=3, stream=log) as progress:
-        for done in (1, 2, 3):
-            progress.update(done)
-    lines = log.getvalue().splitlines()
-    # first line at once, then at most every 5 s, and the last one: no \r
-    assert lines[0].startswith("vad: 0/3 files") and lines[-1].startswith("vad: 3/3")
-    assert len(lines) == 2 and "\r" not in log.getvalue()
+    log = io.StringIO()  # not a terminal: shown only with --progress
+    with progress(shown, "vad", "files", 3, stream=log) as bar:
+        bar.update(3)
+    assert log.getvalue() == ""
+    asked = argparse.Namespace(quiet=False, progress=True)
+    with progress(asked, "vad", "files", 3, stream=log) as bar:
+        bar.update(3)
+    assert log.getvalue().rstrip("\n").split("\r")[-1].startswith("vad: 3/3 files")
 
     quiet = FakeTTY()
-    with Progress("vad", "files", False, total=3, stream=quiet) as progress:
-        progress.update(3)
+    with progress(argparse.Namespace(quiet=True, progress=True), "vad", "files", 3,
+                  stream=quiet) as bar:  # fmt: skip
+        bar.update(3)
     assert quiet.getvalue() == ""
+
+
+# -- registry-derived flags, presets, modes ---------------------------------------------
+def test_every_runtime_parameter_has_a_flag():
+    from skseg.cli import build_parser
+    from skseg.pipelines.parameters import PARAMETERS, RUNTIME_PARAMETERS
+
+    parser = build_parser()
+    for command in ("vad", "osd", "segment", "resegment", "plot"):
+        args = ["x.wav"] + (["--out", "f.png"] if command == "plot" else [])
+        if command == "resegment":
+            args += ["--baseline", "b.rttm"]
+        for name in RUNTIME_PARAMETERS:
+            flag = PARAMETERS[name].flag
+            value = "fast" if name == "mode" else "1"
+            parsed = parser.parse_args([command, *args, flag, value])
+            assert getattr(parsed, name) not in (None, ""), (command, flag)
+
+
+def test_mode_fast_on_the_command_line_equals_the_fast_estimator(files, tmp_path):
+    out = tmp_path / "fast.rttm"
+    assert main(["vad", str(files / "a.wav"), "--mode", "fast", "--rttm", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    expected = VADEstimator(mode="fast").predict([files / "a.wav"])
+    assert sorted(out.read_text().splitlines()) == rttm_text(expected)
+    assert rttm_text(expected) != rttm_text(VADEstimator().predict([files / "a.wav"]))
+
+
+@pytest.mark.parametrize(
+    "task, cls",
+    [
+        ("vad", VADEstimator),
+        ("osd", OSDEstimator),
+        ("resegment", ResegmentationEstimator),
+    ],
+)
+def test_preset_on_the_command_line_equals_the_preset_estimator(
+    task, cls, files, tmp_path, sample
+):
+    out = tmp_path / f"{task}.rttm"
+    argv = [task, str(files / "a.wav"), "--preset", "voxconverse", "--rttm", str(out)]
+    file = {"audio": str(files / "a.wav")}
+    if task == "resegment":
+        baseline = tmp_path / "baseline.rttm"
+        turns = sample["annotation"].copy()
+        turns.uri = "a"
+        write_rttm([turns], baseline)
+        argv += ["--baseline", str(baseline)]
+        file["baseline"] = turns
+    assert main([*argv, "--quiet"]) == 0
+    estimator = cls.from_preset("voxconverse")
+    assert estimator.onset == {"vad": 0.767, "osd": 0.587, "resegment": 0.537}[task]
+    assert sorted(out.read_text().splitlines()) == rttm_text(estimator.predict([file]))
+
+
+def test_a_preset_for_a_pipeline_the_card_has_no_row_for_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["segment", "x.wav", "--preset", "ami"])
+    assert exit.value.code == 2
+    assert "no model card preset for pipeline 'segment'" in capsys.readouterr().err
+
+
+def test_a_bad_runtime_parameter_of_a_joblib_pipeline_is_one_usage_error(
+    files, tmp_path
+):
+    joblib.dump(VADEstimator(onset=0.6).fit(), tmp_path / "vad.joblib")
+    run = skseg(
+        "vad", files / "a.wav", files / "b.wav", "--pipeline", tmp_path / "vad.joblib",
+        "--device", "cuda", "--rttm", tmp_path / "out.rttm",
+        env={"CUDA_VISIBLE_DEVICES": ""},  # a machine without CUDA, even on a GPU box
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    # one usage error, before any file: not one failure per file
+    assert run.stderr.count("error:") == 1
+    assert "'device' parameter of VADEstimator" in run.stderr
+    assert "CUDA is not available" in run.stderr

@@ -79,7 +79,9 @@ def test_fast_mode_with_explicit_step_and_padding(model, sample_waveform):
 
 
 def test_unknown_mode(model):
-    with pytest.raises(ValueError, match="mode must be one of"):
+    with pytest.raises(
+        ValueError, match="'mode' parameter of Inference must be one of"
+    ):
         Inference(model, mode="turbo")
 
 

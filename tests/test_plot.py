@@ -137,3 +137,19 @@ def test_annotation_renders_inline_in_notebooks():
     annotation[Segment(0.5, 2)] = "B"
     png = annotation._repr_png_()
     assert isinstance(png, bytes) and png[:8] == PNG and len(png) > 1000
+
+
+def test_a_fast_mode_figure_uses_fast_mode_scores_only(sample, tmp_path):
+    from skseg.cache import get_cache
+
+    directory = str(tmp_path / "scores")
+    vad = VADEstimator(mode="fast", cache=directory)
+    figure = plot_file(sample, vad)
+    lines = {line.get_label(): line for line in figure.axes[1].get_lines()}
+    fast_overlap = OSDEstimator(mode="fast", cache=False).decision_function([sample])
+    np.testing.assert_array_equal(
+        lines["overlap"].get_ydata(), fast_overlap[0].data[:, 0]
+    )
+    # one network pass, in fast mode: the overlap curve came from the same chunks
+    assert get_cache(directory).computed == 1
+    assert len(list((tmp_path / "scores").rglob("*.npz"))) == 1

@@ -12,17 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import FileError
 from ..metrics import DetectionPrecisionRecallFMeasureScorer
-from ..pipelines import OSDEstimator, SegmentationEstimator, VADEstimator
+from ..pipelines import PIPELINES, OSDEstimator, load_pipeline
 
 __all__ = ["TASKS", "load_estimator", "estimator_labels", "correction_scorer"]
 
-#: kind of task -> estimator class
+#: kind of task -> estimator class: the pipelines whose output a person corrects
+#: (:data:`skseg.pipelines.PIPELINES` but resegmentation, which needs a baseline)
 TASKS: dict[str, type] = {
-    "vad": VADEstimator,
-    "osd": OSDEstimator,
-    "segment": SegmentationEstimator,
+    name: cls for name, cls in PIPELINES.items() if name != "resegment"
 }
 
 _PERSISTED = (".joblib", ".pkl", ".pickle")
@@ -62,24 +60,7 @@ def load_estimator(model: str | os.PathLike | None = None, task: str = "vad") ->
         return cls()
     if Path(model).suffix.lower() not in _PERSISTED:
         return cls(segmentation=model)
-    import joblib
-
-    path = Path(model)
-    if not path.is_file():
-        raise FileError(os.fspath(path), "no such file")
-    try:
-        estimator = joblib.load(path)
-    except Exception as e:  # noqa: BLE001 -- any unpickling failure, named
-        raise FileError(
-            os.fspath(path), f"cannot be loaded with joblib ({type(e).__name__}: {e})"
-        ) from None
-    if not isinstance(estimator, cls):
-        raise FileError(
-            os.fspath(path),
-            f"holds a {type(estimator).__name__}, but task {task!r} needs a "
-            f"{cls.__name__}",
-        )
-    return estimator
+    return load_pipeline(model, cls)
 
 
 def estimator_labels(estimator: Any) -> list[str]:
@@ -97,10 +78,11 @@ def estimator_labels(estimator: Any) -> list[str]:
 
     Examples
     --------
+    >>> from skseg import VADEstimator
     >>> estimator_labels(VADEstimator())
     ['SPEECH']
     """
-    label = getattr(estimator, "_label", "")
+    label = getattr(estimator, "region_label", "")
     return [label] if label else []
 
 

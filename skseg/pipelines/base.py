@@ -1,45 +1,30 @@
-"""What the four pipeline estimators share.
+"""What the four pipeline estimators share: the scikit-learn contract.
 
-Each estimator wraps the one shared pretrained network (loaded once per process
-and checkpoint), asks the score cache for a file's raw chunk scores (computing them
-only on a miss), and turns them into its output with its own post-processing. Only
-that last step depends on the tuned hyper-parameters, so a grid search runs the
-network once per file.
+An estimator holds parameters, checks them on every call, and turns one file's
+scores into its output (:meth:`BaseSegmentationEstimator._decide`, the only step
+that depends on the tuned hyper-parameters). Where the scores come from is
+:mod:`skseg.scores`' business: :meth:`BaseSegmentationEstimator.score_source`
+returns the process-wide :class:`~skseg.scores.ScoreSource` for the estimator's
+network and runtime parameters, which runs the network at most once per file and
+cache, so a grid search runs it once per file.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from numbers import Integral, Real
 from typing import Any
 
-import torch
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
-    StrOptions,
-)
 
-from ..audio import AudioFile, file_identity, file_label, validate_file
+from ..audio import AudioFile, file_label
 from ..binarize import Binarize
-from ..cache import get_cache, score_key
-from ..inference import MODES, ChunkScores, Inference, aggregate
-from ..model import SegmentationModel, load_model
+from ..model import SegmentationModel, resolve_model
+from ..scores import FileScores, ScoreSource, score_source
+from .parameters import constraints
 
 __all__ = ["BaseSegmentationEstimator", "DetectionEstimator"]
-
-
-def _valid_device(device: Any) -> bool:
-    if device is None:
-        return True
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        return False
-    return True
 
 
 class BaseSegmentationEstimator(BaseEstimator):
@@ -65,19 +50,40 @@ class BaseSegmentationEstimator(BaseEstimator):
 
     #: key under which :meth:`transform` adds the output to each file
     output_key: str = ""
+    #: name of the pipeline's own metric (:func:`skseg.metrics.get_scorer`):
+    #: what :meth:`score` and :func:`skseg.tuning.tune` use by default
+    default_scoring: str = ""
 
-    _parameter_constraints: dict = {
-        "segmentation": [str, os.PathLike],
-        "onset": [Interval(Real, 0, 1, closed="both")],
-        "offset": [Interval(Real, 0, 1, closed="both"), None],
-        "min_duration_on": [Interval(Real, 0, None, closed="left")],
-        "min_duration_off": [Interval(Real, 0, None, closed="left")],
-        "step": [Interval(Real, 0, None, closed="neither"), None],
-        "mode": [StrOptions(set(MODES))],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device, None],
-        "cache": ["boolean", str, os.PathLike, None],
-    }
+    _parameter_constraints: dict = constraints()
+
+    @classmethod
+    def from_preset(cls, dataset: str, **params: Any) -> BaseSegmentationEstimator:
+        """Return the estimator with the model card's values for a dataset.
+
+        See :mod:`skseg.pipelines.presets` (pyannote/segmentation's model card,
+        ``Interspeech2021`` revision: its weights may differ from the shipped
+        checkpoint's).
+
+        Parameters
+        ----------
+        dataset : {"ami", "dihard3", "voxconverse"}
+        **params
+            Other parameters (they override the preset's).
+
+        Returns
+        -------
+        estimator : BaseSegmentationEstimator
+
+        Examples
+        --------
+        >>> from skseg import OSDEstimator
+        >>> OSDEstimator.from_preset("voxconverse", mode="fast").onset
+        0.587
+        """
+        from .loading import pipeline_name
+        from .presets import preset
+
+        return cls(**{**preset(pipeline_name(cls), dataset), **params})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -89,23 +95,6 @@ class BaseSegmentationEstimator(BaseEstimator):
         tags.target_tags.required = False
         tags.non_deterministic = False
         return tags
-
-    # -- parameters ---------------------------------------------------------------
-    def _check_params(self) -> None:
-        self._validate_params()
-        if not _valid_device(self.device):
-            raise InvalidParameterError(
-                f"The 'device' parameter of {type(self).__name__} must be None or a "
-                f"torch device such as 'cpu', 'cuda' or 'cuda:1'. Got {self.device!r} "
-                f"instead."
-            )
-        if self.device is not None:
-            device = torch.device(self.device)
-            if device.type == "cuda" and not torch.cuda.is_available():
-                raise InvalidParameterError(
-                    f"The 'device' parameter of {type(self).__name__} is "
-                    f"{self.device!r} but CUDA is not available on this machine."
-                )
 
     @property
     def _offset(self) -> float:
@@ -131,86 +120,70 @@ class BaseSegmentationEstimator(BaseEstimator):
         self : object
             Fitted estimator, with ``model_`` set.
         """
-        self._check_params()
-        self.model_ = load_model(self.segmentation)
+        self._validate_params()
+        self.model_ = resolve_model(self.segmentation)
         self.segmentation_ = self.segmentation
+        self.score_source()  # the runtime parameters, checked against the network
         return self
+
+    def score_source(self) -> ScoreSource:
+        """Check the parameters; return the source of this estimator's scores.
+
+        Called by every :meth:`predict`, :meth:`transform`,
+        :meth:`decision_function` and :meth:`__call__`, fitted or not, so a bad
+        value set after :meth:`fit` raises there. Estimators with the same network
+        and runtime parameters (clones in a grid search) share one source.
+
+        Returns
+        -------
+        source : skseg.scores.ScoreSource
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            If a parameter is invalid (CUDA asked for but not available, a step
+            longer than the model's chunks...).
+        CheckpointError, WeightsUnavailableError
+            If ``segmentation`` names weights that cannot be loaded.
+
+        Examples
+        --------
+        >>> from skseg import VADEstimator
+        >>> source = VADEstimator(mode="fast").score_source()
+        >>> source.mode, source.step
+        ('fast', 1.25)
+        """
+        self._validate_params()
+        return score_source(
+            self._model(),
+            step=self.step,
+            mode=self.mode,
+            batch_size=self.batch_size,
+            device=self.device,
+            cache=self.cache,
+            owner=type(self).__name__,
+        )
 
     def _model(self) -> SegmentationModel:
         # Fitted: the bound (possibly unpickled, file-less) model. Unfitted, or
-        # `segmentation` changed since fit: the shared one, without mutating self.
+        # `segmentation` changed since fit: resolved anew, without mutating self.
         model = getattr(self, "model_", None)
-        if (
-            model is not None
-            and getattr(self, "segmentation_", None) == self.segmentation
-        ):
-            return model
-        self._check_params()
-        return load_model(self.segmentation)
+        if model is not None and getattr(self, "segmentation_", None) is not None:
+            if _same(self.segmentation_, self.segmentation):
+                return model
+        return resolve_model(self.segmentation)
 
-    # -- scores ---------------------------------------------------------------------
-    def _step(self, model: SegmentationModel) -> float:
-        if self.step is None:
-            return MODES[self.mode]["step_fraction"] * model.duration
-        return float(self.step)
-
-    def _score_key(self, file: dict, model: SegmentationModel) -> str:
-        # hashes an in-memory waveform: compute once per file and call
-        return score_key(
-            model.sha256,
-            file_identity(file),
-            self._step(model),
-            model.duration,
-            self.mode,
-        )
-
-    def _chunk_scores(
-        self, file: dict, model: SegmentationModel, key: str | None = None
-    ) -> ChunkScores:
-        def compute() -> ChunkScores:
-            inference = Inference(
-                model,
-                step=self._step(model),
-                batch_size=self.batch_size,
-                device=self.device,
-                mode=self.mode,
-            )
-            return inference(file)
-
-        cache = get_cache(self.cache)
-        if cache is None:
-            return compute()
-        # single flight: threads (and processes sharing a cache directory) asking
-        # for the same cold file wait for one network run instead of each running it
-        return cache.get_or_compute(key or self._score_key(file, model), compute)
-
-    def _aggregated(
-        self, file: dict, model: SegmentationModel, reduction: str
-    ) -> SlidingWindowFeature:
-        """Frame scores after a per-chunk reduction, cached beside the chunks."""
-        cache = get_cache(self.cache)
-        if cache is None:
-            return aggregate(self._chunk_scores(file, model), reduction=reduction)
-        key = self._score_key(file, model)
-        derived = f"{key}:{reduction}"
-        if (hit := cache.get(derived)) is not None:
-            return hit
-        scores = aggregate(self._chunk_scores(file, model, key), reduction=reduction)
-        cache.put(derived, scores)
-        return scores
-
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
+    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
+        """Turn one file's scores into ``(annotation, frame_scores)``."""
         raise NotImplementedError
 
     def _run(
-        self, file: AudioFile, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
-        file = validate_file(file)
-        annotation, scores = self._decide(file, model)
-        annotation.uri = file["uri"]
-        return annotation, scores
+        self, file: AudioFile, source: ScoreSource
+    ) -> tuple[dict, Annotation, SlidingWindowFeature]:
+        scores = source.file(file)
+        annotation, frames = self._decide(scores)
+        annotation.uri = scores.file["uri"]
+        return scores.file, annotation, frames
 
     @staticmethod
     def _files(X: Any) -> list:
@@ -234,8 +207,8 @@ class BaseSegmentationEstimator(BaseEstimator):
         -------
         y_pred : list of Annotation
         """
-        model = self._model()
-        return [self._run(file, model)[0] for file in self._files(X)]
+        source = self.score_source()
+        return [self._run(file, source)[1] for file in self._files(X)]
 
     def decision_function(self, X: Iterable[AudioFile]) -> list[SlidingWindowFeature]:
         """Return the frame-level scores behind :meth:`predict`'s decisions.
@@ -249,8 +222,8 @@ class BaseSegmentationEstimator(BaseEstimator):
         scores : list of SlidingWindowFeature
             ``(num_frames, dimension)`` per file.
         """
-        model = self._model()
-        return [self._run(file, model)[1] for file in self._files(X)]
+        source = self.score_source()
+        return [self._run(file, source)[2] for file in self._files(X)]
 
     def transform(self, X: Iterable[AudioFile]) -> list[dict]:
         """Return the files as dicts with the output added under :attr:`output_key`.
@@ -266,11 +239,11 @@ class BaseSegmentationEstimator(BaseEstimator):
         -------
         Xt : list of dict
         """
-        model = self._model()
+        source = self.score_source()
         out = []
         for file in self._files(X):
-            file = validate_file(file)
-            file[self.output_key] = self._run(file, model)[0]
+            file, annotation, _ = self._run(file, source)
+            file[self.output_key] = annotation
             out.append(file)
         return out
 
@@ -289,7 +262,7 @@ class BaseSegmentationEstimator(BaseEstimator):
         -------
         annotation : Annotation
         """
-        return self._run(file, self._model())[0]
+        return self._run(file, self.score_source())[1]
 
     def score(
         self, X: Iterable[AudioFile], y: Iterable[Annotation] | None = None
@@ -306,10 +279,9 @@ class BaseSegmentationEstimator(BaseEstimator):
         -------
         score : float
         """
-        return self._default_scorer()(self, X, y)
+        from ..metrics import get_scorer
 
-    def _default_scorer(self):
-        raise NotImplementedError
+        return get_scorer(self.default_scoring)(self, X, y)
 
     # -- persistence ----------------------------------------------------------------
     def __getstate__(self):
@@ -320,8 +292,9 @@ class BaseSegmentationEstimator(BaseEstimator):
 class DetectionEstimator(BaseSegmentationEstimator):
     """Base of the detection pipelines: one reduced score, binarized.
 
-    Subclasses name the per-chunk reduction (see :data:`skseg.inference.REDUCTIONS`)
-    and the label of the detected regions.
+    Subclasses name the per-chunk :attr:`reduction` (see
+    :data:`skseg.aggregation.REDUCTIONS`) and the :attr:`region_label` of the
+    detected regions.
 
     Examples
     --------
@@ -334,14 +307,19 @@ class DetectionEstimator(BaseSegmentationEstimator):
     OSDEstimator ['OVERLAP'] 4
     """
 
-    _reduction: str = ""
-    _label: str = ""
+    reduction: str = ""
+    region_label: str = ""
 
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
-        scores = self._aggregated(file, model, self._reduction)
+    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
+        frames = scores.aggregated(self.reduction)
         binarize = Binarize(
             self.onset, self._offset, self.min_duration_on, self.min_duration_off
         )
-        return binarize(scores).rename_labels({0: self._label}), scores
+        return binarize(frames).rename_labels({0: self.region_label}), frames
+
+
+def _same(a: Any, b: Any) -> bool:
+    # a model object is the same network only if it is the same object
+    if isinstance(a, SegmentationModel) or isinstance(b, SegmentationModel):
+        return a is b
+    return a == b

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Real
-
 from pyannote.core import Annotation, SlidingWindowFeature
-from sklearn.utils._param_validation import Interval
 
 from ..audio import file_label
 from ..exceptions import FileError
-from ..model import SegmentationModel
+from ..scores import FileScores
 from .base import BaseSegmentationEstimator
+from .parameters import constraints
 
 __all__ = ["ResegmentationEstimator"]
 
@@ -26,8 +24,9 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
 
     Parameters
     ----------
-    segmentation : str or PathLike, default="pyannote/segmentation"
-        Checkpoint path or identifier.
+    segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
+        Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
+        say): clones share it, and the score cache is keyed by its weights.
     onset : float, default=0.810
         Speaker activation threshold used for counting.
     offset : float or None, default=0.481
@@ -43,26 +42,26 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         card's convention; use ``"segmentation"`` or ``"diarization"`` after a
         step that adds it under that key).
     step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in
-        fast mode).
+        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in fast
+        mode).
     mode : {"exact", "balanced", "fast"}, default="exact"
         ``"exact"``: pyannote.audio's scores (1.4x faster than pyannote.audio).
-        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's,
-        overlap ones within 3e-4. ``"fast"``: ~4x, for a slightly different score
-        (see :data:`skseg.inference.MODES` and the performance docs).
+        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's, overlap
+        ones within 3e-4. ``"fast"``: ~4x, for a slightly different score (see
+        :data:`skseg.inference.MODES` and the performance docs).
     batch_size : int, default=32
         Chunks per forward pass (does not change the results).
     device : str, torch.device or None, default=None
         Where the network runs; None: CPU.
     cache : bool or str, default=True
-        True: process-wide memory cache of chunk scores; a path: also that
-        directory; False: no cache.
+        True: keep chunk scores in the process-wide memory cache; a path: also in
+        that directory; False: no cache.
 
     Attributes
     ----------
     model_ : SegmentationModel
-        The shared network, bound by :meth:`fit`.
-    segmentation_ : str or PathLike
+        The network, bound by :meth:`fit` (the shared one for a checkpoint).
+    segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
 
     Notes
@@ -81,13 +80,10 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
     True
     """
 
+    default_scoring = "neg_greedy_diarization_error_rate"
     output_key = "diarization"
 
-    _parameter_constraints: dict = {
-        **BaseSegmentationEstimator._parameter_constraints,
-        "warm_up": [Interval(Real, 0, 0.5, closed="left")],
-        "baseline": [str],
-    }
+    _parameter_constraints: dict = constraints("warm_up", "baseline")
 
     def __init__(
         self,
@@ -118,9 +114,8 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         self.device = device
         self.cache = cache
 
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
+    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
+        file = scores.file
         baseline = file.get(self.baseline)
         if not isinstance(baseline, Annotation):
             problem = (
@@ -138,7 +133,7 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         from ._diarization import resegment
 
         return resegment(
-            self._chunk_scores(file, model),
+            scores.chunks(),
             baseline,
             onset=self.onset,
             offset=self._offset,
@@ -146,8 +141,3 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
             min_duration_off=self.min_duration_off,
             warm_up=self.warm_up,
         )
-
-    def _default_scorer(self):
-        from ..metrics import DiarizationErrorRateScorer
-
-        return DiarizationErrorRateScorer(greedy=True)

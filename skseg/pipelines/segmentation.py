@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from numbers import Real
-
 from pyannote.core import Annotation, SlidingWindowFeature
-from sklearn.utils._param_validation import Interval
 
-from ..model import SegmentationModel
+from ..scores import FileScores
 from .base import BaseSegmentationEstimator
+from .parameters import constraints
 
 __all__ = ["SegmentationEstimator"]
 
@@ -24,8 +22,9 @@ class SegmentationEstimator(BaseSegmentationEstimator):
 
     Parameters
     ----------
-    segmentation : str or PathLike, default="pyannote/segmentation"
-        Checkpoint path or identifier.
+    segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
+        Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
+        say): clones share it, and the score cache is keyed by its weights.
     onset : float, default=0.84
         Speaker activation threshold (per chunk).
     offset : float or None, default=0.46
@@ -39,26 +38,26 @@ class SegmentationEstimator(BaseSegmentationEstimator):
     warm_up : float, default=0.05
         Fraction of each chunk, at each end, that is not trusted.
     step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in
-        fast mode).
+        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in fast
+        mode).
     mode : {"exact", "balanced", "fast"}, default="exact"
         ``"exact"``: pyannote.audio's scores (1.4x faster than pyannote.audio).
-        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's,
-        overlap ones within 3e-4. ``"fast"``: ~4x, for a slightly different score
-        (see :data:`skseg.inference.MODES` and the performance docs).
+        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's, overlap
+        ones within 3e-4. ``"fast"``: ~4x, for a slightly different score (see
+        :data:`skseg.inference.MODES` and the performance docs).
     batch_size : int, default=32
         Chunks per forward pass (does not change the results).
     device : str, torch.device or None, default=None
         Where the network runs; None: CPU.
     cache : bool or str, default=True
-        True: process-wide memory cache of chunk scores; a path: also that
-        directory; False: no cache.
+        True: keep chunk scores in the process-wide memory cache; a path: also in
+        that directory; False: no cache.
 
     Attributes
     ----------
     model_ : SegmentationModel
-        The shared network, bound by :meth:`fit`.
-    segmentation_ : str or PathLike
+        The network, bound by :meth:`fit` (the shared one for a checkpoint).
+    segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
 
     Notes
@@ -76,13 +75,10 @@ class SegmentationEstimator(BaseSegmentationEstimator):
     ['SPEAKER_00', 'SPEAKER_01', 'SPEAKER_02', 'SPEAKER_03', 'SPEAKER_04']
     """
 
+    default_scoring = "neg_greedy_diarization_error_rate"
     output_key = "segmentation"
 
-    _parameter_constraints: dict = {
-        **BaseSegmentationEstimator._parameter_constraints,
-        "stitch_threshold": [Interval(Real, 0, None, closed="left")],
-        "warm_up": [Interval(Real, 0, 0.5, closed="left")],
-    }
+    _parameter_constraints: dict = constraints("stitch_threshold", "warm_up")
 
     def __init__(
         self,
@@ -113,13 +109,11 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         self.device = device
         self.cache = cache
 
-    def _decide(
-        self, file: dict, model: SegmentationModel
-    ) -> tuple[Annotation, SlidingWindowFeature]:
+    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         from ._diarization import segment_speakers
 
         return segment_speakers(
-            self._chunk_scores(file, model),
+            scores.chunks(),
             onset=self.onset,
             offset=self._offset,
             min_duration_on=self.min_duration_on,
@@ -127,8 +121,3 @@ class SegmentationEstimator(BaseSegmentationEstimator):
             stitch_threshold=self.stitch_threshold,
             warm_up=self.warm_up,
         )
-
-    def _default_scorer(self):
-        from ..metrics import DiarizationErrorRateScorer
-
-        return DiarizationErrorRateScorer(greedy=True)

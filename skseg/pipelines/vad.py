@@ -17,8 +17,9 @@ class VADEstimator(DetectionEstimator):
 
     Parameters
     ----------
-    segmentation : str or PathLike, default="pyannote/segmentation"
-        Checkpoint path or identifier.
+    segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
+        Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
+        say): clones share it, and the score cache is keyed by its weights.
     onset : float, default=0.767
         Speech starts when the score goes strictly above ``onset``.
     offset : float or None, default=0.377
@@ -28,26 +29,26 @@ class VADEstimator(DetectionEstimator):
     min_duration_off : float, default=0.067
         Gaps shorter than this are filled (seconds), before short regions go.
     step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in
-        fast mode).
+        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in fast
+        mode).
     mode : {"exact", "balanced", "fast"}, default="exact"
         ``"exact"``: pyannote.audio's scores (1.4x faster than pyannote.audio).
-        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's,
-        overlap ones within 3e-4. ``"fast"``: ~4x, for a slightly different score
-        (see :data:`skseg.inference.MODES` and the performance docs).
+        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's, overlap
+        ones within 3e-4. ``"fast"``: ~4x, for a slightly different score (see
+        :data:`skseg.inference.MODES` and the performance docs).
     batch_size : int, default=32
         Chunks per forward pass (does not change the results).
     device : str, torch.device or None, default=None
         Where the network runs; None: CPU.
     cache : bool or str, default=True
-        True: keep chunk scores in the process-wide memory cache; a path: also
-        in that directory; False: no cache.
+        True: keep chunk scores in the process-wide memory cache; a path: also in
+        that directory; False: no cache.
 
     Attributes
     ----------
     model_ : SegmentationModel
-        The shared network, bound by :meth:`fit`.
-    segmentation_ : str or PathLike
+        The network, bound by :meth:`fit` (the shared one for a checkpoint).
+    segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
 
     See Also
@@ -70,9 +71,10 @@ class VADEstimator(DetectionEstimator):
     [(6.713, 7.152), (7.574, 21.53), (21.749, 29.967)]
     """
 
+    default_scoring = "neg_speech_detection_error_rate"
     output_key = "speech"
-    _reduction = "speech"
-    _label = "SPEECH"
+    reduction = "speech"
+    region_label = "SPEECH"
 
     def __init__(
         self,
@@ -98,8 +100,3 @@ class VADEstimator(DetectionEstimator):
         self.batch_size = batch_size
         self.device = device
         self.cache = cache
-
-    def _default_scorer(self):
-        from ..metrics import DetectionErrorRateScorer
-
-        return DetectionErrorRateScorer(target="speech")

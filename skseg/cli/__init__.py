@@ -1,0 +1,98 @@
+"""The ``skseg`` command: segment, tune, evaluate and plot from a shell.
+
+``skseg vad|osd|segment|resegment`` write RTTM for many audio files, one file's
+result as soon as it is done; ``skseg tune`` grid-searches a pipeline on a folder of
+annotated audio and saves the tuned estimator; ``skseg evaluate`` scores an RTTM
+against a reference; ``skseg plot`` draws one file; ``skseg download-weights``
+fetches and verifies the pretrained weights; ``skseg demo`` runs VAD and OSD on
+pyannote's sample.
+
+Exit codes: 0 success; 1 some files failed (each is named on stderr with its
+problem, and the others' results are written); 2 usage error (bad arguments, or an
+argument naming something unusable: nothing was processed).
+
+One module per command, each with ``register(subparsers)`` (its arguments, and
+``run`` as the parser's default) and ``run(args) -> exit status``; adding a
+command is adding its module to :data:`COMMANDS`. What commands share is in
+:mod:`skseg.cli.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import demo, download_weights, evaluate, plot, predict, tune
+from .common import UsageError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: the command modules, in the order ``skseg --help`` lists them
+COMMANDS = (predict, tune, evaluate, plot, download_weights, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``skseg`` argument parser, one subcommand per command module.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> parser = build_parser()
+    >>> args = parser.parse_args(["vad", "a.wav", "--mode", "fast"])
+    >>> args.command, args.mode, args.run.__module__
+    ('vad', 'fast', 'skseg.cli.predict')
+    """
+    parser = argparse.ArgumentParser(
+        prog="skseg",
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            "exit codes: 0 success, 1 some files failed (named on stderr; the "
+            "others' results are written), 2 usage error"
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``skseg`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments; defaults to ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 when some files failed; usage errors exit with 2.
+
+    Examples
+    --------
+    >>> from skseg.datasets import fetch_sample
+    >>> main(["vad", fetch_sample()["audio"], "--onset", "0.5", "--offset", "0.5",
+    ...       "--min-duration-on", "0", "--min-duration-off", "0", "--quiet"])
+    SPEAKER sample 1 6.713 0.439 <NA> <NA> SPEECH <NA> <NA>
+    SPEAKER sample 1 7.574 13.956 <NA> <NA> SPEECH <NA> <NA>
+    SPEAKER sample 1 21.749 8.218 <NA> <NA> SPEECH <NA> <NA>
+    0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as e:
+        args.parser.error(str(e))  # prints usage and exits with status 2
+    except BrokenPipeError:  # `skseg vad ... | head`
+        sys.stderr.close()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""``skseg vad|osd|segment|resegment``: RTTM for many audio files.
+
+Each file's result is written as soon as it is done; a file that fails is named
+on stderr with its problem and the others go on (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import Any
+
+from .common import (
+    RTTMOutput,
+    UsageError,
+    add_model_flags,
+    add_progress_flags,
+    attach_baseline,
+    build_estimator,
+    check_ready,
+    positive_int,
+    progress,
+    set_progress,
+)
+
+__all__ = ["HELP", "register"]
+
+#: pipeline -> what it does (its subcommand's help)
+HELP = {
+    "vad": "voice activity detection: speech regions",
+    "osd": "overlapped speech detection: regions where 2+ people speak",
+    "segment": "speaker segmentation: speaker turns (labels local to each file)",
+    "resegment": "refine a baseline diarization (--baseline RTTM)",
+}
+
+
+def register(commands: Any) -> None:
+    """Add the four pipeline subcommands.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="skseg")
+    >>> register(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["osd", "a.wav", "--mode", "fast"]).mode
+    'fast'
+    """
+    for task, help in HELP.items():
+        sub = commands.add_parser(
+            task, help=help, description=f"{help[0].upper()}{help[1:]}; writes RTTM."
+        )
+        sub.add_argument(
+            "inputs",
+            nargs="+",
+            metavar="AUDIO_OR_LIST",
+            help="audio files, folders of audio files, or list files (.txt/.lst: "
+            "one path per line)",
+        )
+        if task == "resegment":
+            sub.add_argument(
+                "--baseline",
+                required=True,
+                metavar="RTTM",
+                help="the diarization to refine, matched to files by uri",
+            )
+        out = sub.add_argument_group("output (default: RTTM on standard output)")
+        exclusive = out.add_mutually_exclusive_group()
+        exclusive.add_argument(
+            "--rttm", metavar="FILE", help="one RTTM file for all uris ('-': stdout)"
+        )
+        exclusive.add_argument(
+            "--out", metavar="DIR", help="one RTTM file per uri, DIR/<uri>.rttm"
+        )
+        sub.add_argument(
+            "-j",
+            "--jobs",
+            type=positive_int,
+            metavar="N",
+            help="files processed in parallel (joblib processes)",
+        )
+        add_model_flags(sub)
+        add_progress_flags(sub)
+        sub.set_defaults(run=_run, parser=sub)
+
+
+def _files(args: argparse.Namespace, estimator) -> tuple[list[dict], list[str]]:
+    """Files to process, and problems of files that cannot even start."""
+    from ..audio import validate_file
+    from ..exceptions import FileError
+    from ..io import expand_inputs
+
+    try:
+        paths = expand_inputs(args.inputs)
+    except FileError as e:
+        raise UsageError(str(e)) from None
+    if not paths:
+        raise UsageError(
+            f"no audio files in {' '.join(args.inputs)} (folders are not searched "
+            "recursively)"
+        )
+    files, problems = [], []
+    for path in paths:
+        try:
+            files.append(validate_file(path))
+        except FileError as e:  # a bad input fails alone, like any other file
+            problems.append(str(e))
+    uris: dict[str, list[str]] = {}
+    for file in files:
+        uris.setdefault(file["uri"], []).append(file["audio"])
+    clashes = {uri: p for uri, p in uris.items() if len(p) > 1}
+    if clashes:
+        uri, clash = next(iter(clashes.items()))
+        raise UsageError(
+            f"{len(clashes)} uri(s) name several inputs, e.g. {uri!r}: "
+            f"{', '.join(clash)}; RTTM identifies files by uri (the file name "
+            "without extension), so rename them or process them separately"
+        )
+    if args.command == "resegment":
+        missing = set(attach_baseline(files, args.baseline, estimator.baseline))
+        problems += [
+            f"{file['audio']}: no turns for uri {file['uri']!r} in the "
+            f"baseline {args.baseline}"
+            for file in files
+            if file["uri"] in missing
+        ]
+        files = [file for file in files if file["uri"] not in missing]
+    return files, problems
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run a pipeline subcommand; return its exit status."""
+    from ..batch import predict_many
+    from ..inference import chunk_progress
+
+    name = f"skseg {args.command}"
+    estimator = build_estimator(args, args.command)
+    files, problems = _files(args, estimator)
+    check_ready(estimator)
+    total = len(files) + len(problems)
+    # one file (a long meeting, typically): count its chunks, not the one file
+    by_chunk = len(files) == 1 and (args.jobs or 1) == 1
+    with (
+        RTTMOutput(args.rttm, args.out) as output,
+        progress(
+            args,
+            args.command,
+            "chunks" if by_chunk else "files",
+            None if by_chunk else len(files),
+        ) as bar,
+        chunk_progress(set_progress(bar)) if by_chunk else contextlib.nullcontext(),
+    ):
+        for problem in problems:
+            bar.write(f"{name}: {problem}", file=sys.stderr)
+        try:
+            result = predict_many(
+                estimator,
+                files,
+                errors="collect",
+                n_jobs=args.jobs,
+                on_result=lambda index, file, annotation: output.write(annotation),
+                on_error=lambda index, file, failure: bar.write(
+                    f"{name}: {failure}", file=sys.stderr
+                ),
+                progress=None if by_chunk else set_progress(bar),
+            )
+        except KeyboardInterrupt:
+            bar.write(
+                f"{name}: interrupted; finished files are written", file=sys.stderr
+            )
+            return 130
+    failed = len(result.failures) + len(problems)
+    if failed:
+        print(
+            f"{name}: {failed} of {total} files failed; the results of the other "
+            f"{total - failed} are in {output.where()}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
