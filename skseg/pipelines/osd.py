@@ -20,10 +20,14 @@ class OSDEstimator(DetectionEstimator):
     segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
         Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
         say): clones share it, and the score cache is keyed by its weights.
-    onset : float, default=0.430
-        Overlap starts when the score goes strictly above ``onset``.
-    offset : float or None, default=0.320
-        Overlap ends when the score goes strictly below ``offset``; None: onset.
+    onset : float or "auto", default="auto"
+        Overlap starts when the score goes strictly above ``onset``. ``"auto"``: the model's rule (see :meth:`resolve_thresholds`):
+        0.430 on pyannote/segmentation (pyannote's default); on
+        pyannote/segmentation-3.0, pyannote.audio's hard powerset decision, while a
+        number switches to thresholds on the powerset probabilities.
+    offset : float, None or "auto", default="auto"
+        Overlap ends when the score goes strictly below ``offset``; None: onset. ``"auto"``: 0.320 on pyannote/segmentation; ``onset`` on
+        pyannote/segmentation-3.0.
     min_duration_on : float, default=0.091
         Overlap regions shorter than this are removed (seconds).
     min_duration_off : float, default=0.144
@@ -50,6 +54,10 @@ class OSDEstimator(DetectionEstimator):
         The network, bound by :meth:`fit` (the shared one for a checkpoint).
     segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
+    onset_, offset_ : float
+        The thresholds applied, ``"auto"`` resolved for ``model_``.
+    rule_ : {"multi-label", "powerset-hard", "powerset-soft"}
+        How the model's outputs become scores (see :meth:`resolve_thresholds`).
 
     See Also
     --------
@@ -71,6 +79,7 @@ class OSDEstimator(DetectionEstimator):
 
     default_scoring = "overlap_fmeasure"
     output_key = "overlap"
+    default_thresholds = (0.43, 0.32)
     reduction = "overlap"
     region_label = "OVERLAP"
 
@@ -78,8 +87,8 @@ class OSDEstimator(DetectionEstimator):
         self,
         segmentation="pyannote/segmentation",
         *,
-        onset=0.430,
-        offset=0.320,
+        onset="auto",
+        offset="auto",
         min_duration_on=0.091,
         min_duration_off=0.144,
         step=None,

@@ -85,19 +85,20 @@ _SECONDS = [Interval(Real, 0, None, closed="left")]
 PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in (
+        # "auto": the model's rule (see BaseSegmentationEstimator.resolve_thresholds)
         Parameter(
             "onset",
             "hyper",
-            _PROBABILITY,
+            [*_PROBABILITY, StrOptions({"auto"})],
             metavar="X",
-            help="activation threshold",
+            help="activation threshold (default: auto, the model's rule)",
         ),
         Parameter(
             "offset",
             "hyper",
-            [*_PROBABILITY, None],
+            [*_PROBABILITY, None, StrOptions({"auto"})],
             metavar="X",
-            help="deactivation threshold",
+            help="deactivation threshold (default: auto, the model's rule)",
         ),
         Parameter(
             "min_duration_on",

@@ -20,10 +20,14 @@ class VADEstimator(DetectionEstimator):
     segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
         Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
         say): clones share it, and the score cache is keyed by its weights.
-    onset : float, default=0.767
-        Speech starts when the score goes strictly above ``onset``.
-    offset : float or None, default=0.377
-        Speech ends when the score goes strictly below ``offset``; None: onset.
+    onset : float or "auto", default="auto"
+        Speech starts when the score goes strictly above ``onset``. ``"auto"``: the model's rule (see :meth:`resolve_thresholds`):
+        0.767 on pyannote/segmentation (pyannote's default); on
+        pyannote/segmentation-3.0, pyannote.audio's hard powerset decision, while a
+        number switches to thresholds on the powerset probabilities.
+    offset : float, None or "auto", default="auto"
+        Speech ends when the score goes strictly below ``offset``; None: onset. ``"auto"``: 0.377 on pyannote/segmentation; ``onset`` on
+        pyannote/segmentation-3.0.
     min_duration_on : float, default=0.136
         Speech regions shorter than this are removed (seconds).
     min_duration_off : float, default=0.067
@@ -50,6 +54,10 @@ class VADEstimator(DetectionEstimator):
         The network, bound by :meth:`fit` (the shared one for a checkpoint).
     segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
+    onset_, offset_ : float
+        The thresholds applied, ``"auto"`` resolved for ``model_``.
+    rule_ : {"multi-label", "powerset-hard", "powerset-soft"}
+        How the model's outputs become scores (see :meth:`resolve_thresholds`).
 
     See Also
     --------
@@ -73,6 +81,7 @@ class VADEstimator(DetectionEstimator):
 
     default_scoring = "neg_speech_detection_error_rate"
     output_key = "speech"
+    default_thresholds = (0.767, 0.377)
     reduction = "speech"
     region_label = "SPEECH"
 
@@ -80,8 +89,8 @@ class VADEstimator(DetectionEstimator):
         self,
         segmentation="pyannote/segmentation",
         *,
-        onset=0.767,
-        offset=0.377,
+        onset="auto",
+        offset="auto",
         min_duration_on=0.136,
         min_duration_off=0.067,
         step=None,
