@@ -3,9 +3,9 @@
 SincNet (a parametric sinc filterbank, then two convolutions, each followed by
 max-pooling, instance normalisation and leaky ReLU) -> LSTM -> linear layers ->
 classifier -> sigmoid (multi-label, pyannote/segmentation) or log-softmax
-(powerset, pyannote/segmentation-3.0). Parameter and buffer names follow pyannote.audio's
-``PyanNet`` (and asteroid-filterbanks' ``ParamSincFB``) so that a pyannote
-checkpoint's ``state_dict`` loads with ``strict=True``.
+(powerset, pyannote/segmentation-3.0). Parameter and buffer names follow
+pyannote.audio's ``PyanNet`` (and asteroid-filterbanks' ``ParamSincFB``) so that a
+pyannote checkpoint's ``state_dict`` loads with ``strict=True``.
 
 Nothing here knows about checkpoints, files or chunks: the sizes come in as
 arguments (see :mod:`skseg.model` for where they are read from).

@@ -145,7 +145,7 @@ class Powerset:
         return scores
 
     def to_multilabel(self, log_probs: np.ndarray) -> np.ndarray:
-        """pyannote's hard conversion: argmax class, then its speakers (0/1).
+        """Return pyannote's hard conversion: the argmax set's speakers (0/1).
 
         The same as pyannote.audio's ``Powerset.to_multilabel(soft=False)``:
         one-hot of the argmax (the first class on ties, as torch), times the

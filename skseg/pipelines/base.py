@@ -18,9 +18,9 @@ from typing import Any
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.base import BaseEstimator
 
+from ..aggregation import ChunkScores
 from ..audio import AudioFile, file_label
 from ..binarize import Binarize
-from ..aggregation import ChunkScores
 from ..model import SegmentationModel, resolve_model
 from ..powerset import powerset_reduction, reduction_name
 from ..scores import FileScores, ScoreSource, score_source
@@ -153,8 +153,10 @@ class BaseSegmentationEstimator(BaseEstimator):
             onset = default_onset if onset == "auto" else onset
             if offset == "auto":
                 offset = default_offset
-            return float(onset), float(onset if offset is None else offset), (
-                "multi-label"
+            return (
+                float(onset),
+                float(onset if offset is None else offset),
+                ("multi-label"),
             )
         if onset == "auto" and offset == "auto":
             return 0.5, 0.5, "powerset-hard"

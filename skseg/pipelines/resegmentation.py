@@ -28,8 +28,8 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
         say): clones share it, and the score cache is keyed by its weights.
     onset : float or "auto", default="auto"
-        Speaker activation threshold used for counting. ``"auto"``: the model's rule (see
-        :meth:`resolve_thresholds`): 0.810 on pyannote/segmentation; on
+        Speaker activation threshold used for counting. ``"auto"``: the model's rule
+        (see :meth:`resolve_thresholds`): 0.810 on pyannote/segmentation; on
         pyannote/segmentation-3.0, the hard powerset speakers (0/1) at 0.5, while a
         number switches to thresholds on the speaker probabilities.
     offset : float, None or "auto", default="auto"
