@@ -5,8 +5,9 @@ computes them once per file (score cache) and every candidate only re-binarizes.
 This script times, in one process:
 
 1. one plain ``VADEstimator(cache=False).predict(files)`` (network + decisions);
-2. a cold ``GridSearchCV`` (empty cache) over >= 100 candidates with the speech
-   detection error rate scorer, n_jobs=1, including the refit;
+2. a cold ``GridSearchCV`` (empty cache) over the default grid
+   (:func:`skseg.tuning.default_grid`, what ``skseg tune`` searches) with the
+   speech detection error rate scorer, n_jobs=1, including the refit;
 3. the same with n_jobs=2 and a shared on-disk cache directory, cold;
 4. the same after filling that directory in the parent (the documented pattern);
 
@@ -34,13 +35,9 @@ from sklearn.model_selection import GridSearchCV, KFold
 from skseg import VADEstimator, fetch_sample
 from skseg.cache import get_cache
 from skseg.metrics import get_scorer
+from skseg.tuning import default_grid
 
-GRID = {
-    "onset": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-    "offset": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-    "min_duration_on": [0.0, 0.1, 0.2],
-    "min_duration_off": [0.0, 0.1],
-}
+GRID = default_grid(VADEstimator())
 
 
 def make_files(directory: Path, n_files: int, repeat: int):

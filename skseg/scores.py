@@ -95,6 +95,7 @@ class ScoreSource:
             duration=model.duration,
             owner=owner,
         )
+        self.settings = (self.step, mode, int(batch_size), str(self.device))
         self.model = model
         self.mode = mode
         self.batch_size = int(batch_size)
@@ -239,32 +240,17 @@ def score_source(
     >>> score_source(load_model()) is score_source(load_model())
     True
     """
-    resolved_step, resolved_device = check_inference_params(
+    # checked on every call (a bad value set on an estimator always raises),
+    # built once per model and settings
+    candidate = ScoreSource(
+        model,
         step=step,
         mode=mode,
         batch_size=batch_size,
         device=device,
-        duration=model.duration,
+        cache=cache,
         owner=owner,
     )
-    settings: tuple[Any, ...] = (
-        resolved_step,
-        mode,
-        int(batch_size),
-        str(resolved_device),
-        id(get_cache(cache)),
-    )
+    key: tuple[Any, ...] = (*candidate.settings, id(candidate.cache))
     with _SOURCES_LOCK:
-        sources = _SOURCES.setdefault(model, {})
-        source = sources.get(settings)
-        if source is None:
-            source = sources[settings] = ScoreSource(
-                model,
-                step=resolved_step,
-                mode=mode,
-                batch_size=batch_size,
-                device=resolved_device,
-                cache=cache,
-                owner=owner,
-            )
-    return source
+        return _SOURCES.setdefault(model, {}).setdefault(key, candidate)

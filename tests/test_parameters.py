@@ -84,3 +84,43 @@ def test_cuda_on_a_machine_without_it_is_one_parameter_error(sample, monkeypatch
     vad.set_params(device="cuda")
     with pytest.raises(InvalidParameterError, match="'device' parameter of VAD"):
         vad.predict([sample])
+
+
+# -- the model card's presets --------------------------------------------------------
+CARD = {  # pyannote/segmentation model card, "Reproducible research" (Interspeech2021)
+    ("vad", "ami"): (0.684, 0.577, 0.181, 0.037),
+    ("vad", "dihard3"): (0.767, 0.377, 0.136, 0.067),
+    ("vad", "voxconverse"): (0.767, 0.713, 0.182, 0.501),
+    ("osd", "ami"): (0.448, 0.362, 0.116, 0.187),
+    ("osd", "dihard3"): (0.430, 0.320, 0.091, 0.144),
+    ("osd", "voxconverse"): (0.587, 0.426, 0.337, 0.112),
+    ("resegment", "ami"): (0.542, 0.527, 0.044, 0.705),
+    ("resegment", "dihard3"): (0.592, 0.489, 0.163, 0.182),
+    ("resegment", "voxconverse"): (0.537, 0.724, 0.410, 0.563),
+}
+
+
+@pytest.mark.parametrize("key", sorted(CARD))
+def test_presets_are_the_model_cards_values(key):
+    from skseg.pipelines import PIPELINES
+    from skseg.pipelines.presets import preset
+
+    pipeline, dataset = key
+    expected = dict(zip(HYPER_PARAMETERS, CARD[key], strict=True))
+    assert preset(pipeline, dataset) == expected
+    estimator = PIPELINES[pipeline].from_preset(dataset, mode="fast")
+    assert {k: estimator.get_params()[k] for k in HYPER_PARAMETERS} == expected
+    assert estimator.mode == "fast"
+
+
+def test_the_dihard3_presets_are_the_detection_defaults():
+    for cls, name in ((VADEstimator, "vad"), (OSDEstimator, "osd")):
+        default = {k: cls().get_params()[k] for k in HYPER_PARAMETERS}
+        assert default == pytest.approx(
+            dict(zip(HYPER_PARAMETERS, CARD[name, "dihard3"], strict=True))
+        )
+
+
+def test_there_is_no_segmentation_preset():
+    with pytest.raises(ValueError, match="no model card preset for pipeline 'segment'"):
+        SegmentationEstimator.from_preset("ami")

@@ -7,7 +7,7 @@ list (every key containing ``"audio_spans"``) from task time to file time, using
 the task's ``meta`` (file path, uri, start). An example that cannot be mapped is
 saved anyway, unshifted and flagged with ``"skseg_error"``, so that a bad task
 neither drops the good ones of its batch nor loses what the annotator did;
-:func:`skseg.annotation.export.collect_annotations` names it later.
+:func:`skseg.annotation.answers.collect_annotations` names it later.
 """
 
 from __future__ import annotations

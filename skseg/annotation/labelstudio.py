@@ -13,7 +13,7 @@ Prodigy). Its JSON export repeats the tasks with ``"annotations"``, each with a
 ``result`` list of the same shape and ``was_cancelled`` when the annotator skipped
 the task. :func:`to_labelstudio` writes skseg tasks in the import format, keeping
 the file, uri and region in ``data``; :func:`from_labelstudio` reads an export back
-into examples that :mod:`skseg.annotation.export` turns into file-time annotations,
+into examples that :mod:`skseg.annotation.answers` turns into file-time annotations,
 RTTM and UEM.
 """
 
@@ -215,8 +215,8 @@ def from_labelstudio(
     -------
     examples : list of dict
         ``{"answer", "audio_spans", "meta", "spans_time": "task"}``; pass them to
-        :func:`~skseg.annotation.export.export` or
-        :func:`~skseg.annotation.export.collect_annotations`. A task whose regions
+        :func:`~skseg.annotation.answers.export` or
+        :func:`~skseg.annotation.answers.collect_annotations`. A task whose regions
         are malformed becomes an example flagged with ``"skseg_error"``, which
         those name and leave out.
 

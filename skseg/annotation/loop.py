@@ -3,7 +3,7 @@
 :class:`ModelInTheLoop` is a correction recipe's ``update`` callback. It keeps the
 accepted answers (in file time) and, every ``every`` of them, re-tunes the
 estimator's thresholds on all corrections so far
-(:func:`~skseg.annotation.retune.tune_on_examples`) and sets the best ones on the
+(:func:`~skseg.annotation.tuning.tune_on_examples`) and sets the best ones on the
 estimator *in place*. The task stream (:func:`~skseg.annotation.tasks.make_tasks`)
 is lazy and reads the estimator's parameters when it makes each task, so the tasks
 made after a re-tuning are pre-annotated with the new thresholds. Tasks already
@@ -24,7 +24,7 @@ from typing import Any
 
 from ..exceptions import FileError
 from .examples import to_file_time
-from .retune import tune_on_examples
+from .tuning import tune_on_examples
 
 __all__ = ["ModelInTheLoop"]
 
@@ -42,7 +42,7 @@ class ModelInTheLoop:
     every : int, default=10
         Re-tune after this many new accepted answers (0: never).
     param_grid : dict, optional
-        Grid for :func:`~skseg.annotation.retune.tune_on_examples`.
+        Grid for :func:`~skseg.annotation.tuning.tune_on_examples`.
     cv : int or splitter, optional
         Cross-validation for the same.
 

@@ -8,7 +8,10 @@ or by the thin files in the repository's ``recipes/`` folder
 registering raises an :class:`ImportError` that names it; the same tasks and
 answers go through Label Studio instead (:mod:`skseg.annotation.labelstudio`).
 
-Recipes (arguments are Prodigy's command-line arguments, plac-style)::
+Each recipe's arguments, their order and defaults are its builder's in
+:mod:`skseg.annotation.recipes` (:data:`~skseg.annotation.recipes.RECIPES`), help
+texts and shortcuts :data:`~skseg.annotation.recipes.ARGUMENTS`'; nothing about
+them is written here. Recipes (Prodigy's command-line arguments, plac-style)::
 
     skseg.vad.correct      dataset source [-m model] [-c chunk] [-x context]
     skseg.osd.correct                     [-a audio] [-l labels] [-r retune_every]
@@ -21,6 +24,7 @@ Recipes (arguments are Prodigy's command-line arguments, plac-style)::
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -85,18 +89,6 @@ def require_prodigy() -> Any:
     return prodigy
 
 
-def _split(text: str | None) -> list[str]:
-    if not text:
-        return []
-    return [item.strip() for item in str(text).split(",") if item.strip()]
-
-
-def _optional_float(text: Any) -> float | None:
-    if text is None or str(text).lower() in ("", "none", "whole", "file"):
-        return None
-    return float(text)
-
-
 def _components(components: dict) -> dict:
     # keep only what Prodigy knows: "loop" and "failures" are for Python callers
     return {k: v for k, v in components.items() if k not in ("loop", "failures")}
@@ -154,177 +146,28 @@ def dataset_examples(dataset: str) -> list[dict]:
     return examples
 
 
-_CORRECT_ARGS = {
-    "dataset": ("Dataset to save the answers to", "positional", None, str),
-    "source": ("Audio file, folder, or list file (.txt/.lst)", "positional", None, str),
-    "model": (
-        "Checkpoint, or tuned estimator saved by skseg.tune (.joblib)",
-        "option",
-        "m",
-        str,
-    ),
-    "chunk": (
-        "Task duration in seconds ('none': whole files)",
-        "option",
-        "c",
-        _optional_float,
-    ),
-    "context": (
-        "Seconds of audio the model sees around a task ('none': the whole file)",
-        "option",
-        "x",
-        _optional_float,
-    ),
-    "audio": (
-        "Audio payload: base64 (chunks) or path (whole files)",
-        "option",
-        "a",
-        str,
-    ),
-    "labels": ("Extra labels, comma-separated", "option", "l", _split),
-    "retune_every": (
-        "Model in the loop: re-tune every N accepted answers (0: off)",
-        "option",
-        "r",
-        int,
-    ),
-    "batch_size": ("Tasks sent at a time", "option", "b", int),
-}
+def _prodigy_function(spec: Any) -> Callable:
+    """Return the function Prodigy calls: the spec's parameters, the builder's work."""
+    parameters = spec.parameters()
+    signature = inspect.Signature(parameters)
 
-
-def _correct(task: str) -> Callable:
-    def recipe(
-        dataset: str,
-        source: str,
-        model: str | None = None,
-        chunk: float | None = 10.0,
-        context: float | None = 2.5,
-        audio: str = "base64",
-        labels: list[str] | None = None,
-        retune_every: int = 0,
-        batch_size: int = 5,
-    ) -> dict:
-        from .recipes import correct_recipe
-
-        return _components(
-            correct_recipe(
-                dataset,
-                source,
-                task=task,
-                model=model,
-                chunk=chunk,
-                context=context,
-                audio=audio,
-                labels=labels or (),
-                retune_every=retune_every,
-                batch_size=batch_size,
+    def recipe(*args: Any, **kwargs: Any) -> dict | None:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        if spec.reads_dataset:
+            dataset = values.pop("dataset")
+            spec.builder(
+                dataset_examples(dataset), **values, **spec.fixed, name=dataset
             )
-        )
+            return None
+        return _components(spec.builder(**values, **spec.fixed))
 
-    recipe.__name__ = f"{task}_correct"
-    recipe.__doc__ = f"Correct {task} regions pre-annotated by skseg."
+    recipe.__name__ = spec.name.replace("skseg.", "").replace(".", "_")
+    recipe.__qualname__ = recipe.__name__
+    recipe.__doc__ = spec.doc
+    recipe.__signature__ = signature  # what plac reads: the builder's defaults
     return recipe
-
-
-_REVIEW_ARGS = {
-    "dataset": ("Dataset to save the answers to", "positional", None, str),
-    "source": ("Audio file, folder, or list file", "positional", None, str),
-    "reference": ("Reference RTTM file", "positional", None, str),
-    "hypotheses": (
-        "Hypothesis RTTM files, comma-separated (default: the model)",
-        "option",
-        "H",
-        _split,
-    ),
-    "task": (
-        "Model's task when no hypothesis: vad, osd or segment",
-        "option",
-        "t",
-        str,
-    ),
-    "model": ("Checkpoint or tuned estimator (.joblib)", "option", "m", str),
-    "chunk": (
-        "Task duration in seconds ('none': whole files)",
-        "option",
-        "c",
-        _optional_float,
-    ),
-    "audio": ("Audio payload: base64 or path", "option", "a", str),
-    "mode": ("auto, detection, identification or diarization", "option", "M", str),
-    "min_duration": ("Drop errors this short (s)", "option", "d", float),
-}
-
-
-def _review(
-    dataset: str,
-    source: str,
-    reference: str,
-    hypotheses: list[str] | None = None,
-    task: str = "vad",
-    model: str | None = None,
-    chunk: float | None = 30.0,
-    audio: str = "base64",
-    mode: str = "auto",
-    min_duration: float = 0.0,
-) -> dict:
-    """Review where hypotheses disagree with a reference."""
-    from .recipes import review_recipe
-
-    return _components(
-        review_recipe(
-            dataset,
-            source,
-            reference,
-            hypotheses or (),
-            task=task,
-            model=model,
-            chunk=chunk,
-            audio=audio,
-            mode=mode,
-            min_duration=min_duration,
-        )
-    )
-
-
-_TUNE_ARGS = {
-    "dataset": ("Dataset of corrections", "positional", None, str),
-    "output": ("Where to save the tuned estimator (.joblib)", "positional", None, str),
-    "task": ("vad, osd or segment", "option", "t", str),
-    "model": ("Checkpoint or estimator (.joblib) to start from", "option", "m", str),
-}
-
-
-def _tune(
-    dataset: str, output: str, task: str = "vad", model: str | None = None
-) -> None:
-    """Tune thresholds on a dataset's corrections; save with joblib."""
-    from .recipes import tune_recipe
-
-    tune_recipe(dataset_examples(dataset), output, task=task, model=model, name=dataset)
-
-
-_EXPORT_ARGS = {
-    "dataset": ("Dataset to export", "positional", None, str),
-    "rttm": ("RTTM file to write", "positional", None, str),
-    "uem": ("UEM file to write (default: beside the RTTM)", "option", "u", str),
-}
-
-
-def _export(dataset: str, rttm: str, uem: str | None = None) -> None:
-    """Export a dataset's accepted annotations to RTTM + UEM."""
-    from .recipes import export_recipe
-
-    export_recipe(dataset_examples(dataset), rttm, uem, name=dataset)
-
-
-_FUNCTIONS: dict[str, tuple[Callable, dict]] = {
-    "skseg.vad.correct": (_correct("vad"), _CORRECT_ARGS),
-    "skseg.osd.correct": (_correct("osd"), _CORRECT_ARGS),
-    "skseg.segment.correct": (_correct("segment"), _CORRECT_ARGS),
-    "skseg.review": (_review, _REVIEW_ARGS),
-    "skseg.tune": (_tune, _TUNE_ARGS),
-    "skseg.export": (_export, _EXPORT_ARGS),
-}
 
 
 def register(name: str) -> Callable:
@@ -356,19 +199,25 @@ def register(name: str) -> Callable:
     >>> saved = sys.modules.get("prodigy")
     >>> sys.modules["prodigy"] = stand_in
     >>> register("skseg.export")
-    ('skseg.export', ['dataset', 'rttm', 'uem'], '_export')
+    ('skseg.export', ['dataset', 'rttm', 'uem'], 'export')
     >>> _ = sys.modules.pop("prodigy") if saved is None else None
     >>> if saved is not None:
     ...     sys.modules["prodigy"] = saved
     """
-    if name not in _FUNCTIONS:
-        raise ValueError(f"unknown recipe {name!r}; skseg's: {sorted(_FUNCTIONS)}")
+    from .recipes import RECIPES as SPECS
+
+    if name not in SPECS:
+        raise ValueError(f"unknown recipe {name!r}; skseg's: {sorted(SPECS)}")
     prodigy = require_prodigy()
     # a stand-in or reloaded prodigy module gets its own registration
     known = _registered.get(name)
     if known is None or known[0]() is not prodigy:
-        function, arguments = _FUNCTIONS[name]
-        known = (weakref.ref(prodigy), prodigy.recipe(name, **arguments)(function))
+        spec = SPECS[name]
+        function = _prodigy_function(spec)
+        known = (
+            weakref.ref(prodigy),
+            prodigy.recipe(name, **spec.annotations())(function),
+        )
         _registered[name] = known
     return known[1]
 

@@ -13,23 +13,35 @@ dataset.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..audio import AudioFile
 from ..io import expand_inputs, read_rttm
+from .answers import ExportResult, export
+from .errors import ERRORS, review_tasks
 from .estimators import estimator_labels, load_estimator
 from .examples import before_db, validate_answer
-from .export import ExportResult, export
 from .loop import ModelInTheLoop
-from .retune import tune_on_examples
-from .review import ERRORS, review_tasks
 from .tasks import make_tasks
+from .tuning import tune_on_examples
 
-__all__ = ["correct_recipe", "review_recipe", "tune_recipe", "export_recipe"]
+__all__ = [
+    "ARGUMENTS",
+    "RECIPES",
+    "RecipeSpec",
+    "comma_list",
+    "correct_recipe",
+    "export_recipe",
+    "review_recipe",
+    "seconds_or_none",
+    "tune_recipe",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +197,7 @@ def review_recipe(
     task, model
         The estimator used when ``hypotheses`` is empty.
     chunk, audio, mode, min_duration, kinds
-        See :func:`~skseg.annotation.review.review_tasks`.
+        See :func:`~skseg.annotation.errors.review_tasks`.
 
     Returns
     -------
@@ -270,7 +282,7 @@ def tune_recipe(
     name : str, default="annotations"
         The dataset's name, for messages and the table.
     param_grid, cv, n_jobs
-        See :func:`~skseg.annotation.retune.tune_on_examples`.
+        See :func:`~skseg.annotation.tuning.tune_on_examples`.
     echo : callable, default=print
         Where the table goes.
 
@@ -387,3 +399,214 @@ def export_recipe(
     for failure in result.failures:
         echo(f"left out: {failure}")
     return result
+
+
+# -- the recipes' command lines, derived from the builders above ----------------------
+def comma_list(text: str | None) -> list[str]:
+    """Parse a comma-separated command-line value.
+
+    Examples
+    --------
+    >>> comma_list("a.rttm, b.rttm"), comma_list(None)
+    (['a.rttm', 'b.rttm'], [])
+    """
+    if not text:
+        return []
+    return [item.strip() for item in str(text).split(",") if item.strip()]
+
+
+def seconds_or_none(text: Any) -> float | None:
+    """Parse a duration in seconds, or ``none``/``whole``/``file`` (None).
+
+    Examples
+    --------
+    >>> seconds_or_none("2.5"), seconds_or_none("none")
+    (2.5, None)
+    """
+    if text is None or str(text).lower() in ("", "none", "whole", "file"):
+        return None
+    return float(text)
+
+
+#: command-line argument -> (help, shortcut, conversion), shared by the recipes
+ARGUMENTS: dict[str, tuple[str, str | None, Callable]] = {
+    "dataset": ("Dataset to save the answers to", None, str),
+    "source": ("Audio file, folder, or list file (.txt/.lst)", None, str),
+    "reference": ("Reference RTTM file", None, str),
+    "output": ("Where to save the tuned estimator (.joblib)", None, str),
+    "rttm": ("RTTM file to write", None, str),
+    "model": (
+        "Checkpoint, or tuned estimator saved by skseg.tune (.joblib)",
+        "m",
+        str,
+    ),
+    "task": ("vad, osd or segment", "t", str),
+    "chunk": ("Task duration in seconds ('none': whole files)", "c", seconds_or_none),
+    "context": (
+        "Seconds of audio the model sees around a task ('none': the whole file)",
+        "x",
+        seconds_or_none,
+    ),
+    "audio": ("Audio payload: base64 (chunks) or path (whole files)", "a", str),
+    "labels": ("Extra labels, comma-separated", "l", comma_list),
+    "retune_every": (
+        "Model in the loop: re-tune every N accepted answers (0: off)",
+        "r",
+        int,
+    ),
+    "batch_size": ("Tasks sent at a time", "b", int),
+    "hypotheses": (
+        "Hypothesis RTTM files, comma-separated (default: the model)",
+        "H",
+        comma_list,
+    ),
+    "mode": ("auto, detection, identification or diarization", "M", str),
+    "min_duration": ("Drop errors this short (s)", "d", float),
+    "uem": ("UEM file to write (default: beside the RTTM)", "u", str),
+}
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """One recipe: its builder, and which of its parameters its command line has.
+
+    The command line's arguments, their order, and their defaults are the
+    builder's own (:func:`inspect.signature`); their help, shortcut and
+    conversion are :data:`ARGUMENTS`'. Nothing is written twice.
+
+    Parameters
+    ----------
+    name : str
+        The recipe's name (``skseg.vad.correct``).
+    builder : callable
+        The function above that does the work.
+    arguments : tuple of str
+        The builder's parameters on the command line, in order; for a recipe
+        that reads a dataset, ``"dataset"`` stands for its first parameter (the
+        examples, read from the dataset of that name).
+    fixed : dict
+        Values the recipe always passes (``task="vad"``).
+    reads_dataset : bool, default=False
+        The builder takes examples; the command line takes a dataset's name.
+    help : dict
+        Help texts that differ from :data:`ARGUMENTS`' for this recipe.
+
+    Examples
+    --------
+    >>> [p.name for p in RECIPES["skseg.export"].parameters()]
+    ['dataset', 'rttm', 'uem']
+    >>> RECIPES["skseg.review"].parameters()[6].default  # review_recipe's chunk
+    30.0
+    """
+
+    name: str
+    builder: Callable
+    arguments: tuple[str, ...]
+    fixed: dict = field(default_factory=dict)
+    reads_dataset: bool = False
+    help: dict = field(default_factory=dict)
+
+    @property
+    def doc(self) -> str:
+        """The recipe's one-line description (the builder's first line)."""
+        return (self.builder.__doc__ or self.name).strip().splitlines()[0]
+
+    def parameters(self) -> list[inspect.Parameter]:
+        """Return the command line's parameters, with the builder's defaults."""
+        builder = inspect.signature(self.builder).parameters
+        out = []
+        for name in self.arguments:
+            if self.reads_dataset and name == "dataset":
+                out.append(
+                    inspect.Parameter(
+                        "dataset", inspect.Parameter.POSITIONAL_OR_KEYWORD
+                    )
+                )
+                continue
+            out.append(
+                builder[name].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            )
+        return out
+
+    def annotations(self) -> dict[str, tuple]:
+        """Return Prodigy's (plac's) ``{argument: (help, kind, shortcut, convert)}``."""
+        out = {}
+        for p in self.parameters():
+            help, shortcut, convert = ARGUMENTS[p.name]
+            positional = p.default is inspect.Parameter.empty
+            out[p.name] = (
+                self.help.get(p.name, help),
+                "positional" if positional else "option",
+                None if positional else shortcut,
+                convert,
+            )
+        return out
+
+
+def _correct_spec(task: str) -> RecipeSpec:
+    return RecipeSpec(
+        f"skseg.{task}.correct",
+        correct_recipe,
+        (
+            "dataset",
+            "source",
+            "model",
+            "chunk",
+            "context",
+            "audio",
+            "labels",
+            "retune_every",
+            "batch_size",
+        ),
+        fixed={"task": task},
+    )
+
+
+#: recipe name -> its spec
+RECIPES: dict[str, RecipeSpec] = {
+    spec.name: spec
+    for spec in (
+        _correct_spec("vad"),
+        _correct_spec("osd"),
+        _correct_spec("segment"),
+        RecipeSpec(
+            "skseg.review",
+            review_recipe,
+            (
+                "dataset",
+                "source",
+                "reference",
+                "hypotheses",
+                "task",
+                "model",
+                "chunk",
+                "audio",
+                "mode",
+                "min_duration",
+            ),
+            help={
+                "source": "Audio file, folder, or list file",
+                "task": "Model's task when no hypothesis: vad, osd or segment",
+                "model": "Checkpoint or tuned estimator (.joblib)",
+                "audio": "Audio payload: base64 or path",
+            },
+        ),
+        RecipeSpec(
+            "skseg.tune",
+            tune_recipe,
+            ("dataset", "output", "task", "model"),
+            reads_dataset=True,
+            help={
+                "dataset": "Dataset of corrections",
+                "model": "Checkpoint or estimator (.joblib) to start from",
+            },
+        ),
+        RecipeSpec(
+            "skseg.export",
+            export_recipe,
+            ("dataset", "rttm", "uem"),
+            reads_dataset=True,
+            help={"dataset": "Dataset to export"},
+        ),
+    )
+}

@@ -47,7 +47,16 @@ from ..exceptions import FileError, SksegError
 from .estimators import estimator_labels
 from .spans import annotation_to_spans
 
-__all__ = ["AUDIO_PAYLOADS", "chunk_regions", "encode_wav", "make_tasks", "set_hashes"]
+__all__ = [
+    "AUDIO_PAYLOADS",
+    "add_audio",
+    "check_audio",
+    "chunk_regions",
+    "encode_wav",
+    "file_meta",
+    "make_tasks",
+    "set_hashes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +206,24 @@ class _Predictor:
         return self._whole[1]
 
 
-def _file_meta(file: dict) -> dict:
+def file_meta(file: dict) -> dict:
+    """Return what a task's ``"meta"`` says about its file.
+
+    Parameters
+    ----------
+    file : dict
+        A validated file.
+
+    Returns
+    -------
+    meta : dict
+        ``uri``, ``file`` (its name), and ``path`` (absolute) for a file on disk.
+
+    Examples
+    --------
+    >>> file_meta({"uri": "a", "audio": "/data/a.wav"})
+    {'uri': 'a', 'file': 'a.wav', 'path': '/data/a.wav'}
+    """
     path = file.get("audio")
     meta = {"uri": file["uri"]}
     if isinstance(path, str):
@@ -262,7 +288,7 @@ def make_tasks(
     >>> [(s["start"], s["end"], s["label"]) for s in tasks[0]["audio_spans"]]
     [(6.713, 7.152, 'SPEECH'), (7.574, 10.0, 'SPEECH')]
     """
-    _check_audio(audio, chunk)
+    check_audio(audio, chunk)
     # validated now, made lazily: a generator would only check on first use
     return _tasks(estimator, files, chunk, context, audio, labels, on_error)
 
@@ -288,7 +314,30 @@ def _tasks(estimator, files, chunk, context, audio, labels, on_error):
             reader.close()
 
 
-def _check_audio(audio: str, chunk: float | None) -> None:
+def check_audio(audio: str, chunk: float | None) -> None:
+    """Check a task's audio payload kind against its chunking.
+
+    Parameters
+    ----------
+    audio : str
+        One of :data:`AUDIO_PAYLOADS`.
+    chunk : float or None
+        Task duration; None: whole files.
+
+    Raises
+    ------
+    ValueError
+        If ``audio`` is unknown, or ``"path"`` (the whole file) with chunks.
+
+    Examples
+    --------
+    >>> check_audio("path", chunk=None)
+    >>> check_audio("path", chunk=10.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: audio='path' plays the whole file, so it needs whole-file tasks \
+(chunk=None); use audio='base64' for chunked tasks
+    """
     if audio not in AUDIO_PAYLOADS:
         raise ValueError(f"audio must be one of {AUDIO_PAYLOADS}, got {audio!r}")
     if audio == "path" and chunk is not None:
@@ -307,7 +356,7 @@ def _skip(index: int, label: str, error: BaseException, on_error) -> None:
 
 def _file_tasks(estimator, file, reader, chunk, context, audio, labels):
     predict = _Predictor(estimator, file, reader, context)
-    meta = _file_meta(file)
+    meta = file_meta(file)
     for region in chunk_regions(reader.duration, chunk):
         start, end = round(region.start, 3), round(region.end, 3)
         try:
@@ -329,12 +378,31 @@ def _file_tasks(estimator, file, reader, chunk, context, audio, labels):
         }
         if "path" in meta:
             task["path"] = meta["path"]
-        _add_audio(task, reader, audio)
+        add_audio(task, reader, audio)
         yield set_hashes(task)
 
 
-def _add_audio(task: dict, reader: AudioReader, audio: str) -> None:
-    """Set the task's ``"audio"`` payload for its region (``task["meta"]``)."""
+def add_audio(task: dict, reader: AudioReader, audio: str) -> None:
+    """Set the task's ``"audio"`` payload for its region (``task["meta"]``).
+
+    Parameters
+    ----------
+    task : dict
+        With ``meta`` (``start``, ``end``, ``file``, and ``path`` on disk).
+    reader : AudioReader
+        The file's reader.
+    audio : {"base64", "path", "none"}
+        A WAV data URI of the region, the file's path, or nothing.
+
+    Examples
+    --------
+    >>> from skseg import AudioReader, fetch_sample
+    >>> task = {"meta": {"start": 0.0, "end": 1.0, "file": "sample.wav"}}
+    >>> with AudioReader(fetch_sample(), sample_rate=16000) as reader:
+    ...     add_audio(task, reader, "base64")
+    >>> task["audio"][:22]
+    'data:audio/wav;base64,'
+    """
     meta = task["meta"]
     if audio == "base64":
         sr = reader.sample_rate

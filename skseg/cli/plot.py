@@ -10,6 +10,7 @@ from .common import (
     UsageError,
     add_model_flags,
     add_progress_flags,
+    attach_baseline,
     build_estimator,
     check_ready,
     positive_float,
@@ -54,11 +55,13 @@ def register(commands: Any) -> None:
     plot.set_defaults(run=_run, parser=plot)
 
 
-def _turns_of(path: str, uri: str, option: str) -> Any:
-    annotations = read_annotations(path, option)
+def _reference_of(path: str, uri: str) -> Any:
+    annotations = read_annotations(path, "--reference")
     if uri not in annotations:
         known = ", ".join(sorted(annotations)) or "none"
-        raise UsageError(f"{option} {path}: no turns for uri {uri!r} (uris: {known})")
+        raise UsageError(
+            f"--reference {path}: no turns for uri {uri!r} (uris: {known})"
+        )
     return annotations[uri]
 
 
@@ -80,12 +83,11 @@ def _run(args: argparse.Namespace) -> int:
     if task == "resegment":
         if args.baseline is None:
             raise UsageError("plotting resegment needs --baseline RTTM")
-        file[estimator.baseline] = _turns_of(args.baseline, file["uri"], "--baseline")
-    reference = (
-        _turns_of(args.reference, file["uri"], "--reference")
-        if args.reference
-        else None
-    )
+        if attach_baseline([file], args.baseline, estimator.baseline):
+            raise UsageError(
+                f"--baseline {args.baseline}: no turns for uri {file['uri']!r}"
+            )
+    reference = _reference_of(args.reference, file["uri"]) if args.reference else None
     check_ready(estimator)
     try:
         figure = plot_file(file, estimator, reference=reference, width=args.width)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from .base import DetectionEstimator
+from .parameters import document_parameters
 
 __all__ = ["OSDEstimator"]
 
 
+@document_parameters
 class OSDEstimator(DetectionEstimator):
     """Overlapped speech detection with pyannote/segmentation.
 
@@ -17,9 +19,7 @@ class OSDEstimator(DetectionEstimator):
 
     Parameters
     ----------
-    segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
-        Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
-        say): clones share it, and the score cache is keyed by its weights.
+    %(segmentation)s
     onset : float or "auto", default="auto"
         Overlap starts when the score goes strictly above ``onset``. ``"auto"``: the
         model's rule (see :meth:`resolve_thresholds`): 0.430 on pyannote/segmentation
@@ -34,21 +34,7 @@ class OSDEstimator(DetectionEstimator):
         Overlap regions shorter than this are removed (seconds).
     min_duration_off : float, default=0.144
         Gaps shorter than this are filled (seconds), before short regions go.
-    step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in fast
-        mode).
-    mode : {"exact", "balanced", "fast"}, default="exact"
-        ``"exact"``: pyannote.audio's scores (1.4x faster than pyannote.audio).
-        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's, overlap
-        ones within 3e-4. ``"fast"``: ~4x, for a slightly different score (see
-        :data:`skseg.inference.MODES` and the performance docs).
-    batch_size : int, default=32
-        Chunks per forward pass (does not change the results).
-    device : str, torch.device or None, default=None
-        Where the network runs; None: CPU.
-    cache : bool or str, default=True
-        True: keep chunk scores in the process-wide memory cache; a path: also in
-        that directory; False: no cache.
+    %(runtime)s
 
     Attributes
     ----------

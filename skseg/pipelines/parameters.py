@@ -30,6 +30,7 @@ __all__ = [
     "RUNTIME_PARAMETERS",
     "Parameter",
     "constraints",
+    "document_parameters",
     "parameter_docs",
 ]
 
@@ -249,3 +250,36 @@ def parameter_docs(names: tuple[str, ...] = RUNTIME_PARAMETERS) -> str:
             p.doc, width=84, initial_indent=" " * 8, subsequent_indent=" " * 8
         )
     return "\n".join(lines)
+
+
+#: the runtime parameters' entries, after the pipeline's own, in each docstring
+_RUNTIME_TAIL = tuple(name for name in RUNTIME_PARAMETERS if name != "segmentation")
+
+
+def document_parameters(cls: type) -> type:
+    r"""Write the registry's entries into an estimator's docstring (class decorator).
+
+    ``%(segmentation)s`` becomes the ``segmentation`` entry and ``%(runtime)s`` the
+    other runtime parameters' entries, so the text the four estimators share is
+    written once, here.
+
+    Parameters
+    ----------
+    cls : type
+
+    Returns
+    -------
+    cls : type
+        The same class, its ``__doc__`` filled in.
+
+    Examples
+    --------
+    >>> Demo = type("Demo", (), {"__doc__": "Parameters\n    %(runtime)s\n"})
+    >>> Demo = document_parameters(Demo)
+    >>> "batch_size : int, default=32" in Demo.__doc__
+    True
+    """
+    doc = cls.__doc__ or ""
+    doc = doc.replace("    %(segmentation)s", parameter_docs(("segmentation",)))
+    cls.__doc__ = doc.replace("    %(runtime)s", parameter_docs(_RUNTIME_TAIL))
+    return cls

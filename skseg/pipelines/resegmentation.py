@@ -8,11 +8,12 @@ from ..audio import file_label
 from ..exceptions import FileError
 from ..scores import FileScores
 from .base import BaseSegmentationEstimator
-from .parameters import constraints
+from .parameters import constraints, document_parameters
 
 __all__ = ["ResegmentationEstimator"]
 
 
+@document_parameters
 class ResegmentationEstimator(BaseSegmentationEstimator):
     """Resegmentation of a baseline diarization (pyannote.audio 3.4's algorithm).
 
@@ -24,9 +25,7 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
 
     Parameters
     ----------
-    segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
-        Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
-        say): clones share it, and the score cache is keyed by its weights.
+    %(segmentation)s
     onset : float or "auto", default="auto"
         Speaker activation threshold used for counting. ``"auto"``: the model's rule
         (see :meth:`resolve_thresholds`): 0.810 on pyannote/segmentation; on
@@ -45,21 +44,7 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         Key of each file that holds the baseline :class:`Annotation` (the model
         card's convention; use ``"segmentation"`` or ``"diarization"`` after a
         step that adds it under that key).
-    step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in fast
-        mode).
-    mode : {"exact", "balanced", "fast"}, default="exact"
-        ``"exact"``: pyannote.audio's scores (1.4x faster than pyannote.audio).
-        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's, overlap
-        ones within 3e-4. ``"fast"``: ~4x, for a slightly different score (see
-        :data:`skseg.inference.MODES` and the performance docs).
-    batch_size : int, default=32
-        Chunks per forward pass (does not change the results).
-    device : str, torch.device or None, default=None
-        Where the network runs; None: CPU.
-    cache : bool or str, default=True
-        True: keep chunk scores in the process-wide memory cache; a path: also in
-        that directory; False: no cache.
+    %(runtime)s
 
     Attributes
     ----------

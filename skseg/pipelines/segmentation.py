@@ -6,11 +6,12 @@ from pyannote.core import Annotation, SlidingWindowFeature
 
 from ..scores import FileScores
 from .base import BaseSegmentationEstimator
-from .parameters import constraints
+from .parameters import constraints, document_parameters
 
 __all__ = ["SegmentationEstimator"]
 
 
+@document_parameters
 class SegmentationEstimator(BaseSegmentationEstimator):
     """Speaker segmentation: who speaks when, within the model's reach.
 
@@ -22,9 +23,7 @@ class SegmentationEstimator(BaseSegmentationEstimator):
 
     Parameters
     ----------
-    segmentation : SegmentationModel, str or PathLike, default="pyannote/segmentation"
-        Checkpoint path or identifier, or a loaded model (one fine-tuned in memory,
-        say): clones share it, and the score cache is keyed by its weights.
+    %(segmentation)s
     onset : float or "auto", default="auto"
         Speaker activation threshold (per chunk). ``"auto"``: the model's rule (see
         :meth:`resolve_thresholds`): 0.84 on pyannote/segmentation; on
@@ -41,21 +40,7 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         Largest mean absolute difference for two chunks' speakers to be joined.
     warm_up : float, default=0.05
         Fraction of each chunk, at each end, that is not trusted.
-    step : float or None, default=None
-        Seconds between chunk starts; None: 10 % of the chunk duration (25 % in fast
-        mode).
-    mode : {"exact", "balanced", "fast"}, default="exact"
-        ``"exact"``: pyannote.audio's scores (1.4x faster than pyannote.audio).
-        ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's, overlap
-        ones within 3e-4. ``"fast"``: ~4x, for a slightly different score (see
-        :data:`skseg.inference.MODES` and the performance docs).
-    batch_size : int, default=32
-        Chunks per forward pass (does not change the results).
-    device : str, torch.device or None, default=None
-        Where the network runs; None: CPU.
-    cache : bool or str, default=True
-        True: keep chunk scores in the process-wide memory cache; a path: also in
-        that directory; False: no cache.
+    %(runtime)s
 
     Attributes
     ----------

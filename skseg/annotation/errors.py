@@ -22,12 +22,12 @@ from ..exceptions import FileError, SksegError
 from .spans import annotation_to_spans
 from .tasks import (
     SAMPLE_RATE,
-    _add_audio,
-    _check_audio,
-    _file_meta,
+    add_audio,
+    check_audio,
     chunk_regions,
+    file_meta,
+    set_hashes,
 )
-from .tasks import set_hashes as _set_hashes
 
 __all__ = ["ERRORS", "MODES", "error_regions", "review_tasks"]
 
@@ -200,7 +200,7 @@ def review_tasks(
     >>> tasks[0]["config"]["labels"]
     ['false alarm', 'missed detection']
     """
-    _check_audio(audio, chunk)
+    check_audio(audio, chunk)
     if not hypotheses:
         raise ValueError("no hypothesis to review")
     several = len(hypotheses) > 1
@@ -242,7 +242,7 @@ def review_tasks(
                 )
             for segment, _, kind in found.itertracks(yield_label=True):
                 errors[segment, errors.new_track(segment)] = kind
-        meta = _file_meta(file)
+        meta = file_meta(file)
         for region in chunk_regions(duration, chunk):
             spans = annotation_to_spans(errors, region)
             if not spans:
@@ -274,6 +274,6 @@ def review_tasks(
     for _, _, task, file in candidates:
         if audio != "none":
             with AudioReader(file, sample_rate=SAMPLE_RATE) as reader:
-                _add_audio(task, reader, audio)
-        tasks.append(_set_hashes(task))
+                add_audio(task, reader, audio)
+        tasks.append(set_hashes(task))
     return tasks

@@ -14,8 +14,8 @@ from typing import Any
 
 from sklearn.base import clone
 
+from .answers import collect_annotations
 from .estimators import correction_scorer
-from .export import collect_annotations
 
 __all__ = ["examples_to_dataset", "tune_on_examples"]
 
