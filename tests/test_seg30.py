@@ -317,3 +317,22 @@ def test_every_pipeline_accepts_both_models(files):
         ("pyannote/segmentation", "pyannote/segmentation-3.0"),
     ):
         assert isinstance(cls(model)(file), Annotation)
+
+
+def test_the_command_line_runs_the_powerset_model(tmp_path):
+    from skseg.cli import main
+    from skseg.io import read_rttm
+
+    audio = str(SEG30 / "conv1.flac")
+    out = tmp_path / "vad.rttm"
+    argv = ["vad", audio, "--segmentation", "pyannote/segmentation-3.0"]
+    argv += ["--min-duration-on", "0.1", "--min-duration-off", "0.1"]
+    assert main([*argv, "--rttm", str(out), "--quiet"]) == 0
+    (got,) = read_rttm(out).values()
+    expected = [(s, e, "SPEECH") for s, e in REF407["files"]["conv1"]["vad"]["0.1,0.1"]]
+    assert max_boundary_diff(segments(got), expected) <= 1e-3
+    # a threshold on the command line: the soft speech probability
+    soft = tmp_path / "soft.rttm"
+    assert main([*argv, "--onset", "0.9", "--rttm", str(soft), "--quiet"]) == 0
+    (strict,) = read_rttm(soft).values()
+    assert strict.get_timeline().duration() < got.get_timeline().duration()
