@@ -34,7 +34,9 @@ from skseg.io import load_folder
 from skseg.metrics import get_scorer
 
 MODELS = {"2021": "pyannote/segmentation", "3.0": "pyannote/segmentation-3.0"}
-THRESHOLDS = [round(x, 2) for x in np.arange(0.1, 0.95, 0.1)]
+# 0.1 to 0.9 by 0.1, and the high end finer: the soft speech probability of
+# the powerset model is confident (most frames near 0 or 1)
+THRESHOLDS = [round(x, 2) for x in np.arange(0.1, 0.95, 0.1)] + [0.95, 0.98]
 
 
 def pyannote_settings(cls, model: str) -> dict:

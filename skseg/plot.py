@@ -213,6 +213,13 @@ def plot_file(
     # the memory cache makes the detection scores below reuse one network run
     shared["cache"] = params.get("cache") or True
 
+    # on a powerset model, the companion curves follow the estimator's rule: any
+    # numeric onset selects the soft probabilities (the curve, not a threshold)
+    if (
+        hasattr(final, "resolve_thresholds")
+        and final.resolve_thresholds()[2] == "powerset-soft"
+    ):
+        shared["onset"] = 0.5
     prediction = estimator.predict([file])[0]
     decision = estimator.decision_function([file])[0]
     speech = (

@@ -336,3 +336,24 @@ def test_the_command_line_runs_the_powerset_model(tmp_path):
     assert main([*argv, "--onset", "0.9", "--rttm", str(soft), "--quiet"]) == 0
     (strict,) = read_rttm(soft).values()
     assert strict.get_timeline().duration() < got.get_timeline().duration()
+
+
+@pytest.mark.parametrize("onset", ["auto", 0.7])
+def test_plot_draws_the_powerset_rule(files, onset):
+    from skseg.plot import plot_file
+
+    vad = VADEstimator("pyannote/segmentation-3.0", onset=onset)
+    figure = plot_file(files["conv1"], vad)
+    scores = {ax.get_ylabel(): ax for ax in figure.axes}["scores"]
+    lines = {line.get_label(): line for line in scores.get_lines()}
+    expected = 0.5 if onset == "auto" else 0.7
+    assert (
+        set(lines["onset"].get_ydata())
+        == set(lines["offset"].get_ydata())
+        == {expected}
+    )
+    speech = vad.decision_function([files["conv1"]])[0]
+    np.testing.assert_array_equal(lines["speech"].get_ydata(), speech.data[:, 0])
+    osd = OSDEstimator("pyannote/segmentation-3.0", onset=onset)
+    overlap = osd.decision_function([files["conv1"]])[0]
+    np.testing.assert_array_equal(lines["overlap"].get_ydata(), overlap.data[:, 0])
