@@ -145,6 +145,7 @@ class BaseSegmentationEstimator(BaseEstimator):
         >>> vad.set_params(onset=0.7).resolve_thresholds()
         (0.7, 0.7, 'powerset-soft')
         """
+        self._validate_params()
         if model is None:
             model = self._model()
         onset, offset = self.onset, self.offset
@@ -153,11 +154,8 @@ class BaseSegmentationEstimator(BaseEstimator):
             onset = default_onset if onset == "auto" else onset
             if offset == "auto":
                 offset = default_offset
-            return (
-                float(onset),
-                float(onset if offset is None else offset),
-                ("multi-label"),
-            )
+            offset = onset if offset is None else offset
+            return float(onset), float(offset), "multi-label"
         if onset == "auto" and offset == "auto":
             return 0.5, 0.5, "powerset-hard"
         onset = 0.5 if onset == "auto" else onset
