@@ -357,3 +357,19 @@ def test_plot_draws_the_powerset_rule(files, onset):
     osd = OSDEstimator("pyannote/segmentation-3.0", onset=onset)
     overlap = osd.decision_function([files["conv1"]])[0]
     np.testing.assert_array_equal(lines["overlap"].get_ydata(), overlap.data[:, 0])
+
+
+def test_bad_thresholds_and_a_joblib_round_trip(files, tmp_path):
+    import joblib
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="onset"):
+        VADEstimator("pyannote/segmentation-3.0", onset="hard").resolve_thresholds()
+    with pytest.raises(InvalidParameterError, match="offset"):
+        VADEstimator(offset="soft").predict([files["conv0"]])
+    vad = VADEstimator("pyannote/segmentation-3.0", onset=0.6).fit()
+    joblib.dump(vad, tmp_path / "vad.joblib")
+    loaded = joblib.load(tmp_path / "vad.joblib")
+    assert loaded.model_.network.activation == "log_softmax"
+    assert loaded.model_.weights_digest == vad.model_.weights_digest
+    assert segments(loaded(files["conv0"])) == segments(vad(files["conv0"]))
