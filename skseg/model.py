@@ -142,7 +142,10 @@ class SegmentationModel(nn.Module):
             try:
                 Powerset.infer(num_classes, len(spec.classes))
             except ValueError as e:
-                raise CheckpointError(f"{src}: {e}") from None
+                raise CheckpointError(
+                    f"{src}: skseg needs a multi-label segmentation model or a "
+                    f"powerset one whose classifier has a powerset's outputs: {e}"
+                ) from None
         elif num_classes != len(spec.classes):
             raise CheckpointError(
                 f"{src}: the classifier has {num_classes} outputs but the "

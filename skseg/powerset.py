@@ -202,7 +202,7 @@ class Powerset:
         >>> ps = Powerset(3, 2)
         >>> p = ps.speaker_probabilities(
         ...     np.log([[0.1, 0.2, 0.1, 0.1, 0.3, 0.1, 0.1]]))
-        >>> np.round(p, 3).tolist()  # 0.2 + 0.3 + 0.1, 0.1 + 0.3 + 0.1, ...
+        >>> p.astype(float).round(3).tolist()  # 0.2 + 0.3 + 0.1, 0.1 + 0.3 + 0.1, ...
         [[0.6, 0.5, 0.3]]
         """
         return self.probabilities(log_probs) @ self.mapping
