@@ -65,6 +65,10 @@ class SegmentationModel(nn.Module):
         Local speakers per chunk.
     receptive_field : pyannote.core.SlidingWindow
         Frame ``i`` of a chunk starting at 0 covers ``receptive_field[i]``.
+    memo : dict
+        What other modules derive from this network and keep with it (the score
+        sources of :mod:`skseg.scores`): gone with the model, never pickled or
+        copied.
 
     Notes
     -----
@@ -95,6 +99,7 @@ class SegmentationModel(nn.Module):
         self.network = network
         self.specifications = specifications
         self.sha256 = sha256
+        self.memo: dict = {}
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> SegmentationModel:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from typing import Any
 
 import torch
@@ -208,8 +207,8 @@ class FileScores:
         )
 
 
-# model -> {settings: source}; an entry goes with its model
-_SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# the sources live in their model's memo, so they go with it (a source holds its
+# model: a table keyed weakly by models would keep every model alive)
 _SOURCES_LOCK = threading.Lock()
 
 
@@ -253,4 +252,5 @@ def score_source(
     )
     key: tuple[Any, ...] = (*candidate.settings, id(candidate.cache))
     with _SOURCES_LOCK:
-        return _SOURCES.setdefault(model, {}).setdefault(key, candidate)
+        sources = model.memo.setdefault("score_sources", {})
+        return sources.setdefault(key, candidate)

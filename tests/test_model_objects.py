@@ -120,3 +120,16 @@ np.save({str(tmp_path / "scores.npy")!r},
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == perturbed.weights_digest
     np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), expected)
+
+
+def test_a_model_object_goes_with_its_estimators(model, sample):
+    import gc
+    import weakref
+
+    tuned = copy.deepcopy(model)
+    VADEstimator(segmentation=tuned, cache=False).predict([sample])
+    assert tuned.memo["score_sources"]  # its score source lives with it
+    alive = weakref.ref(tuned)
+    del tuned
+    gc.collect()
+    assert alive() is None  # nothing process-wide keeps a fine-tuned copy alive

@@ -17,42 +17,39 @@ def private(name):
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
-def module_name(path):
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path, root):
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def resolve(module, node):
+def resolve(module, node, root=PACKAGE.parent):
     """The absolute module an ImportFrom names (relative imports resolved)."""
     if not node.level:
         return node.module or ""
     package = module.split(".")
-    if not module_name_is_package(module):
+    if not (root / module.replace(".", "/") / "__init__.py").exists():
         package = package[:-1]
     base = package[: len(package) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def module_name_is_package(module):
-    return (PACKAGE.parent / module.replace(".", "/") / "__init__.py").exists()
-
-
-def violations():
+def violations(package=PACKAGE):
+    root = package.parent
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = module_name(path)
+    for path in sorted(package.rglob("*.py")):
+        module = module_name(path, root)
         tree = ast.parse(path.read_text(), str(path))
         modules = set()  # local names bound to skseg modules
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                source = resolve(module, node)
+                source = resolve(module, node, root)
                 if not source.startswith("skseg"):
                     continue
                 for alias in node.names:
                     if private(alias.name):
                         found.append(f"{module}: from {source} import {alias.name}")
                     elif (
-                        PACKAGE.parent / source.replace(".", "/") / f"{alias.name}.py"
+                        root / source.replace(".", "/") / f"{alias.name}.py"
                     ).exists():
                         modules.add(alias.asname or alias.name)
             elif isinstance(node, ast.Import):
@@ -83,12 +80,26 @@ def violations():
     return found
 
 
-def test_the_walker_sees_what_it_looks_for():
-    source = "from .cache import _nbytes\nimport skseg.tuning as t\nt._cell(1)\n"
-    tree = ast.parse(source)
-    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    assert resolve("skseg.scores", imports[0]) == "skseg.cache"
-    assert private("_nbytes") and not private("__init__") and not private("x")
+def test_the_walker_finds_each_kind_of_reach(tmp_path):
+    package = tmp_path / "skseg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "cache.py").write_text("_nbytes = 1\n")
+    (package / "tuning.py").write_text("def _cell(): pass\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "user.py").write_text(
+        "from ..cache import _nbytes\n"
+        "from .. import tuning\n"
+        "tuning._cell()\n"
+        "getattr(object(), '_label', None)\n"
+        "from ..cache import get_cache as _get_cache  # a public name: fine\n"
+    )
+    found = violations(package)
+    assert sorted(found) == [
+        "skseg.sub.user: from skseg.cache import _nbytes",
+        "skseg.sub.user:3: tuning._cell",
+        "skseg.sub.user:4: getattr(..., '_label')",
+    ], found
 
 
 def test_no_module_imports_a_private_name_of_another():

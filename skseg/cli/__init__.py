@@ -11,25 +11,26 @@ Exit codes: 0 success; 1 some files failed (each is named on stderr with its
 problem, and the others' results are written); 2 usage error (bad arguments, or an
 argument naming something unusable: nothing was processed).
 
-One module per command, each with ``register(subparsers)`` (its arguments, and
-``run`` as the parser's default) and ``run(args) -> exit status``; adding a
-command is adding its module to :data:`COMMANDS`. What commands share is in
+One module per command, each with ``register(subparsers)``, which adds its
+arguments and sets its run function (``args -> exit status``) as the parser's
+``run`` default; adding a command is adding its module and its name to
+:data:`COMMANDS`. What they share is in
 :mod:`skseg.cli.common`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from . import demo, download_weights, evaluate, plot, predict, tune
 from .common import UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-#: the command modules, in the order ``skseg --help`` lists them
-COMMANDS = (predict, tune, evaluate, plot, download_weights, demo)
+#: the command modules of this package, in the order ``skseg --help`` lists them
+COMMANDS = ("predict", "tune", "evaluate", "plot", "download_weights", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(commands)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(commands)
     return parser
 
 

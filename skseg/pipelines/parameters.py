@@ -261,7 +261,8 @@ def document_parameters(cls: type) -> type:
 
     ``%(segmentation)s`` becomes the ``segmentation`` entry and ``%(runtime)s`` the
     other runtime parameters' entries, so the text the four estimators share is
-    written once, here.
+    written once, here. ``%(detection)s`` becomes a detection pipeline's four
+    hyper-parameters, with its ``region_label`` and its ``__init__``'s defaults.
 
     Parameters
     ----------
@@ -280,6 +281,55 @@ def document_parameters(cls: type) -> type:
     True
     """
     doc = cls.__doc__ or ""
+    if "    %(detection)s" in doc:
+        doc = doc.replace("    %(detection)s", _detection_docs(cls))
     doc = doc.replace("    %(segmentation)s", parameter_docs(("segmentation",)))
     cls.__doc__ = doc.replace("    %(runtime)s", parameter_docs(_RUNTIME_TAIL))
     return cls
+
+
+def _detection_docs(cls: type) -> str:
+    import inspect
+
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+    }
+    what = cls.region_label.capitalize()
+    # what "auto" means on the multi-label model (BaseSegmentationEstimator)
+    on, off = cls.default_thresholds
+    entries = [
+        (
+            "onset",
+            'float or "auto"',
+            f"{what} starts when the score goes strictly above ``onset``. "
+            f'``"auto"``: the model\'s rule (see :meth:`resolve_thresholds`): '
+            f"{on:g} on pyannote/segmentation (pyannote's default); on "
+            "pyannote/segmentation-3.0, pyannote.audio's hard powerset decision, "
+            "while a number switches to thresholds on the powerset probabilities.",
+        ),
+        (
+            "offset",
+            'float, None or "auto"',
+            f"{what} ends when the score goes strictly below ``offset``; None: "
+            f'onset. ``"auto"``: {off:g} on pyannote/segmentation; ``onset`` on '
+            "pyannote/segmentation-3.0.",
+        ),
+        (
+            "min_duration_on",
+            "float",
+            f"{what} regions shorter than this are removed (seconds).",
+        ),
+        (
+            "min_duration_off",
+            "float",
+            "Gaps shorter than this are filled (seconds), before short regions go.",
+        ),
+    ]
+    lines = []
+    for name, kind, text in entries:
+        lines.append(f"    {name} : {kind}, default={defaults[name]!r}")
+        lines += textwrap.wrap(
+            text, width=84, initial_indent=" " * 8, subsequent_indent=" " * 8
+        )
+    return "\n".join(lines)

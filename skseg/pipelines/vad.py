@@ -20,20 +20,7 @@ class VADEstimator(DetectionEstimator):
     Parameters
     ----------
     %(segmentation)s
-    onset : float or "auto", default="auto"
-        Speech starts when the score goes strictly above ``onset``. ``"auto"``: the
-        model's rule (see :meth:`resolve_thresholds`): 0.767 on pyannote/segmentation
-        (pyannote's default); on pyannote/segmentation-3.0, pyannote.audio's hard
-        powerset decision, while a number switches to thresholds on the powerset
-        probabilities.
-    offset : float, None or "auto", default="auto"
-        Speech ends when the score goes strictly below ``offset``; None: onset.
-        ``"auto"``: 0.377 on pyannote/segmentation; ``onset`` on
-        pyannote/segmentation-3.0.
-    min_duration_on : float, default=0.136
-        Speech regions shorter than this are removed (seconds).
-    min_duration_off : float, default=0.067
-        Gaps shorter than this are filled (seconds), before short regions go.
+    %(detection)s
     %(runtime)s
 
     Attributes
