@@ -221,8 +221,8 @@ class Powerset:
         Examples
         --------
         >>> ps = Powerset(3, 2)
-        >>> p = ps.speech_probability(np.log([[0.25, 0.5, 0, 0, 0.25, 0, 0]]))
-        >>> p.tolist()
+        >>> x = np.log([[0.25, 0.25, 0.125, 0.125, 0.125, 0.0625, 0.0625]])
+        >>> ps.speech_probability(x).tolist()
         [[0.75]]
         """
         first = self._check(log_probs)[..., :1]
@@ -242,9 +242,9 @@ class Powerset:
         Examples
         --------
         >>> ps = Powerset(3, 2)
-        >>> p = ps.overlap_probability(np.log([[0.25, 0.25, 0, 0, 0.25, 0.25, 0]]))
-        >>> p.tolist()
-        [[0.5]]
+        >>> x = np.log([[0.25, 0.25, 0.125, 0.125, 0.125, 0.0625, 0.0625]])
+        >>> ps.overlap_probability(x).tolist()  # 0.125 + 0.0625 + 0.0625
+        [[0.25]]
         """
         several = self.mapping.sum(axis=1) >= 2
         return self.probabilities(log_probs)[..., several].sum(axis=-1, keepdims=True)
