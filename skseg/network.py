@@ -2,9 +2,10 @@
 
 SincNet (a parametric sinc filterbank, then two convolutions, each followed by
 max-pooling, instance normalisation and leaky ReLU) -> LSTM -> linear layers ->
-classifier -> sigmoid. Parameter and buffer names follow pyannote.audio's
-``PyanNet`` (and asteroid-filterbanks' ``ParamSincFB``) so that a pyannote
-checkpoint's ``state_dict`` loads with ``strict=True``.
+classifier -> sigmoid (multi-label, pyannote/segmentation) or log-softmax
+(powerset, pyannote/segmentation-3.0). Parameter and buffer names follow
+pyannote.audio's ``PyanNet`` (and asteroid-filterbanks' ``ParamSincFB``) so that a
+pyannote checkpoint's ``state_dict`` loads with ``strict=True``.
 
 Nothing here knows about checkpoints, files or chunks: the sizes come in as
 arguments (see :mod:`skseg.model` for where they are read from).
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ParamSincFB", "SincNet", "PyanNet", "FrameGeometry"]
+__all__ = ["ACTIVATIONS", "ParamSincFB", "SincNet", "PyanNet", "FrameGeometry"]
 
 
 class ParamSincFB(nn.Module):
@@ -318,8 +319,12 @@ class FrameGeometry:
         return c
 
 
+#: the output activations PyanNet knows: pyannote's defaults per problem
+ACTIVATIONS: tuple[str, ...] = ("sigmoid", "log_softmax")
+
+
 class PyanNet(nn.Module):
-    """SincNet > LSTM > feed-forward > classifier > sigmoid.
+    """SincNet > LSTM > feed-forward > classifier > sigmoid or log-softmax.
 
     Parameters
     ----------
@@ -334,6 +339,10 @@ class PyanNet(nn.Module):
         Number of outputs per frame.
     sample_rate : int, default=16000
         Input sample rate.
+    activation : {"sigmoid", "log_softmax"}, default="sigmoid"
+        Output activation: independent probabilities (multi-label) or
+        log-probabilities over mutually exclusive classes (a powerset model,
+        as pyannote's ``LogSoftmax(dim=-1)``).
 
     Examples
     --------
@@ -341,6 +350,13 @@ class PyanNet(nn.Module):
     ...               linear={"hidden_size": 8, "num_layers": 1}).eval()
     >>> tuple(net(torch.zeros(2, 1, 80000)).shape)
     (2, 293, 3)
+    >>> powerset = PyanNet(lstm={"hidden_size": 8, "num_layers": 1},
+    ...                    linear={"hidden_size": 8, "num_layers": 1},
+    ...                    num_classes=7, activation="log_softmax").eval()
+    >>> with torch.inference_mode():
+    ...     log_probs = powerset(torch.zeros(1, 1, 160000))
+    >>> tuple(log_probs.shape), round(float(log_probs.exp().sum(-1)[0, 0]), 4)
+    ((1, 589, 7), 1.0)
     """
 
     SINCNET_DEFAULTS = {"stride": 10}
@@ -360,8 +376,14 @@ class PyanNet(nn.Module):
         linear: dict | None = None,
         num_classes: int = 3,
         sample_rate: int = 16000,
+        activation: str = "sigmoid",
     ):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {ACTIVATIONS}, got {activation!r}"
+            )
+        self.activation = activation
         sincnet = {
             **self.SINCNET_DEFAULTS,
             **(sincnet or {}),
@@ -398,7 +420,7 @@ class PyanNet(nn.Module):
     def forward(
         self, waveforms: torch.Tensor, sincnet_batch: int | None = None
     ) -> torch.Tensor:
-        """Return per-frame probabilities.
+        """Return per-frame probabilities (log-probabilities for a powerset head).
 
         Parameters
         ----------
@@ -463,4 +485,6 @@ class PyanNet(nn.Module):
         if self.hparams["linear"]["num_layers"] > 0:
             for linear in self.linear:
                 outputs = F.leaky_relu(linear(outputs))
+        if self.activation == "log_softmax":
+            return F.log_softmax(self.classifier(outputs), dim=-1)
         return torch.sigmoid(self.classifier(outputs))

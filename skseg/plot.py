@@ -213,6 +213,13 @@ def plot_file(
     # the memory cache makes the detection scores below reuse one network run
     shared["cache"] = params.get("cache") or True
 
+    # on a powerset model, the companion curves follow the estimator's rule: any
+    # numeric onset selects the soft probabilities (the curve, not a threshold)
+    if (
+        hasattr(final, "resolve_thresholds")
+        and final.resolve_thresholds()[2] == "powerset-soft"
+    ):
+        shared["onset"] = 0.5
     prediction = estimator.predict([file])[0]
     decision = estimator.decision_function([file])[0]
     speech = (
@@ -248,9 +255,11 @@ def plot_file(
     speech_color, overlap_color = _colors(2)
     _line(ax_scores, speech, color=speech_color, lw=1, label="speech")
     _line(ax_scores, overlap, color=overlap_color, lw=1, label="overlap")
-    onset = params.get("onset")
-    offset = params.get("offset")
-    offset = onset if offset is None else offset
+    onset = offset = None
+    if hasattr(final, "resolve_thresholds"):
+        # "auto" resolved for this estimator's model (pyannote/segmentation-3.0's
+        # hard rule: 0.5 on the aggregated 0/1 activities)
+        onset, offset, _ = final.resolve_thresholds()
     if onset is not None:
         color = (
             overlap_color

@@ -116,6 +116,9 @@ def test_presets_are_the_model_cards_values(key):
 def test_the_dihard3_presets_are_the_detection_defaults():
     for cls, name in ((VADEstimator, "vad"), (OSDEstimator, "osd")):
         default = {k: cls().get_params()[k] for k in HYPER_PARAMETERS}
+        # onset/offset default to "auto": the dihard3 values on pyannote/segmentation
+        assert default["onset"] == default["offset"] == "auto"
+        default["onset"], default["offset"], _ = cls().resolve_thresholds()
         assert default == pytest.approx(
             dict(zip(HYPER_PARAMETERS, CARD[name, "dihard3"], strict=True))
         )

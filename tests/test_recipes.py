@@ -507,7 +507,10 @@ def test_a_failed_retuning_keeps_the_session_going(sample):
     )
     (message,) = components["loop"].failures
     assert "re-tuning on 1 corrections failed" in message
-    assert components["loop"].estimator.get_params()["onset"] == 0.767
+    # the default onset is "auto" (0.767 on pyannote/segmentation): kept as it was
+    estimator = components["loop"].estimator
+    assert estimator.get_params()["onset"] == "auto"
+    assert estimator.resolve_thresholds()[0] == 0.767
     assert next(components["stream"])["meta"]["start"] == 10.0
 
 

@@ -51,7 +51,11 @@ def _run(args: argparse.Namespace) -> int:
             detailed=True,
         )
         params = estimator.get_params()
+        # "auto" thresholds shown as the values the model's rule gives them
+        params["onset"], params["offset"], rule = estimator.resolve_thresholds()
         shown = ", ".join(f"{p}={params[p]}" for p in HYPER_PARAMETERS)
+        if rule != "multi-label":
+            shown += f", {rule}"
         print(f"\n{name} ({shown})")
         for segment in hypothesis.get_timeline():
             print(f"  {segment.start:8.3f} {segment.end:8.3f}")

@@ -18,9 +18,11 @@ from typing import Any
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.base import BaseEstimator
 
+from ..aggregation import ChunkScores
 from ..audio import AudioFile, file_label
 from ..binarize import Binarize
 from ..model import SegmentationModel, resolve_model
+from ..powerset import powerset_reduction, reduction_name
 from ..scores import FileScores, ScoreSource, score_source
 from .parameters import constraints
 
@@ -96,9 +98,84 @@ class BaseSegmentationEstimator(BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    @property
-    def _offset(self) -> float:
-        return self.onset if self.offset is None else self.offset
+    #: ``(onset, offset)`` that ``"auto"`` means on a multi-label model:
+    #: pyannote's defaults for pyannote/segmentation (DIHARD III)
+    default_thresholds: tuple[float, float] = (0.5, 0.5)
+
+    def resolve_thresholds(
+        self, model: SegmentationModel | None = None
+    ) -> tuple[float, float, str]:
+        """Return the thresholds and the score rule this estimator applies.
+
+        ``onset`` and ``offset`` are never overwritten: ``"auto"`` is resolved
+        here, per model, on every call (:meth:`fit` stores the result in
+        ``onset_``, ``offset_`` and ``rule_``).
+
+        - multi-label model (pyannote/segmentation): ``"auto"`` means the
+          pipeline's :attr:`default_thresholds` (pyannote's); an ``offset`` of
+          None means ``onset``. Rule ``"multi-label"``: thresholds on the speaker
+          probabilities, as pyannote.
+        - powerset model (pyannote/segmentation-3.0): both ``"auto"`` is
+          pyannote.audio 3.x/4.x's rule, ``"powerset-hard"``: the most probable
+          set of speakers per frame (0/1 speaker activities), aggregated, then
+          thresholded at 0.5. Any number switches to ``"powerset-soft"``:
+          thresholds on the probabilities (P(speech) = 1 - P(non-speech), the
+          mass of the pairs for overlap, the mass of the sets containing a
+          speaker); an ``"auto"`` onset is then 0.5 and an ``"auto"`` (or None)
+          offset is ``onset``.
+
+        Parameters
+        ----------
+        model : SegmentationModel, optional
+            Defaults to the estimator's network.
+
+        Returns
+        -------
+        onset, offset : float
+        rule : {"multi-label", "powerset-hard", "powerset-soft"}
+
+        Examples
+        --------
+        >>> from skseg import VADEstimator
+        >>> VADEstimator().resolve_thresholds()
+        (0.767, 0.377, 'multi-label')
+        >>> vad = VADEstimator("pyannote/segmentation-3.0")
+        >>> vad.resolve_thresholds()
+        (0.5, 0.5, 'powerset-hard')
+        >>> vad.set_params(onset=0.7).resolve_thresholds()
+        (0.7, 0.7, 'powerset-soft')
+        """
+        self._validate_params()
+        if model is None:
+            model = self._model()
+        onset, offset = self.onset, self.offset
+        if model.powerset is None:
+            default_onset, default_offset = self.default_thresholds
+            onset = default_onset if onset == "auto" else onset
+            if offset == "auto":
+                offset = default_offset
+            offset = onset if offset is None else offset
+            return float(onset), float(offset), "multi-label"
+        if onset == "auto" and offset == "auto":
+            return 0.5, 0.5, "powerset-hard"
+        onset = 0.5 if onset == "auto" else onset
+        offset = onset if offset in (None, "auto") else offset
+        return float(onset), float(offset), "powerset-soft"
+
+    def _speaker_chunks(self, scores: FileScores, rule: str) -> ChunkScores:
+        """Per-chunk speaker scores: a powerset model's converted by ``rule``."""
+        chunks = scores.chunks()
+        if rule == "multi-label":
+            return chunks
+        model = scores.source.model
+        name = reduction_name("speakers", rule.split("-")[1], model.powerset)
+        return ChunkScores(
+            powerset_reduction(name)(chunks.data),
+            chunks.sliding_window,
+            chunks.frames,
+            chunks.num_samples,
+            chunks.sample_rate,
+        )
 
     # -- fitting --------------------------------------------------------------------
     def fit(self, X: Iterable[AudioFile] | None = None, y: Any = None):
@@ -124,6 +201,7 @@ class BaseSegmentationEstimator(BaseEstimator):
         self.model_ = resolve_model(self.segmentation)
         self.segmentation_ = self.segmentation
         self.score_source()  # the runtime parameters, checked against the network
+        self.onset_, self.offset_, self.rule_ = self.resolve_thresholds(self.model_)
         return self
 
     def score_source(self) -> ScoreSource:
@@ -338,10 +416,13 @@ class DetectionEstimator(BaseSegmentationEstimator):
         return stream(self, latency)
 
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
-        frames = scores.aggregated(self.reduction)
-        binarize = Binarize(
-            self.onset, self._offset, self.min_duration_on, self.min_duration_off
-        )
+        model = scores.source.model
+        onset, offset, rule = self.resolve_thresholds(model)
+        reduction = self.reduction
+        if rule != "multi-label":
+            reduction = reduction_name(reduction, rule.split("-")[1], model.powerset)
+        frames = scores.aggregated(reduction)
+        binarize = Binarize(onset, offset, self.min_duration_on, self.min_duration_off)
         return binarize(frames).rename_labels({0: self.region_label}), frames
 
 

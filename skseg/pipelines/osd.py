@@ -29,6 +29,10 @@ class OSDEstimator(DetectionEstimator):
         The network, bound by :meth:`fit` (the shared one for a checkpoint).
     segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
+    onset_, offset_ : float
+        The thresholds applied, ``"auto"`` resolved for ``model_``.
+    rule_ : {"multi-label", "powerset-hard", "powerset-soft"}
+        How the model's outputs become scores (see :meth:`resolve_thresholds`).
 
     See Also
     --------
@@ -50,6 +54,7 @@ class OSDEstimator(DetectionEstimator):
 
     default_scoring = "overlap_fmeasure"
     output_key = "overlap"
+    default_thresholds = (0.43, 0.32)
     reduction = "overlap"
     region_label = "OVERLAP"
 
@@ -57,8 +62,8 @@ class OSDEstimator(DetectionEstimator):
         self,
         segmentation="pyannote/segmentation",
         *,
-        onset=0.430,
-        offset=0.320,
+        onset="auto",
+        offset="auto",
         min_duration_on=0.091,
         min_duration_off=0.144,
         step=None,

@@ -86,19 +86,20 @@ _SECONDS = [Interval(Real, 0, None, closed="left")]
 PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in (
+        # "auto": the model's rule (see BaseSegmentationEstimator.resolve_thresholds)
         Parameter(
             "onset",
             "hyper",
-            _PROBABILITY,
+            [*_PROBABILITY, StrOptions({"auto"})],
             metavar="X",
-            help="activation threshold",
+            help="activation threshold (default: auto, the model's rule)",
         ),
         Parameter(
             "offset",
             "hyper",
-            [*_PROBABILITY, None],
+            [*_PROBABILITY, None, StrOptions({"auto"})],
             metavar="X",
-            help="deactivation threshold",
+            help="deactivation threshold (default: auto, the model's rule)",
         ),
         Parameter(
             "min_duration_on",
@@ -295,16 +296,24 @@ def _detection_docs(cls: type) -> str:
         for name, p in inspect.signature(cls.__init__).parameters.items()
     }
     what = cls.region_label.capitalize()
+    # what "auto" means on the multi-label model (BaseSegmentationEstimator)
+    on, off = cls.default_thresholds
     entries = [
         (
             "onset",
-            "float",
-            f"{what} starts when the score goes strictly above ``onset``.",
+            'float or "auto"',
+            f"{what} starts when the score goes strictly above ``onset``. "
+            f'``"auto"``: the model\'s rule (see :meth:`resolve_thresholds`): '
+            f"{on:g} on pyannote/segmentation (pyannote's default); on "
+            "pyannote/segmentation-3.0, pyannote.audio's hard powerset decision, "
+            "while a number switches to thresholds on the powerset probabilities.",
         ),
         (
             "offset",
-            "float or None",
-            f"{what} ends when the score goes strictly below ``offset``; None: onset.",
+            'float, None or "auto"',
+            f"{what} ends when the score goes strictly below ``offset``; None: "
+            f'onset. ``"auto"``: {off:g} on pyannote/segmentation; ``onset`` on '
+            "pyannote/segmentation-3.0.",
         ),
         (
             "min_duration_on",
@@ -320,5 +329,7 @@ def _detection_docs(cls: type) -> str:
     lines = []
     for name, kind, text in entries:
         lines.append(f"    {name} : {kind}, default={defaults[name]!r}")
-        lines.append(f"        {text}")
+        lines += textwrap.wrap(
+            text, width=84, initial_indent=" " * 8, subsequent_indent=" " * 8
+        )
     return "\n".join(lines)

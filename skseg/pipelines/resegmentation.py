@@ -26,10 +26,14 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
     Parameters
     ----------
     %(segmentation)s
-    onset : float, default=0.810
-        Speaker activation threshold used for counting.
-    offset : float or None, default=0.481
-        Speaker deactivation threshold; None: onset.
+    onset : float or "auto", default="auto"
+        Speaker activation threshold used for counting. ``"auto"``: the model's rule
+        (see :meth:`resolve_thresholds`): 0.810 on pyannote/segmentation; on
+        pyannote/segmentation-3.0, the hard powerset speakers (0/1) at 0.5, while a
+        number switches to thresholds on the speaker probabilities.
+    offset : float, None or "auto", default="auto"
+        Speaker deactivation threshold; None: onset. ``"auto"``: 0.481 on
+        pyannote/segmentation; ``onset`` on pyannote/segmentation-3.0.
     min_duration_on : float, default=0.055
         Turns shorter than this are removed (seconds).
     min_duration_off : float, default=0.098
@@ -48,6 +52,10 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         The network, bound by :meth:`fit` (the shared one for a checkpoint).
     segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
+    onset_, offset_ : float
+        The thresholds applied, ``"auto"`` resolved for ``model_``.
+    rule_ : {"multi-label", "powerset-hard", "powerset-soft"}
+        How the model's outputs become scores (see :meth:`resolve_thresholds`).
 
     Notes
     -----
@@ -67,6 +75,7 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
 
     default_scoring = "neg_greedy_diarization_error_rate"
     output_key = "diarization"
+    default_thresholds = (0.81, 0.481)
 
     _parameter_constraints: dict = constraints("warm_up", "baseline")
 
@@ -74,8 +83,8 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
         self,
         segmentation="pyannote/segmentation",
         *,
-        onset=0.810,
-        offset=0.481,
+        onset="auto",
+        offset="auto",
         min_duration_on=0.055,
         min_duration_off=0.098,
         warm_up=0.05,
@@ -117,11 +126,12 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
             )
         from ._diarization import resegment
 
+        onset, offset, rule = self.resolve_thresholds(scores.source.model)
         return resegment(
-            scores.chunks(),
+            self._speaker_chunks(scores, rule),
             baseline,
-            onset=self.onset,
-            offset=self._offset,
+            onset=onset,
+            offset=offset,
             min_duration_on=self.min_duration_on,
             min_duration_off=self.min_duration_off,
             warm_up=self.warm_up,

@@ -24,10 +24,14 @@ class SegmentationEstimator(BaseSegmentationEstimator):
     Parameters
     ----------
     %(segmentation)s
-    onset : float, default=0.84
-        Speaker activation threshold (per chunk).
-    offset : float or None, default=0.46
-        Speaker deactivation threshold; None: onset.
+    onset : float or "auto", default="auto"
+        Speaker activation threshold (per chunk). ``"auto"``: the model's rule (see
+        :meth:`resolve_thresholds`): 0.84 on pyannote/segmentation; on
+        pyannote/segmentation-3.0, the hard powerset speakers (0/1) at 0.5, while a
+        number switches to thresholds on the speaker probabilities.
+    offset : float, None or "auto", default="auto"
+        Speaker deactivation threshold; None: onset. ``"auto"``: 0.46 on
+        pyannote/segmentation; ``onset`` on pyannote/segmentation-3.0.
     min_duration_on : float, default=0.0
         Turns shorter than this are removed (seconds).
     min_duration_off : float, default=0.0
@@ -44,6 +48,10 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         The network, bound by :meth:`fit` (the shared one for a checkpoint).
     segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
+    onset_, offset_ : float
+        The thresholds applied, ``"auto"`` resolved for ``model_``.
+    rule_ : {"multi-label", "powerset-hard", "powerset-soft"}
+        How the model's outputs become scores (see :meth:`resolve_thresholds`).
 
     Notes
     -----
@@ -62,6 +70,7 @@ class SegmentationEstimator(BaseSegmentationEstimator):
 
     default_scoring = "neg_greedy_diarization_error_rate"
     output_key = "segmentation"
+    default_thresholds = (0.84, 0.46)
 
     _parameter_constraints: dict = constraints("stitch_threshold", "warm_up")
 
@@ -69,8 +78,8 @@ class SegmentationEstimator(BaseSegmentationEstimator):
         self,
         segmentation="pyannote/segmentation",
         *,
-        onset=0.84,
-        offset=0.46,
+        onset="auto",
+        offset="auto",
         min_duration_on=0.0,
         min_duration_off=0.0,
         stitch_threshold=0.39,
@@ -123,10 +132,11 @@ class SegmentationEstimator(BaseSegmentationEstimator):
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         from ._diarization import segment_speakers
 
+        onset, offset, rule = self.resolve_thresholds(scores.source.model)
         return segment_speakers(
-            scores.chunks(),
-            onset=self.onset,
-            offset=self._offset,
+            self._speaker_chunks(scores, rule),
+            onset=onset,
+            offset=offset,
             min_duration_on=self.min_duration_on,
             min_duration_off=self.min_duration_off,
             stitch_threshold=self.stitch_threshold,

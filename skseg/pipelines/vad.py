@@ -29,6 +29,10 @@ class VADEstimator(DetectionEstimator):
         The network, bound by :meth:`fit` (the shared one for a checkpoint).
     segmentation_ : SegmentationModel, str or PathLike
         ``segmentation`` as it was at fit time.
+    onset_, offset_ : float
+        The thresholds applied, ``"auto"`` resolved for ``model_``.
+    rule_ : {"multi-label", "powerset-hard", "powerset-soft"}
+        How the model's outputs become scores (see :meth:`resolve_thresholds`).
 
     See Also
     --------
@@ -52,6 +56,7 @@ class VADEstimator(DetectionEstimator):
 
     default_scoring = "neg_speech_detection_error_rate"
     output_key = "speech"
+    default_thresholds = (0.767, 0.377)
     reduction = "speech"
     region_label = "SPEECH"
 
@@ -59,8 +64,8 @@ class VADEstimator(DetectionEstimator):
         self,
         segmentation="pyannote/segmentation",
         *,
-        onset=0.767,
-        offset=0.377,
+        onset="auto",
+        offset="auto",
         min_duration_on=0.136,
         min_duration_off=0.067,
         step=None,
