@@ -68,6 +68,7 @@ from scipy.optimize import linear_sum_assignment
 from .aggregation import REDUCTIONS
 from .binarize import binarize
 from .exceptions import SksegError
+from .powerset import powerset_reduction, reduction_name
 
 __all__ = [
     "DetectionStream",
@@ -291,6 +292,7 @@ class _ChunkStream:
         self.estimator = estimator
         self._inference = source.inference
         model = source.model
+        self._model = model
         self.sample_rate = int(model.sample_rate)
         self.duration = float(model.duration)
         self.step = float(source.step)
@@ -541,11 +543,17 @@ class DetectionStream(_ChunkStream):
 
     def __init__(self, estimator: Any, latency: float | None = None):
         super().__init__(estimator, latency)
-        self._reduce = REDUCTIONS[estimator.reduction]
+        # the offline rule: "auto" thresholds and a powerset model's reductions are
+        # resolved exactly as the estimator resolves them for this network
+        self.onset, self.offset, rule = estimator.resolve_thresholds(self._model)
+        reduction = estimator.reduction
+        if rule != "multi-label":
+            reduction = reduction_name(
+                reduction, rule.split("-")[1], self._model.powerset
+            )
+        reduce = REDUCTIONS.get(reduction)
+        self._reduce = powerset_reduction(reduction) if reduce is None else reduce
         self.label = estimator.region_label
-        self.onset = float(estimator.onset)
-        offset = estimator.offset
-        self.offset = self.onset if offset is None else float(offset)
         self.min_duration_on = float(estimator.min_duration_on)
         self.min_duration_off = float(estimator.min_duration_off)
         # overlap-add sums of weighted scores and of weights
@@ -658,9 +666,15 @@ class SegmentationStream(_ChunkStream):
     def __init__(self, estimator: Any, latency: float | None = None):
         self.warm_up = float(estimator.warm_up)
         super().__init__(estimator, latency, warm_up=self.warm_up)
-        self.onset = float(estimator.onset)
-        offset = estimator.offset
-        self.offset = self.onset if offset is None else float(offset)
+        self.onset, self.offset, rule = estimator.resolve_thresholds(self._model)
+        # a powerset model's chunks become speaker activities by the offline rule
+        self._speakers = (
+            None
+            if rule == "multi-label"
+            else powerset_reduction(
+                reduction_name("speakers", rule.split("-")[1], self._model.powerset)
+            )
+        )
         self.min_duration_on = float(estimator.min_duration_on)
         self.min_duration_off = float(estimator.min_duration_off)
         self.stitch_threshold = float(estimator.stitch_threshold)
@@ -715,6 +729,8 @@ class SegmentationStream(_ChunkStream):
         return speakers
 
     def _add(self, raw: np.ndarray) -> None:
+        if self._speakers is not None:
+            raw = self._speakers(raw)
         num_frames = raw.shape[1]
         left = round(num_frames * self.warm_up)
         stop_frame = num_frames - left

@@ -77,6 +77,11 @@ DETECTORS = [
     # big gaps filled and short regions dropped: the duration rules' finality
     VADEstimator(onset=0.6, offset=0.4, min_duration_on=1.0, min_duration_off=0.8),
     OSDEstimator(onset=0.3, offset=0.3, min_duration_on=0.0, min_duration_off=0.0),
+    # the powerset model: pyannote's hard rule ("auto") and thresholds on soft scores
+    VADEstimator("pyannote/segmentation-3.0"),
+    OSDEstimator("pyannote/segmentation-3.0"),
+    VADEstimator("pyannote/segmentation-3.0", onset=0.7, offset=0.4),
+    OSDEstimator("pyannote/segmentation-3.0", onset=0.3, min_duration_on=0.0),
 ]
 
 
@@ -527,12 +532,22 @@ def test_command_irregular_reads(monkeypatch, capsys, sample_waveform):
 
 
 # -- speaker turns -----------------------------------------------------------------------
-@pytest.mark.parametrize("latency", [0.5, 2.0, None])
-def test_segmentation_stream_turns(latency, sample_waveform, mixture):
+@pytest.mark.parametrize(
+    "latency, estimator",
+    [
+        (0.5, SegmentationEstimator()),
+        (2.0, SegmentationEstimator()),
+        (None, SegmentationEstimator()),
+        # the powerset model: its speaker activities by pyannote's (hard) rule
+        (None, SegmentationEstimator("pyannote/segmentation-3.0")),
+        (1.0, SegmentationEstimator("pyannote/segmentation-3.0", onset=0.6)),
+    ],
+    ids=["0.5", "2", "chunk", "3.0-chunk", "3.0-soft-1"],
+)
+def test_segmentation_stream_turns(latency, estimator, sample_waveform, mixture):
     """Turns are valid, each speaker's in time order and never overlapping itself;
     at the chunk latency, who-speaks-at-all (the union of turns) is offline's: the
     speaker count is aggregated exactly, only the stitching is online."""
-    estimator = SegmentationEstimator()
     for audio in (sample_waveform, mixture):
         turns, when = regions_of(estimator, audio, latency=latency, seed=4)
         assert turns and all(t.label.startswith("SPEAKER_") for t in turns)
