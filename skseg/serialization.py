@@ -45,6 +45,7 @@ from .checkpoint import Specifications, sha256sum
 from .exceptions import CheckpointError, FileError
 from .model import SegmentationModel
 from .network import PyanNet
+from .powerset import Powerset
 
 __all__ = [
     "CONFIG_NAME",
@@ -315,8 +316,8 @@ def is_saved_network(path: str | os.PathLike) -> bool:
     return (folder / WEIGHTS_NAME).is_file() and (folder / CONFIG_NAME).is_file()
 
 
-def _specifications_dict(spec: Specifications) -> dict:
-    return {
+def _specifications_dict(spec: Specifications, num_classes: int) -> dict:
+    out = {
         "problem": spec.problem,
         "resolution": spec.resolution,
         "duration": float(spec.duration),
@@ -325,6 +326,12 @@ def _specifications_dict(spec: Specifications) -> dict:
         "permutation_invariant": bool(spec.permutation_invariant),
         "powerset": bool(spec.powerset),
     }
+    if spec.powerset:
+        # pyannote's name: the largest set of simultaneous speakers of a class
+        out["powerset_max_classes"] = Powerset.infer(
+            num_classes, len(spec.classes)
+        ).max_set_size
+    return out
 
 
 def _json_ready(value: Any) -> Any:
@@ -408,7 +415,9 @@ def save_model(
                 "sample_rate": net.sample_rate,
             }
         ),
-        "specifications": _specifications_dict(model.specifications),
+        "specifications": _specifications_dict(
+            model.specifications, net.num_classes
+        ),
         "weights": {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(raw).hexdigest()},
         "provenance": _json_ready(dict(provenance or {})),
         "skseg_version": __version__,
@@ -492,15 +501,33 @@ def read_config(path: str | os.PathLike) -> dict:
 
 
 def _build(
-    hp: Mapping[str, Any], spec: Specifications, source: str
+    hp: Mapping[str, Any],
+    spec: Specifications,
+    source: str,
+    max_set_size: Any = None,
 ) -> tuple[PyanNet, int]:
-    if spec.resolution != "frame" or spec.problem != "multi-label" or spec.powerset:
+    # pyannote's two segmentation heads: multi-label (sigmoid) and powerset
+    # (mono-label log-softmax over the sets of speakers)
+    expected = "mono-label" if spec.powerset else "multi-label"
+    if spec.resolution != "frame" or spec.problem != expected:
         raise CheckpointError(
-            f"{source}: skseg needs a frame-level multi-label segmentation model, "
-            f"this one is {spec.resolution}-level {spec.problem}"
+            f"{source}: skseg needs a frame-level multi-label or powerset "
+            f"segmentation model, this one is {spec.resolution}-level "
+            f"{spec.problem}{' (powerset)' if spec.powerset else ''}"
         )
     num_classes = int(hp.get("num_classes", len(spec.classes)))
-    if num_classes != len(spec.classes):
+    if spec.powerset:
+        try:
+            powerset = Powerset.infer(num_classes, len(spec.classes))
+        except ValueError as e:
+            raise CheckpointError(f"{source}: {e}") from None
+        if max_set_size is not None and max_set_size != powerset.max_set_size:
+            raise CheckpointError(
+                f"{source}: powerset_max_classes is {max_set_size!r} but "
+                f"{num_classes} outputs of {len(spec.classes)} speakers make sets "
+                f"of at most {powerset.max_set_size}"
+            )
+    elif num_classes != len(spec.classes):
         raise CheckpointError(
             f"{source}: {num_classes} outputs but {len(spec.classes)} classes"
         )
@@ -511,6 +538,7 @@ def _build(
             linear=dict(hp.get("linear") or {}),
             num_classes=num_classes,
             sample_rate=int(hp.get("sample_rate", 16000)),
+            activation="log_softmax" if spec.powerset else "sigmoid",
         )
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: invalid hyper-parameters ({e})") from None
@@ -612,7 +640,12 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
         raise CheckpointError(
             f"{folder / CONFIG_NAME}: malformed specifications ({e})"
         ) from None
-    net, _ = _build(config["hyper_parameters"], spec, os.fspath(folder / CONFIG_NAME))
+    net, _ = _build(
+        config["hyper_parameters"],
+        spec,
+        os.fspath(folder / CONFIG_NAME),
+        spec_raw.get("powerset_max_classes"),
+    )
     _load_weights(net, state, source)
     return SegmentationModel(net, spec, digest).eval()
 
