@@ -415,9 +415,7 @@ def save_model(
                 "sample_rate": net.sample_rate,
             }
         ),
-        "specifications": _specifications_dict(
-            model.specifications, net.num_classes
-        ),
+        "specifications": _specifications_dict(model.specifications, net.num_classes),
         "weights": {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(raw).hexdigest()},
         "provenance": _json_ready(dict(provenance or {})),
         "skseg_version": __version__,

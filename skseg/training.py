@@ -837,9 +837,7 @@ class SegmentationTrainer(BaseEstimator):
         losses = []
         thresholds = grid.to(device)
         mapping = (
-            None
-            if powerset is None
-            else torch.tensor(powerset.mapping, device=device)
+            None if powerset is None else torch.tensor(powerset.mapping, device=device)
         )
         with torch.inference_mode():
             for start in range(0, len(x), self.batch_size):
@@ -852,9 +850,7 @@ class SegmentationTrainer(BaseEstimator):
                         "infinite (lower lr); the best weights so far are kept in "
                         "model_"
                     )
-                losses.append(
-                    float(self._loss(pred, yb, warm_up, powerset)) * len(xb)
-                )
+                losses.append(float(self._loss(pred, yb, warm_up, powerset)) * len(xb))
                 frames = pred.shape[1]
                 keep = slice(warm_up[0], frames - warm_up[1])
                 if mapping is not None:

@@ -15,7 +15,14 @@ from skseg.exceptions import CheckpointError, FileError
 from skseg.model import SegmentationModel
 from skseg.network import PyanNet
 from skseg.serialization import read_config
-from skseg.training import SegmentationTrainer, TrainingError, chunk_targets
+from skseg.powerset import Powerset
+from skseg.training import (
+    SegmentationTrainer,
+    TrainingError,
+    chunk_targets,
+    powerset_targets,
+    segmentation_loss,
+)
 
 
 def _halves(sample):
@@ -293,3 +300,130 @@ def test_mixing_every_chunk_of_large_batches(sample):
         random_state=0,
     ).fit(_halves(sample))
     assert trainer.n_steps_ == 3 and np.isfinite(trainer.history_[0]["train_loss"])
+
+
+# -- powerset networks (pyannote/segmentation-3.0) ---------------------------------
+
+
+def _tiny_powerset(seed=0):
+    torch.manual_seed(seed)
+    net = PyanNet(
+        lstm={"hidden_size": 16, "num_layers": 1},
+        linear={"hidden_size": 16, "num_layers": 1},
+        num_classes=7,
+        activation="log_softmax",
+    )
+    return SegmentationModel(
+        net, Specifications(problem="mono-label", powerset=True), ""
+    )
+
+
+def test_powerset_loss_matches_a_hand_computed_reference():
+    torch.manual_seed(0)
+    # the network's most probable class per frame: {1}, {1}, {1, 2}, {}, {}
+    argmax = [2, 2, 6, 0, 0]
+    logits = torch.randn(1, 5, 7)
+    logits[0, range(5), argmax] += 5.0
+    log_probs = torch.log_softmax(logits, dim=-1)
+    # reference speakers a, b, c; frame 4 has all three (more than 2 per frame)
+    target = torch.tensor(
+        [[[1, 0, 0], [1, 0, 0], [1, 0, 1], [0, 1, 0], [1, 1, 1]]], dtype=torch.float32
+    )
+    # by hand: output 1 is a (cost 1/5), output 2 is c (1/5), output 0 is b
+    # (2/5), the only assignment of cost 4/5; the permuted targets per frame are
+    # {1}, {1}, {1, 2}, {0}, {0, 1, 2} -> classes 2, 2, 6, 1 and, for three
+    # speakers, the first pair sharing two of them: {0, 1}, class 4
+    ps = Powerset(3, 2)
+    assert powerset_targets(log_probs, target, ps).tolist() == [[2, 2, 6, 1, 4]]
+    # warm-up: the first frame has weight 0
+    expected = (
+        -(
+            log_probs[0, 1, 2]
+            + log_probs[0, 2, 6]
+            + log_probs[0, 3, 1]
+            + log_probs[0, 4, 4]
+        )
+        / 4
+    )
+    loss = segmentation_loss(log_probs, target, warm_up=(1, 0), powerset=ps)
+    assert torch.allclose(loss, expected)
+    with pytest.raises(ValueError, match="vad_loss cannot be used with a powerset"):
+        segmentation_loss(log_probs, target, powerset=ps, vad_loss="bce")
+
+
+def test_powerset_fine_tuning_reduces_the_loss(sample):
+    losses = []
+    file = dict(sample, annotated=Timeline([Segment(0, 10)]))  # one 10 s chunk
+    base = load_model("pyannote/segmentation-3.0")
+    trainer = SegmentationTrainer(
+        base,
+        max_epochs=1,
+        steps_per_epoch=6,
+        batch_size=1,
+        lr=1e-2,
+        freeze="lstm",
+        mix_probability=0.0,
+        validation_fraction=0,
+        random_state=0,
+    ).fit([file], callback=lambda p: losses.append(p.loss))
+    assert np.mean(losses[3:6]) < 0.8 * np.mean(losses[:2])
+    model = trainer.model_
+    assert model.powerset == Powerset(3, 2)
+    assert model.network.activation == "log_softmax"
+    with torch.inference_mode():
+        out = model(torch.zeros(1, 1, 160000))
+    assert torch.allclose(out.exp().sum(-1), torch.ones(1, out.shape[1]))
+    # the base was copied, not trained in place
+    assert not _equal(_weights(base), _weights(model), "classifier")
+
+
+def test_powerset_training_is_deterministic_and_validated(sample):
+    def run(seed, validation_fraction=0.0):
+        return SegmentationTrainer(
+            _tiny_powerset(),
+            max_epochs=1,
+            steps_per_epoch=2,
+            batch_size=4,
+            freeze="sincnet",
+            mix_probability=1.0,  # mixing keeps at most 3 speakers per chunk
+            validation_fraction=validation_fraction,
+            random_state=seed,
+        ).fit(_halves(sample))
+
+    a, b, c = (_weights(run(seed).model_) for seed in (0, 0, 1))
+    assert _equal(a, b) and not _equal(a, c)
+    # early stopping on the DER of the hard speakers (argmax class) at 0.5: an
+    # untrained network's false alarms take it past 1, which the multi-label
+    # optimal threshold (whose grid includes "no speech", DER 1) never does
+    trainer = run(0, validation_fraction=0.5)
+    record = trainer.history_[0]
+    assert np.isfinite(record["validation"]) and record["validation"] > 1.0
+    assert np.isfinite(record["validation_loss"]) and record["validation_loss"] > 0
+    assert trainer.best_score_ <= record["validation"]
+
+
+def test_powerset_refuses_vad_loss(sample):
+    with pytest.raises(ValueError, match="vad_loss='bce' cannot be used with a power"):
+        SegmentationTrainer(
+            _tiny_powerset(), vad_loss="bce", validation_fraction=0
+        ).fit([sample])
+
+
+def test_a_fine_tuned_powerset_network_serves_the_estimators(sample, tmp_path):
+    trainer = SegmentationTrainer(
+        _tiny_powerset(),
+        max_epochs=1,
+        steps_per_epoch=1,
+        batch_size=2,
+        validation_fraction=0,
+        random_state=0,
+    ).fit([sample])
+    path = trainer.save(tmp_path / "net")
+    loaded = load_model(path)
+    assert loaded.powerset == Powerset(3, 2)
+    x = torch.randn(1, 1, 80000)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), trainer.model_(x))
+    vad = VADEstimator(segmentation=path).fit()
+    assert vad.rule_ == "powerset-hard"
+    assert isinstance(vad.predict([sample])[0], Annotation)
