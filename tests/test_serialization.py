@@ -181,3 +181,36 @@ def test_state_dict_from_pyannote_on_a_base(model, tmp_path):
     bad["linear.0.weight"] = torch.zeros(64, 256)
     with pytest.raises(CheckpointError, match="'linear.0.weight' has shape"):
         model_from_state_dict(bad, base=model)
+
+
+def test_powerset_round_trip(sample, tmp_path):
+    model = load_model("pyannote/segmentation-3.0")
+    folder = save_model(model, tmp_path / "net30")
+    spec = read_config(folder)["specifications"]
+    assert (spec["problem"], spec["powerset"], spec["powerset_max_classes"]) == (
+        "mono-label",
+        True,
+        2,
+    )
+    loaded = load_network(folder)
+    assert loaded.powerset == model.powerset
+    assert loaded.network.activation == "log_softmax"
+    x = torch.randn(2, 1, 160000)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model(x))
+    wav = sf.read(sample["audio"], dtype="float32")[0][None, : 16000 * 12]
+    excerpt = {"waveform": wav, "sample_rate": 16000, "uri": "excerpt"}
+    for segmentation in (folder, loaded):
+        vad = VADEstimator(segmentation=segmentation).fit()
+        assert vad.rule_ == "powerset-hard"
+        ours = vad.decision_function([excerpt])[0]
+        theirs = VADEstimator(segmentation="pyannote/segmentation-3.0").fit()
+        np.testing.assert_array_equal(
+            ours.data, theirs.decision_function([excerpt])[0].data
+        )
+    # a config whose set size does not fit the outputs is refused
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config["specifications"]["powerset_max_classes"] = 3
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="powerset_max_classes is 3"):
+        load_network(folder)
