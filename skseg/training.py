@@ -48,6 +48,14 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   started from), and training stops after ``patience`` epochs without
   improvement.
 
+A powerset network (pyannote/segmentation-3.0, ``model.powerset`` set) is
+trained as pyannote.audio 3.x's ``SpeakerDiarization`` with
+``max_speakers_per_frame``: targets of ``num_speakers`` (3) speakers, permuted
+to the network's hard speakers, turned into powerset classes
+(:func:`powerset_targets`), negative log-likelihood with the warm-up weights
+(:func:`segmentation_loss`); validation on the hard speakers' DER at 0.5;
+``vad_loss`` is refused, as pyannote does.
+
 Failures: a file without reference is a :class:`~skseg.exceptions.FileError`;
 a NaN or infinite loss stops training with a :class:`TrainingError`, and
 ``KeyboardInterrupt`` is re-raised; in both cases the trainer keeps the best
@@ -480,7 +488,8 @@ class SegmentationTrainer(BaseEstimator):
     freeze : {"sincnet", "lstm", "linear", "classifier"} or None, default=None
         Keep the blocks up to and including this one fixed.
     vad_loss : {"bce", "mse"} or None, default=None
-        Add pyannote's speech activity loss.
+        Add pyannote's speech activity loss (multi-label networks only: with a
+        powerset network ``fit`` raises ``ValueError``, as pyannote does).
     mix_probability : float, default=0.5
         Probability that a chunk is mixed with another (artificial overlap);
         0 disables the augmentation.
@@ -901,9 +910,10 @@ class SegmentationTrainer(BaseEstimator):
         FileError
             A file without reference (or unreadable audio).
         ValueError
-            Bad parameters, or no file with an annotated region as long as a chunk.
+            Bad parameters (``vad_loss`` with a powerset network), or no file with
+            an annotated region as long as a chunk.
         CheckpointError
-            The base network is not a frame-level multi-label PyanNet.
+            The base network is not a frame-level multi-label or powerset PyanNet.
         TrainingError
             The loss became NaN or infinite (``model_`` holds the best weights).
         KeyboardInterrupt
