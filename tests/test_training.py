@@ -14,8 +14,8 @@ from skseg.checkpoint import Specifications
 from skseg.exceptions import CheckpointError, FileError
 from skseg.model import SegmentationModel
 from skseg.network import PyanNet
-from skseg.serialization import read_config
 from skseg.powerset import Powerset
+from skseg.serialization import read_config
 from skseg.training import (
     SegmentationTrainer,
     TrainingError,
