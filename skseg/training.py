@@ -248,8 +248,9 @@ def chunk_targets(
 
     A speaker is active on frames ``round((t - half) / step)`` of the model's
     receptive field, from the turn's (clipped) start to its end, both included.
-    The ``num_classes`` most talkative speakers are kept, most active first; the
-    others are dropped; missing ones are all-zero columns.
+    The ``model.num_speakers`` most talkative speakers are kept (``num_classes``
+    for a multi-label network, 3 for segmentation-3.0's 7 powerset classes), most
+    active first; the others are dropped; missing ones are all-zero columns.
 
     Parameters
     ----------
@@ -260,7 +261,7 @@ def chunk_targets(
 
     Returns
     -------
-    targets : ndarray, shape (num_frames, num_classes)
+    targets : ndarray, shape (num_frames, num_speakers)
         0/1 float32.
     labels : list
         The label of each column (None for a padding column).
