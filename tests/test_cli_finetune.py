@@ -14,11 +14,11 @@ from pathlib import Path
 import joblib
 import pytest
 
-from skseg import VADEstimator
+from skseg import VADEstimator, load_model
 from skseg.cache import get_cache
 from skseg.cli import COMMANDS, build_parser, main
 from skseg.io import load_folder, write_rttm
-from skseg.serialization import read_config
+from skseg.serialization import read_config, save_model
 from skseg.synthetic import make_corpus
 from skseg.training import SegmentationTrainer, TrainingError
 
@@ -158,7 +158,9 @@ def test_a_nan_loss_saves_the_best_weights_and_exits_1(
 ):
     _stop_at_step(monkeypatch, TrainingError("epoch 1, step 1: the loss is nan"))
     out = tmp_path / "net"
-    status = main(["finetune", str(corpus["train"]), *TRAIN, "--out", str(out), "-q"])
+    save_model(load_model(), out)  # a saved network: --force replaces it
+    args = [str(corpus["train"]), *TRAIN, "--out", str(out), "--force", "-q"]
+    status = main(["finetune", *args])
     assert status == 1
     err = capsys.readouterr().err
     assert "the loss is nan" in err and f"saved to {out}" in err
