@@ -115,13 +115,26 @@ def test_an_existing_out_is_refused_without_force(corpus, tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
-def test_bad_data_is_a_usage_error_naming_it(tmp_path, capsys):
+def test_bad_data_is_a_usage_error_naming_it(corpus, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SystemExit) as exit:
         main(["finetune", str(empty), "--out", str(tmp_path / "net"), "-q"])
     assert exit.value.code == 2
     assert str(empty) in capsys.readouterr().err
+    assert not (tmp_path / "net").exists()
+    # annotated only on 3 s: shorter than the model's 5 s chunks
+    short = tmp_path / "short"
+    short.mkdir()
+    shutil.copy(sorted(Path(corpus["train"]).glob("*.wav"))[0], short / "a.wav")
+    (short / "a.rttm").write_text("SPEAKER a 1 0.0 2.0 <NA> <NA> s1 <NA> <NA>\n")
+    (short / "a.uem").write_text("a 1 0.0 3.0\n")
+    with pytest.raises(SystemExit) as exit:
+        main(["finetune", str(short), "--out", str(tmp_path / "net"), "-q"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert f"skseg finetune: {short / 'a.wav'}: skipped, no annotated region" in err
+    assert "needs at least 2 usable files, got 0: pass --validation DIR" in err
     assert not (tmp_path / "net").exists()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Any
 
 from .common import (
@@ -265,7 +266,12 @@ def _run(args: argparse.Namespace) -> int:
 
         status, failure = 0, None
         try:
-            trainer.fit(X, y, validation=validation, callback=callback)
+            with warnings.catch_warnings():
+                # files skipped (no region as long as a chunk): one line each
+                warnings.showwarning = lambda message, *_, **__: bar.write(
+                    f"skseg finetune: {message}", file=sys.stderr
+                )
+                trainer.fit(X, y, validation=validation, callback=callback)
         except KeyboardInterrupt:
             status, failure = 130, "interrupted"
         except TrainingError as e:
@@ -277,7 +283,16 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as e:
             # no file with an annotated region as long as a chunk, or too few
             # files for --validation-fraction
-            raise UsageError(f"{args.data_dir}: {e}") from None
+            where = args.data_dir
+            if args.validation is not None:
+                where += f" (--validation {args.validation})"
+            # the trainer's advice, in this command's words
+            message = (
+                str(e)
+                .replace("validation=(X_val, y_val)", "--validation DIR")
+                .replace("validation_fraction=", "--validation-fraction ")
+            )
+            raise UsageError(f"{where}: {message}") from None
 
     if not hasattr(trainer, "model_"):  # interrupted before training began
         print(
