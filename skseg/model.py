@@ -342,26 +342,28 @@ class SegmentationModel(nn.Module):
 # (joblib workers, GridSearchCV's best_estimator_, Dask) reuses the network already
 # loaded instead of holding one copy per estimator. Keyed by the weights, not the
 # checkpoint file's digest, so a model fine-tuned from a checkpoint is never
-# mistaken for it.
-_SHARED: weakref.WeakValueDictionary[str, SegmentationModel] = (
+# mistaken for it; and by the checkpoint digest too, so that a saved network with
+# the same weights (a fine-tuning stopped before any improvement) does not evict
+# the checkpoint's model.
+_SHARED: weakref.WeakValueDictionary[tuple[str, str], SegmentationModel] = (
     weakref.WeakValueDictionary()
 )
 
 
 def _register(model: SegmentationModel) -> SegmentationModel:
-    digest = model.weights_digest
+    key = (model.weights_digest, model.sha256)
     with _LOCK:
-        shared = _SHARED.get(digest)
-        if shared is not None and shared.sha256 == model.sha256:
+        shared = _SHARED.get(key)
+        if shared is not None:
             return shared
-        _SHARED[digest] = model
+        _SHARED[key] = model
         return model
 
 
 def _rebuild(
     hparams, num_classes, sample_rate, specifications, sha256, state, digest=None
 ):
-    shared = _SHARED.get(digest) if digest else None
+    shared = _SHARED.get((digest, sha256)) if digest else None
     # the digest is recomputed on the live model: it may have been modified since
     if (
         shared is not None

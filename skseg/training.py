@@ -92,6 +92,7 @@ from .powerset import Powerset
 
 __all__ = [
     "FREEZE_BLOCKS",
+    "FineTuner",
     "SegmentationTrainer",
     "TrainingError",
     "TrainingProgress",
@@ -1227,3 +1228,106 @@ class SegmentationTrainer(BaseEstimator):
                 self.model_, path, provenance=self.provenance_, overwrite=overwrite
             )
         )
+
+
+class FineTuner:
+    """Fine-tune an estimator's network on annotations: the annotation loops' hook.
+
+    A ``fine_tune(estimator, X, y) -> estimator`` callable for
+    :class:`~skseg.annotation.backend.LabelStudioBackend` (``fine_tune=``) and
+    :class:`~skseg.annotation.loop.ModelInTheLoop` (``fine_tune=``): each call
+    fits a clone of ``trainer`` on the annotated files ``X`` (references ``y``)
+    and sets the fine-tuned network as the estimator's ``segmentation``, so that
+    the estimator pre-annotates with it from then on.
+
+    Every call starts from the same network (``base``), not from the previous
+    call's result: each update fits all the annotations so far once, instead of
+    fitting the first ones again at every update.
+
+    Parameters
+    ----------
+    trainer : SegmentationTrainer, optional
+        The training parameters (its ``segmentation`` is replaced by the
+        starting network); default ``SegmentationTrainer(max_epochs=3,
+        random_state=0)``. With fewer than two annotated files, a call trains
+        without validation (``validation_fraction=0``: the last weights), since
+        none can be held out.
+    base : str, PathLike or SegmentationModel, optional
+        The network every call starts from; default: the ``segmentation`` of the
+        estimator of the first call (remembered in ``base_``).
+
+    Attributes
+    ----------
+    base_ : str, PathLike or SegmentationModel
+        The starting network, once called.
+    trainer_ : SegmentationTrainer
+        The latest call's fitted trainer.
+    history_ : list of dict
+        Per call: ``n_files``, ``steps``, ``best_score`` (validation error rate
+        or None), ``stopped``, ``sha256`` (the new network's weights digest).
+
+    Examples
+    --------
+    >>> from skseg import VADEstimator
+    >>> from skseg.datasets import fetch_sample
+    >>> sample = fetch_sample()
+    >>> fine_tune = FineTuner(SegmentationTrainer(max_epochs=1, steps_per_epoch=1,
+    ...                                           batch_size=1))
+    >>> vad = fine_tune(VADEstimator(), [sample], [sample["annotation"]])
+    >>> vad.segmentation is fine_tune.trainer_.model_
+    True
+    >>> fine_tune.history_[0]["steps"], fine_tune.base_
+    (1, 'pyannote/segmentation')
+    """
+
+    def __init__(self, trainer: SegmentationTrainer | None = None, base: Any = None):
+        self.trainer = trainer
+        self.base = base
+
+    def __call__(
+        self, estimator: Any, X: Sequence[Any], y: Sequence[Annotation] | None = None
+    ) -> Any:
+        """Fine-tune on ``X, y`` and set the result as ``estimator``'s network.
+
+        Parameters
+        ----------
+        estimator : estimator
+            Any skseg estimator; modified with ``set_params(segmentation=...)``.
+        X : list of files
+        y : list of Annotation, optional
+
+        Returns
+        -------
+        estimator : estimator
+            The same estimator.
+
+        Raises
+        ------
+        FileError, ValueError, TrainingError
+            As :meth:`SegmentationTrainer.fit`; the estimator is then unchanged.
+        """
+        from sklearn.base import clone
+
+        if not hasattr(self, "base_"):
+            self.base_ = self.base if self.base is not None else estimator.segmentation
+        trainer = clone(
+            self.trainer
+            if self.trainer is not None
+            else SegmentationTrainer(max_epochs=3, random_state=0)
+        )
+        trainer.set_params(segmentation=self.base_)
+        if len(X) < 2:
+            trainer.set_params(validation_fraction=0.0)
+        trainer.fit(X, y)
+        self.trainer_ = trainer
+        self.history_ = [
+            *getattr(self, "history_", []),
+            {
+                "n_files": len(X),
+                "steps": trainer.n_steps_,
+                "best_score": trainer.best_score_,
+                "stopped": trainer.stopped_,
+                "sha256": trainer.model_.sha256,
+            },
+        ]
+        return estimator.set_params(segmentation=trainer.model_)

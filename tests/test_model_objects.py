@@ -7,6 +7,7 @@ so that it never shares an entry with the pretrained network.
 """
 
 import copy
+import pickle
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 
-from skseg import SegmentationModel, VADEstimator
+from skseg import SegmentationModel, VADEstimator, load_model
 from skseg.cache import get_cache
 from skseg.metrics import DetectionErrorRateScorer
 from skseg.tuning import split_excerpts
@@ -133,3 +134,16 @@ def test_a_model_object_goes_with_its_estimators(model, sample):
     del tuned
     gc.collect()
     assert alive() is None  # nothing process-wide keeps a fine-tuned copy alive
+
+
+def test_a_saved_network_with_the_same_weights_leaves_the_checkpoint_shared(
+    model, tmp_path
+):
+    from skseg.serialization import save_model
+
+    # what an interrupted fine-tuning saves: the checkpoint's weights, other digest
+    twin = load_model(save_model(model, tmp_path / "twin"))
+    assert twin.weights_digest == model.weights_digest and twin.sha256 != model.sha256
+    vad = VADEstimator().fit()
+    assert pickle.loads(pickle.dumps(vad)).model_ is vad.model_
+    assert pickle.loads(pickle.dumps(twin)) is twin

@@ -14,17 +14,25 @@ Re-tuning costs no network pass for regions the stream already pre-annotated wit
 corrected file is run through the network once, on its first re-tuning. A failed
 re-tuning (too few corrections to cross-validate, say) is logged and the session
 goes on with the current thresholds.
+
+With ``fine_tune`` (a :class:`skseg.training.FineTuner`, say), each re-tuning
+first fine-tunes the network on the corrections so far and sets it as the
+estimator's ``segmentation``; the thresholds are then tuned for that network, and
+the next tasks are pre-annotated by it. A failed fine-tuning is logged like a
+failed re-tuning, and the estimator keeps its network and thresholds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from sklearn.base import clone
 
 from ..exceptions import FileError
 from .examples import to_file_time
-from .tuning import tune_on_examples
+from .tuning import examples_to_dataset, tune_on_examples
 
 __all__ = ["ModelInTheLoop"]
 
@@ -45,6 +53,13 @@ class ModelInTheLoop:
         Grid for :func:`~skseg.annotation.tuning.tune_on_examples`.
     cv : int or splitter, optional
         Cross-validation for the same.
+    fine_tune : callable, optional
+        ``fine_tune(estimator, X, y) -> estimator`` (e.g.
+        :class:`skseg.training.FineTuner`), run on the corrections (``X``: one
+        file per corrected recording with its corrected regions as
+        ``"annotated"``, ``y``: the corrections) before each re-tuning, on a
+        clone of the estimator; the parameters of what it returns are then set on
+        the estimator. None: thresholds only.
 
     Attributes
     ----------
@@ -52,7 +67,7 @@ class ModelInTheLoop:
         Accepted answers so far, in file time.
     history : list of dict
         One entry per re-tuning: ``{"n_examples", "best_params", "best_score",
-        "metric"}``.
+        "metric"}``, and with ``fine_tune`` the new network's ``weights_digest``.
     failures : list of str
         Answers that could not be used, and failed re-tunings, named.
 
@@ -72,11 +87,13 @@ class ModelInTheLoop:
         every: int = 10,
         param_grid: Mapping[str, list] | None = None,
         cv: Any = None,
+        fine_tune: Callable[[Any, list, list], Any] | None = None,
     ):
         self.estimator = estimator
         self.every = every
         self.param_grid = param_grid
         self.cv = cv
+        self.fine_tune = fine_tune
         self.examples: list[dict] = []
         self.history: list[dict] = []
         self.failures: list[str] = []
@@ -113,19 +130,29 @@ class ModelInTheLoop:
             estimator then keeps its parameters).
         """
         self._pending = 0
+        source = f"{len(self.examples)} corrections"
+        candidate = self.estimator
         try:
+            if self.fine_tune is not None:
+                X, y = examples_to_dataset(self.examples, source=source)
+                # on a clone: a failure leaves the estimator as it was
+                candidate = self.fine_tune(clone(self.estimator), X, y)
             result = tune_on_examples(
-                self.estimator,
+                candidate,
                 self.examples,
                 param_grid=self.param_grid,
                 cv=self.cv,
-                source=f"{len(self.examples)} corrections",
+                source=source,
             )
         except Exception as error:  # noqa: BLE001 -- the session must go on
-            message = f"re-tuning on {len(self.examples)} corrections failed: {error}"
+            what = "fine-tuning" if self.fine_tune is not None else "re-tuning"
+            message = f"{what} on {source} failed: {error}"
             self.failures.append(message)
-            logger.warning("%s; keeping the current thresholds", message)
+            logger.warning("%s; keeping the current network and thresholds", message)
             return None
+        if candidate is not self.estimator:
+            # in place: the task stream holds this estimator
+            self.estimator.set_params(**candidate.get_params(deep=False))
         self.estimator.set_params(**result.best_params)
         entry = {
             "n_examples": len(self.examples),
@@ -133,6 +160,11 @@ class ModelInTheLoop:
             "best_score": result.best_score,
             "metric": result.metric,
         }
+        if self.fine_tune is not None:
+            # an in-memory network is named by its weights
+            entry["weights_digest"] = getattr(
+                self.estimator.segmentation, "weights_digest", None
+            )
         self.history.append(entry)
         logger.info(
             "re-tuned on %d corrections: %s (%s %.4f)",

@@ -16,6 +16,7 @@ them is written here. Recipes (Prodigy's command-line arguments, plac-style)::
     skseg.vad.correct      dataset source [-m model] [-c chunk] [-x context]
     skseg.osd.correct                     [-a audio] [-l labels] [-r retune_every]
     skseg.segment.correct                 [-b batch_size]
+                           (segment only:)    [-F fine_tune_epochs]
     skseg.review           dataset source reference [-H hyp1,hyp2] [-t task]
                            [-m model] [-c chunk] [-a audio] [-M mode] [-d min_duration]
     skseg.tune             dataset output [-t task] [-m model]

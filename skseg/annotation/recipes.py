@@ -78,6 +78,7 @@ def correct_recipe(
     retune_every: int = 0,
     param_grid: Mapping[str, list] | None = None,
     batch_size: int = 5,
+    fine_tune_epochs: int = 0,
 ) -> dict:
     """Components of a correction recipe: pre-annotated chunks to fix.
 
@@ -107,6 +108,13 @@ def correct_recipe(
     batch_size : int, default=5
         Tasks Prodigy sends at a time; small so that re-tuned thresholds reach
         the annotator soon.
+    fine_tune_epochs : int, default=0
+        With ``retune_every``, also fine-tune the network for at most this many
+        epochs on the corrections before each re-tuning
+        (:class:`skseg.training.FineTuner`, starting each time from the
+        recipe's network), so the next tasks are pre-annotated by the adapted
+        network; 0: thresholds only. Fine-tuning learns speaker turns: use it
+        with ``task="segment"`` (speech or overlap regions are not turns).
 
     Returns
     -------
@@ -130,7 +138,16 @@ def correct_recipe(
         estimator = load_estimator(model, task)
     files = _files(source)
     failures: list = []
-    loop = ModelInTheLoop(estimator, every=retune_every, param_grid=param_grid)
+    fine_tune = None
+    if fine_tune_epochs:
+        from ..training import FineTuner, SegmentationTrainer
+
+        fine_tune = FineTuner(
+            SegmentationTrainer(max_epochs=fine_tune_epochs, random_state=0)
+        )
+    loop = ModelInTheLoop(
+        estimator, every=retune_every, param_grid=param_grid, fine_tune=fine_tune
+    )
     all_labels = sorted(set(labels) | set(estimator_labels(estimator)))
     stream = make_tasks(
         estimator,
@@ -455,6 +472,12 @@ ARGUMENTS: dict[str, tuple[str, str | None, Callable]] = {
         int,
     ),
     "batch_size": ("Tasks sent at a time", "b", int),
+    "fine_tune_epochs": (
+        "Model in the loop: also fine-tune the network up to N epochs on the "
+        "corrections at each re-tuning (0: off)",
+        "F",
+        int,
+    ),
     "hypotheses": (
         "Hypothesis RTTM files, comma-separated (default: the model)",
         "H",
@@ -557,6 +580,8 @@ def _correct_spec(task: str) -> RecipeSpec:
             "labels",
             "retune_every",
             "batch_size",
+            # fine-tuning learns speaker turns: segmentation corrections only
+            *(("fine_tune_epochs",) if task == "segment" else ()),
         ),
         fixed={"task": task},
     )

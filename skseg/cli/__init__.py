@@ -4,14 +4,17 @@
 result as soon as it is done; ``skseg stream`` writes the regions of a live stream
 (standard input, a file or a microphone) as soon as they are final; ``skseg tune``
 grid-searches a pipeline on a folder of annotated audio and saves the tuned
-estimator; ``skseg evaluate`` scores an RTTM against a reference; ``skseg plot``
+estimator; ``skseg finetune`` adapts the segmentation network to a folder of
+annotated audio and saves it for every command's ``--segmentation``; ``skseg
+evaluate`` scores an RTTM against a reference; ``skseg plot``
 draws one file; ``skseg labelstudio`` serves skseg's ML backend to Label Studio,
 sets up projects and exports them; ``skseg download-weights`` fetches and verifies
 the pretrained weights; ``skseg demo`` runs VAD and OSD on pyannote's sample.
 
 Exit codes: 0 success; 1 some files failed (each is named on stderr with its
 problem, and the others' results are written); 2 usage error (bad arguments, or an
-argument naming something unusable: nothing was processed).
+argument naming something unusable: nothing was processed); 130 ``skseg
+finetune`` interrupted with Ctrl-C (the best weights so far are saved).
 
 One module per command, each with ``register(subparsers)``, which adds its
 arguments and sets its run function (``args -> exit status``) as the parser's
@@ -36,6 +39,7 @@ COMMANDS = (
     "predict",
     "stream",
     "tune",
+    "finetune",
     "evaluate",
     "plot",
     "labelstudio",

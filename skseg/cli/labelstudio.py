@@ -85,6 +85,20 @@ def register(commands: Any) -> None:
     )
     serve.add_argument("--grid", metavar="JSON", help="re-tuning grid (default grid)")
     serve.add_argument(
+        "--finetune",
+        action="store_true",
+        help="segment only: also fine-tune the network on the annotations before "
+        "each re-tuning (each time from the served network), and pre-annotate "
+        "with the fine-tuned one",
+    )
+    serve.add_argument(
+        "--finetune-epochs",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="with --finetune: epochs at most per update (3)",
+    )
+    serve.add_argument(
         "--auth-env",
         default=AUTH_ENV,
         metavar="VAR",
@@ -200,17 +214,35 @@ def _serve(args: argparse.Namespace) -> int:
     check_ready(estimator)
     grid = read_grid(args.grid)
     basic_auth = _basic_auth(args.auth_env)
+    fine_tune = None
+    if args.finetune:
+        if args.task != "segment":
+            # a speech or overlap region is not a speaker turn: training on them
+            # would teach the network one speaker for everything
+            raise UsageError(
+                f"--finetune learns speaker turns: serve `segment`, not {args.task}"
+            )
+        if args.no_retune:
+            raise UsageError("--finetune runs at each update: drop --no-retune")
+        from ..training import FineTuner, SegmentationTrainer
+
+        fine_tune = FineTuner(
+            SegmentationTrainer(max_epochs=args.finetune_epochs, random_state=0),
+            base=estimator.segmentation,
+        )
     backend = LabelStudioBackend(
         estimator,
         document_root=args.audio_root,
         retune=not args.no_retune,
         min_annotations=args.min_annotations,
         param_grid=grid,
+        fine_tune=fine_tune,
     )
     print(
         f"skseg labelstudio serve: {type(estimator).__name__} on "
         f"http://{args.host}:{args.port} (model version {backend.model_version}, "
-        f"{'basic auth' if basic_auth else 'no authentication'})",
+        f"{'basic auth' if basic_auth else 'no authentication'}"
+        f"{', fine-tuning on annotations' if fine_tune else ''})",
         file=sys.stderr,
     )
     serve(backend, host=args.host, port=args.port, basic_auth=basic_auth)

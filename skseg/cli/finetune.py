@@ -1,0 +1,327 @@
+"""``skseg finetune``: adapt the segmentation network to a folder of annotated audio.
+
+Wraps :class:`skseg.training.SegmentationTrainer`: ``DATA`` is what ``skseg tune``
+reads (audio files with their RTTM, optional UEM, loaded by
+:func:`skseg.io.load_folder`), and ``--out`` is a saved network folder
+(safetensors + ``config.json``) that every command's ``--segmentation`` and every
+estimator's ``segmentation=`` accept.
+
+Exit codes: 0 trained and saved; 1 the loss became NaN or infinite (the best
+weights so far are saved); 2 usage error (nothing trained or written); 130
+interrupted with Ctrl-C (the best weights so far are saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Any
+
+from .common import (
+    UsageError,
+    add_progress_flags,
+    positive_float,
+    positive_int,
+    progress,
+)
+
+__all__ = ["register", "summary_table"]
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def register(commands: Any) -> None:
+    """Add ``skseg finetune``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="skseg")
+    >>> register(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["finetune", "data", "--out", "net", "--epochs", "3"])
+    >>> args.epochs, args.seed, args.segmentation
+    (3, 0, 'pyannote/segmentation')
+    """
+    from ..training import FREEZE_BLOCKS
+
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune the segmentation network on annotated audio",
+        description=(
+            "Fine-tune the segmentation network on a folder of audio files with "
+            "their RTTM (and UEM) files, keep the weights with the best validation "
+            "error, and save them as a network folder (safetensors + config.json) "
+            "usable as --segmentation by every command. Exit codes: 0 saved, 1 the "
+            "loss became NaN (best weights saved), 2 usage error (nothing written), "
+            "130 interrupted (best weights saved)."
+        ),
+    )
+    finetune.add_argument("data_dir", metavar="DATA_DIR")
+    finetune.add_argument(
+        "--out", required=True, metavar="PATH", help="network folder to write"
+    )
+    finetune.add_argument(
+        "--force", action="store_true", help="replace an existing --out"
+    )
+    finetune.add_argument(
+        "--segmentation",
+        default="pyannote/segmentation",
+        metavar="BASE",
+        help="network to start from: identifier, checkpoint or a saved network "
+        '(default: "pyannote/segmentation")',
+    )
+    finetune.add_argument(
+        "--epochs", type=positive_int, default=10, metavar="N", help="at most (10)"
+    )
+    finetune.add_argument(
+        "--steps-per-epoch",
+        type=positive_int,
+        metavar="N",
+        help="optimizer steps per epoch (default: the annotated duration in chunks)",
+    )
+    finetune.add_argument(
+        "--batch-size", type=positive_int, default=32, metavar="N", help="(32)"
+    )
+    finetune.add_argument(
+        "--lr", type=positive_float, default=1e-4, help="Adam's learning rate (1e-4)"
+    )
+    finetune.add_argument(
+        "--freeze",
+        choices=FREEZE_BLOCKS,
+        help="keep the blocks up to and including this one fixed",
+    )
+    finetune.add_argument(
+        "--patience",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="epochs without a better validation error before stopping (3)",
+    )
+    held_out = finetune.add_mutually_exclusive_group()
+    held_out.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=0.2,
+        metavar="F",
+        help="fraction of DATA's files held out for validation (0.2; 0: none, "
+        "train for --epochs and keep the last weights)",
+    )
+    held_out.add_argument(
+        "--validation",
+        metavar="DIR",
+        help="a folder like DATA_DIR held out for validation instead",
+    )
+    finetune.add_argument(
+        "--seed", type=int, default=0, help="random seed (0): same seed, same weights"
+    )
+    finetune.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch CPU threads (default: torch's); weights are reproducible for "
+        "the same seed and the same number of threads",
+    )
+    finetune.add_argument(
+        "--device", default="cpu", help='"cpu" (default), "cuda" or "cuda:N"'
+    )
+    add_progress_flags(finetune)
+    finetune.set_defaults(run=_run, parser=finetune)
+
+
+def summary_table(trainer: Any, out: str) -> str:
+    """Return the summary of a fitted trainer, one ``name  value`` row per line.
+
+    Parameters
+    ----------
+    trainer : SegmentationTrainer
+        Fitted (or stopped: interrupted, NaN).
+    out : str
+        Where the network was saved.
+
+    Returns
+    -------
+    table : str
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> trainer = SimpleNamespace(
+    ...     history_=[{"epoch": 1}, {"epoch": 2}], max_epochs=5, n_steps_=20,
+    ...     best_score_=0.1234, best_epoch_=2, stopped_="early_stopping",
+    ...     training_time_=61.5, chunks_per_second_=10.4)
+    >>> print(summary_table(trainer, "net"))
+    epochs                 2 / 5
+    steps                  20
+    best validation error  12.34 % (epoch 2)
+    stopped                early_stopping
+    time                   61.5 s (10.4 chunks/s)
+    output                 net
+    """
+    best = (
+        "no validation"
+        if trainer.best_score_ is None
+        else f"{100 * trainer.best_score_:.2f} % (epoch {trainer.best_epoch_})"
+    )
+    rows = [
+        ("epochs", f"{len(trainer.history_)} / {trainer.max_epochs}"),
+        ("steps", str(trainer.n_steps_)),
+        ("best validation error", best),
+        ("stopped", trainer.stopped_),
+        (
+            "time",
+            f"{trainer.training_time_:.1f} s "
+            f"({trainer.chunks_per_second_:.1f} chunks/s)",
+        ),
+        ("output", out),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
+
+
+def _load(folder: str, option: str) -> tuple[list, list]:
+    from ..exceptions import FileError
+    from ..io import load_folder
+
+    try:
+        return load_folder(folder)
+    except FileError as e:
+        raise UsageError(f"{option}{e}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run ``skseg finetune``; return its exit status."""
+    import torch
+
+    from ..exceptions import CheckpointError, FileError, WeightsUnavailableError
+    from ..serialization import is_saved_network
+    from ..training import SegmentationTrainer, TrainingError
+
+    out = args.out
+    # refused before anything is read or trained: nothing is written
+    if os.path.lexists(out):
+        if not args.force:
+            raise UsageError(
+                f"--out {out}: already exists (pass --force to replace it)"
+            )
+        if not is_saved_network(out):
+            # --force replaces a network, never a folder of something else
+            raise UsageError(
+                f"--out {out}: exists and is not a saved network: refusing to "
+                f"replace it, even with --force"
+            )
+    X, y = _load(args.data_dir, "")
+    validation = (
+        _load(args.validation, "--validation ") if args.validation is not None else None
+    )
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        raise UsageError(f"--device {args.device}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: no CUDA device is available")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    trainer = SegmentationTrainer(
+        args.segmentation,
+        max_epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        freeze=args.freeze,
+        validation_fraction=0.0 if validation is not None else args.validation_fraction,
+        patience=args.patience,
+        random_state=args.seed,
+        device=args.device,
+    )
+
+    with progress(args, "finetune", "steps") as bar:
+
+        def callback(p: Any) -> None:
+            val = (
+                ""
+                if p.validation is None
+                else f", validation {100 * p.validation:.2f} %"
+            )
+            bar.set_description_str(
+                f"finetune epoch {p.epoch}/{p.max_epochs} loss {p.loss:.4f}{val}",
+                refresh=False,
+            )
+            if bar.total != p.total_steps:
+                bar.total = p.total_steps
+            bar.update(p.step - bar.n)
+            if p.event == "epoch" and not bar.disable:
+                bar.write(
+                    f"epoch {p.epoch}/{p.max_epochs}: train loss {p.loss:.4f}{val}; "
+                    f"{p.elapsed:.0f} s, at most {p.time_left:.0f} s left"
+                )
+
+        status, failure = 0, None
+        try:
+            with warnings.catch_warnings():
+                # files skipped (no region as long as a chunk): one line each
+                warnings.showwarning = lambda message, *_, **__: bar.write(
+                    f"skseg finetune: {message}", file=sys.stderr
+                )
+                trainer.fit(X, y, validation=validation, callback=callback)
+        except KeyboardInterrupt:
+            status, failure = 130, "interrupted"
+        except TrainingError as e:
+            status, failure = 1, str(e)
+        except (CheckpointError, WeightsUnavailableError) as e:
+            raise UsageError(f"--segmentation {args.segmentation}: {e}") from None
+        except FileError as e:
+            raise UsageError(str(e)) from None
+        except ValueError as e:
+            # no file with an annotated region as long as a chunk, or too few
+            # files for --validation-fraction
+            where = args.data_dir
+            if args.validation is not None:
+                where += f" (--validation {args.validation})"
+            # the trainer's advice, in this command's words
+            message = (
+                str(e)
+                .replace("validation=(X_val, y_val)", "--validation DIR")
+                .replace("validation_fraction=", "--validation-fraction ")
+            )
+            raise UsageError(f"{where}: {message}") from None
+
+    if not hasattr(trainer, "model_"):  # interrupted before training began
+        print(
+            "skseg finetune: interrupted before training; nothing written",
+            file=sys.stderr,
+        )
+        return status
+    try:
+        trainer.save(out, overwrite=args.force)
+    except FileError as e:
+        raise UsageError(f"--out {e}") from None
+    print(summary_table(trainer, out))
+    if status == 130:
+        print(
+            f"skseg finetune: interrupted after {trainer.n_steps_} step(s); the best "
+            f"weights so far (epoch {trainer.best_epoch_}) are saved to {out}",
+            file=sys.stderr,
+        )
+    elif status == 1:
+        print(
+            f"skseg finetune: training stopped: {failure}; the best weights so far "
+            f"(epoch {trainer.best_epoch_}) are saved to {out}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"skseg finetune: {len(trainer.train_files_)} training and "
+            f"{len(trainer.validation_files_)} validation file(s); saved to {out} "
+            f"(use it as --segmentation {out})",
+            file=sys.stderr,
+        )
+    return status
