@@ -37,6 +37,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from .audio import SAMPLE_RATE_RANGE
 from .streaming import StreamError
 
 __all__ = [
@@ -235,10 +236,11 @@ class Resampler:
 def _check_rate(rate: Any, name: str) -> int:
     if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
         raise StreamError(f"{name}: the sample rate must be a positive integer (Hz)")
-    if not 1000 <= rate <= 768000:
+    low, high = SAMPLE_RATE_RANGE  # what skseg.audio accepts of a file
+    if not low <= rate <= high:
         raise StreamError(
             f"{name}: a sample rate of {rate} Hz is not plausible for audio "
-            "(1000 to 768000 Hz)"
+            f"({low} to {high} Hz)"
         )
     return int(rate)
 

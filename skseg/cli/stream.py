@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from ..audio import SAMPLE_RATE_RANGE
 from .common import UsageError, add_model_flags, build_estimator, check_ready
 
 __all__ = ["register"]
@@ -49,9 +50,10 @@ def _rate(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"not a whole number of Hz: {text!r}"
         ) from None
-    if not 1000 <= value <= 768000:
+    low, high = SAMPLE_RATE_RANGE  # what skseg.audio accepts of a file
+    if not low <= value <= high:
         raise argparse.ArgumentTypeError(
-            f"{value} Hz is not a plausible audio rate (1000 to 768000)"
+            f"{value} Hz is not a plausible audio rate ({low} to {high})"
         )
     return value
 
