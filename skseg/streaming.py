@@ -545,12 +545,7 @@ class DetectionStream(_ChunkStream):
         super().__init__(estimator, latency)
         # the offline rule: "auto" thresholds and a powerset model's reductions are
         # resolved exactly as the estimator resolves them for this network
-        self.onset, self.offset, rule = estimator.resolve_thresholds(self._model)
-        reduction = estimator.reduction
-        if rule != "multi-label":
-            reduction = reduction_name(
-                reduction, rule.split("-")[1], self._model.powerset
-            )
+        self.onset, self.offset, reduction = estimator.frame_reduction(self._model)
         reduce = REDUCTIONS.get(reduction)
         self._reduce = powerset_reduction(reduction) if reduce is None else reduce
         self.label = estimator.region_label

@@ -415,12 +415,38 @@ class DetectionEstimator(BaseSegmentationEstimator):
 
         return stream(self, latency)
 
-    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
-        model = scores.source.model
+    def frame_reduction(self, model: SegmentationModel) -> tuple[float, float, str]:
+        """Return the thresholds and the per-chunk reduction run on ``model``.
+
+        The one place where :meth:`resolve_thresholds`' rule picks the reduction
+        (``reduction`` itself on a multi-label model, its hard or soft powerset
+        form on a powerset one); offline prediction and streaming both use it.
+
+        Parameters
+        ----------
+        model : SegmentationModel
+
+        Returns
+        -------
+        onset, offset : float
+        reduction : str
+            A name :func:`skseg.aggregation.aggregate` accepts.
+
+        Examples
+        --------
+        >>> from skseg import VADEstimator
+        >>> vad = VADEstimator()
+        >>> vad.frame_reduction(vad.fit().model_)
+        (0.767, 0.377, 'speech')
+        """
         onset, offset, rule = self.resolve_thresholds(model)
         reduction = self.reduction
         if rule != "multi-label":
             reduction = reduction_name(reduction, rule.split("-")[1], model.powerset)
+        return onset, offset, reduction
+
+    def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
+        onset, offset, reduction = self.frame_reduction(scores.source.model)
         frames = scores.aggregated(reduction)
         binarize = Binarize(onset, offset, self.min_duration_on, self.min_duration_off)
         return binarize(frames).rename_labels({0: self.region_label}), frames
