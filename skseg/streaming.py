@@ -68,7 +68,7 @@ from scipy.optimize import linear_sum_assignment
 from .aggregation import REDUCTIONS
 from .binarize import binarize
 from .exceptions import SksegError
-from .powerset import powerset_reduction, reduction_name
+from .powerset import powerset_reduction
 
 __all__ = [
     "DetectionStream",
@@ -661,14 +661,9 @@ class SegmentationStream(_ChunkStream):
     def __init__(self, estimator: Any, latency: float | None = None):
         self.warm_up = float(estimator.warm_up)
         super().__init__(estimator, latency, warm_up=self.warm_up)
-        self.onset, self.offset, rule = estimator.resolve_thresholds(self._model)
         # a powerset model's chunks become speaker activities by the offline rule
-        self._speakers = (
-            None
-            if rule == "multi-label"
-            else powerset_reduction(
-                reduction_name("speakers", rule.split("-")[1], self._model.powerset)
-            )
+        self.onset, self.offset, self._speakers = estimator.speaker_reduction(
+            self._model
         )
         self.min_duration_on = float(estimator.min_duration_on)
         self.min_duration_off = float(estimator.min_duration_off)

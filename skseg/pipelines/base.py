@@ -12,9 +12,10 @@ cache, so a grid search runs it once per file.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.base import BaseEstimator
 
@@ -162,19 +163,55 @@ class BaseSegmentationEstimator(BaseEstimator):
         offset = onset if offset in (None, "auto") else offset
         return float(onset), float(offset), "powerset-soft"
 
-    def _speaker_chunks(self, scores: FileScores, rule: str) -> ChunkScores:
-        """Per-chunk speaker scores: a powerset model's converted by ``rule``."""
-        chunks = scores.chunks()
+    def speaker_reduction(
+        self, model: SegmentationModel
+    ) -> tuple[float, float, Callable[[np.ndarray], np.ndarray] | None]:
+        """Return the thresholds and how ``model``'s chunks become speaker scores.
+
+        The one place where :meth:`resolve_thresholds`' rule picks the conversion
+        of a powerset network's log-probabilities to per-speaker scores (hard or
+        soft); offline speaker pipelines and their streams both use it.
+
+        Parameters
+        ----------
+        model : SegmentationModel
+
+        Returns
+        -------
+        onset, offset : float
+        reduce : callable or None
+            ``(..., num_classes)`` chunk scores to ``(..., num_speakers)``; None
+            on a multi-label network, whose outputs are speaker scores already.
+
+        Examples
+        --------
+        >>> from skseg import SegmentationEstimator
+        >>> segmentation = SegmentationEstimator()
+        >>> segmentation.speaker_reduction(segmentation.fit().model_)
+        (0.84, 0.46, None)
+        """
+        onset, offset, rule = self.resolve_thresholds(model)
         if rule == "multi-label":
-            return chunks
-        model = scores.source.model
+            return onset, offset, None
         name = reduction_name("speakers", rule.split("-")[1], model.powerset)
-        return ChunkScores(
-            powerset_reduction(name)(chunks.data),
-            chunks.sliding_window,
-            chunks.frames,
-            chunks.num_samples,
-            chunks.sample_rate,
+        return onset, offset, powerset_reduction(name)
+
+    def _speaker_chunks(self, scores: FileScores) -> tuple[float, float, ChunkScores]:
+        """Thresholds and per-chunk speaker scores (a powerset network's converted)."""
+        chunks = scores.chunks()
+        onset, offset, reduce = self.speaker_reduction(scores.source.model)
+        if reduce is None:
+            return onset, offset, chunks
+        return (
+            onset,
+            offset,
+            ChunkScores(
+                reduce(chunks.data),
+                chunks.sliding_window,
+                chunks.frames,
+                chunks.num_samples,
+                chunks.sample_rate,
+            ),
         )
 
     # -- fitting --------------------------------------------------------------------

@@ -126,9 +126,9 @@ class ResegmentationEstimator(BaseSegmentationEstimator):
             )
         from ._diarization import resegment
 
-        onset, offset, rule = self.resolve_thresholds(scores.source.model)
+        onset, offset, chunks = self._speaker_chunks(scores)
         return resegment(
-            self._speaker_chunks(scores, rule),
+            chunks,
             baseline,
             onset=onset,
             offset=offset,

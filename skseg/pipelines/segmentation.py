@@ -132,9 +132,9 @@ class SegmentationEstimator(BaseSegmentationEstimator):
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         from ._diarization import segment_speakers
 
-        onset, offset, rule = self.resolve_thresholds(scores.source.model)
+        onset, offset, chunks = self._speaker_chunks(scores)
         return segment_speakers(
-            self._speaker_chunks(scores, rule),
+            chunks,
             onset=onset,
             offset=offset,
             min_duration_on=self.min_duration_on,
