@@ -21,17 +21,25 @@ For each task on the test files it prints:
 for three networks/settings: the pretrained network at its default thresholds;
 the pretrained network with thresholds tuned on ``val`` (:func:`skseg.tune`);
 the network fine-tuned on ``train`` (early stopping on ``val``) with thresholds
-tuned on ``val``; and the fine-tuning time.
+tuned on ``val``; and the fine-tuning time. Every line's thresholds are tuned for
+that line's metric, for both networks alike: the overlap F line with the OSD
+thresholds that maximise F on ``val``, the overlap DetER line with those that
+minimise DetER. ``--seeds`` fine-tunes once per seed; the fine-tuned column is
+the mean over seeds (each seed's figures are in ``--json``).
 
 ``--peer PYTHON`` adds the side-by-side with pyannote.audio 3.4's own
 fine-tuning (``benchmarks/peer_finetune34.py``, run by ``PYTHON`` of its own
 environment): the same train folder, optimizer steps, batch size, learning rate,
 seed and threads, no validation and no augmentation on either side (pyannote's
 task has none by default); each side runs in a fresh process so its peak RSS is
-its own; both fine-tuned networks are then evaluated by skseg as above.
+its own, the two alternating seed by seed (``--side-seeds``) so that a change in
+the machine's load falls on both; every fine-tuned network is then evaluated by
+skseg as above, and the table gives each side's mean and standard deviation over
+the seeds.
 
-The defaults fit a 2-core CPU in minutes: 12 train, 4 validation and 6 test
-files of 30 s, 3 epochs of 8 steps of 32 chunks.
+The defaults fit a 2-core CPU in about an hour: 40 train, 8 validation and 12 test
+files of 30 s; 3 seeds of up to 10 epochs of 16 steps of 32 chunks at
+``lr=1e-3`` with early stopping; the side-by-side 5 seeds of 64 steps of 32.
 """
 
 from __future__ import annotations
@@ -60,11 +68,7 @@ from skseg import (  # noqa: E402
     load_folder,
     tune,
 )
-from skseg.metrics import (  # noqa: E402
-    DetectionErrorRateScorer,
-    DetectionPrecisionRecallFMeasureScorer,
-    DiarizationErrorRateScorer,
-)
+from skseg.metrics import get_scorer  # noqa: E402
 
 THRESHOLDS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 GRID = {
@@ -100,36 +104,44 @@ def with_baselines(X: list[dict], seed: int) -> list[dict]:
     ]
 
 
+# (row, pipeline, metric the thresholds are tuned for, then scored with)
+LINES = [
+    ("vad_speech_deter", "vad", "neg_speech_detection_error_rate"),
+    ("osd_overlap_f", "osd", "overlap_fmeasure"),
+    ("osd_overlap_deter", "osd", "neg_overlap_detection_error_rate"),
+    ("reseg_der", "reseg", "neg_greedy_diarization_error_rate"),
+]
+PIPELINES = {
+    "vad": VADEstimator,
+    "osd": OSDEstimator,
+    "reseg": ResegmentationEstimator,
+}
+# scorers report "greater is better"; the table gives error rates as they are
+SIGN = {
+    "neg_speech_detection_error_rate": -1,
+    "overlap_fmeasure": 1,
+    "neg_overlap_detection_error_rate": -1,
+    "neg_greedy_diarization_error_rate": -1,
+}
+
+
 def evaluate(segmentation, val, test, tuned: bool) -> dict:
-    """Scores of the three pipelines on ``test`` (thresholds tuned on ``val``)."""
-    rows = {}
-    tasks = [
-        ("vad", VADEstimator(segmentation=segmentation)),
-        ("osd", OSDEstimator(segmentation=segmentation)),
-        ("reseg", ResegmentationEstimator(segmentation=segmentation)),
-    ]
-    for name, estimator in tasks:
+    """Each line's score on ``test``, its thresholds tuned on ``val`` for it."""
+    rows: dict = {}
+    default = {}
+    for key, pipeline, scoring in LINES:
         t = time.perf_counter()
+        estimator = PIPELINES[pipeline](segmentation=segmentation)
         if tuned:
-            estimator = tune(estimator, val, param_grid=GRID, folds=2).estimator
-        else:
-            estimator = estimator.fit()
-        if name == "vad":
-            rows["vad_speech_deter"] = -DetectionErrorRateScorer("speech")(
-                estimator, test
-            )
-        elif name == "osd":
-            rows["osd_overlap_f"] = DetectionPrecisionRecallFMeasureScorer("overlap")(
-                estimator, test
-            )
-            rows["osd_overlap_deter"] = -DetectionErrorRateScorer("overlap")(
-                estimator, test
-            )
-        else:
-            rows["reseg_der"] = -DiarizationErrorRateScorer(greedy=True)(
-                estimator, test
-            )
-        rows[f"{name}_seconds"] = time.perf_counter() - t
+            result = tune(estimator, val, param_grid=GRID, folds=2, scoring=scoring)
+            estimator = result.estimator
+            rows[f"{key}_params"] = {
+                name: estimator.get_params()[name] for name in GRID
+            }
+        else:  # the defaults do not depend on the line: one fit per pipeline
+            estimator = default.setdefault(pipeline, estimator.fit())
+        rows[key] = SIGN[scoring] * get_scorer(scoring)(estimator, test)
+        rows[f"{key}_seconds"] = time.perf_counter() - t
     return rows
 
 
@@ -180,19 +192,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", help="folder with train/, val/, test/")
     parser.add_argument("--generate", action="store_true", help="write the corpus")
-    parser.add_argument("--train", type=int, default=12)
-    parser.add_argument("--val", type=int, default=4)
-    parser.add_argument("--test", type=int, default=6)
+    parser.add_argument("--train", type=int, default=40)
+    parser.add_argument("--val", type=int, default=8)
+    parser.add_argument("--test", type=int, default=12)
     parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--steps-per-epoch", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="corpus seed")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds"
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--steps-per-epoch", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peer", help="python of the pyannote.audio 3.4 peer venv")
-    parser.add_argument("--side-steps", type=int, default=8)
+    parser.add_argument("--side-steps", type=int, default=64)
+    parser.add_argument("--side-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument(
         "--side-only", action="store_true", help="only the side-by-side (with --peer)"
     )
@@ -267,119 +283,154 @@ def main_table(args, data, val, test, results) -> None:
 
     X, y = load_folder(data / "train")
     Xv, yv = load_folder(data / "val")
-    trainer = SegmentationTrainer(
-        max_epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
-        random_state=args.seed,
-    )
-    trainer.fit(X, y, validation=(Xv, yv), callback=progress)
-    finetuned = trainer.save(data / "finetuned", overwrite=True)
-    results["training"] = {
-        "seconds": trainer.training_time_,
-        "steps": trainer.n_steps_,
-        "best_epoch": trainer.best_epoch_,
-        "validation_der": trainer.best_score_,
-        "chunks_per_second": trainer.chunks_per_second_,
-        "stopped": trainer.stopped_,
-        "history": trainer.history_,
+    results["finetuned"] = []
+    for seed in args.seeds:
+        print(f"fine-tuning, seed {seed}", flush=True)
+        trainer = SegmentationTrainer(
+            max_epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=args.patience,
+            random_state=seed,
+        )
+        trainer.fit(X, y, validation=(Xv, yv), callback=progress)
+        finetuned = trainer.save(data / f"finetuned-seed{seed}", overwrite=True)
+        training = {
+            "seed": seed,
+            "seconds": trainer.training_time_,
+            "steps": trainer.n_steps_,
+            "best_epoch": trainer.best_epoch_,
+            "validation_der": trainer.best_score_,
+            "chunks_per_second": trainer.chunks_per_second_,
+            "stopped": trainer.stopped_,
+            "history": trainer.history_,
+        }
+        print("training:", {k: v for k, v in training.items() if k != "history"})
+        scores = evaluate(finetuned, val, test, True)
+        print(f"fine-tuned (seed {seed}) + tuned:", scores, flush=True)
+        results["finetuned"].append({"training": training, "test": scores})
+    results["finetuned_tuned"] = {
+        key: float(np.mean([run["test"][key] for run in results["finetuned"]]))
+        for key, _, _ in LINES
     }
-    print("training:", {k: v for k, v in results["training"].items() if k != "history"})
-    results["finetuned_tuned"] = evaluate(finetuned, val, test, True)
-    print("fine-tuned + tuned:", results["finetuned_tuned"], flush=True)
 
 
 def side_by_side(args, data, val, test, results) -> None:
     from skseg.hub import resolve_checkpoint
     from skseg.serialization import model_from_state_dict, save_model
 
-    me = [sys.executable, __file__, str(data), "--_side", str(data / "side-skseg")]
-    me += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
-    me += ["--seed", str(args.seed), "--threads", str(args.threads)]
-    me += ["--side-steps", str(args.side_steps)]
-    ours = run_json(me)
-    print("side-by-side, skseg:", ours, flush=True)
-    peer_out = data / "side-pyannote.safetensors"
-    theirs = run_json(
-        [
-            args.peer,
-            str(HERE / "peer_finetune34.py"),
-            str(data / "train"),
-            "--checkpoint",
-            str(resolve_checkpoint("pyannote/segmentation")),
-            "--out",
-            str(peer_out),
-            "--steps",
-            str(args.side_steps),
-            "--batch-size",
-            str(args.batch_size),
-            "--seed",
-            str(args.seed),
-            "--lr",
-            str(args.lr),
-            "--threads",
-            str(args.threads),
-            "--force",
-        ],
-        env=dict(os.environ, PYANNOTE_METRICS_ENABLED="false"),
-    )
-    print("side-by-side, pyannote.audio 3.4:", theirs, flush=True)
-    peer_net = save_model(
-        model_from_state_dict(peer_out),
-        data / "side-pyannote",
-        provenance={"peer": "pyannote.audio 3.4.0", **theirs},
-        overwrite=True,
-    )
-    ours["test"] = evaluate(ours["out"], val, test, True)
-    theirs["test"] = evaluate(str(peer_net), val, test, True)
-    results["side_by_side"] = {"skseg": ours, "pyannote": theirs}
+    checkpoint = str(resolve_checkpoint("pyannote/segmentation"))
+    runs: dict = {"skseg": [], "pyannote": []}
+    for seed in args.side_seeds:
+        out = data / f"side-skseg-seed{seed}"
+        me = [sys.executable, __file__, str(data), "--_side", str(out)]
+        me += ["--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+        me += ["--seed", str(seed), "--threads", str(args.threads)]
+        me += ["--side-steps", str(args.side_steps)]
+        ours = run_json(me)
+        print(f"side-by-side, skseg, seed {seed}:", ours, flush=True)
+        peer_out = data / f"side-pyannote-seed{seed}.safetensors"
+        theirs = run_json(
+            [
+                args.peer,
+                str(HERE / "peer_finetune34.py"),
+                str(data / "train"),
+                "--checkpoint",
+                checkpoint,
+                "--out",
+                str(peer_out),
+                "--steps",
+                str(args.side_steps),
+                "--batch-size",
+                str(args.batch_size),
+                "--seed",
+                str(seed),
+                "--lr",
+                str(args.lr),
+                "--threads",
+                str(args.threads),
+                "--force",
+            ],
+            env=dict(os.environ, PYANNOTE_METRICS_ENABLED="false"),
+        )
+        print(f"side-by-side, pyannote.audio 3.4, seed {seed}:", theirs, flush=True)
+        peer_net = save_model(
+            model_from_state_dict(peer_out),
+            data / f"side-pyannote-seed{seed}",
+            provenance={"peer": "pyannote.audio 3.4.0", **theirs},
+            overwrite=True,
+        )
+        ours["test"] = evaluate(ours["out"], val, test, True)
+        theirs["test"] = evaluate(str(peer_net), val, test, True)
+        print(f"  skseg test: {ours['test']}", flush=True)
+        print(f"  pyannote test: {theirs['test']}", flush=True)
+        runs["skseg"].append(ours)
+        runs["pyannote"].append(theirs)
+    results["side_by_side"] = runs
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def print_tables(args, results) -> None:
-    lines = [
-        ("VAD", "speech DetER", "vad_speech_deter"),
-        ("OSD", "overlap F", "osd_overlap_f"),
-        ("OSD", "overlap DetER", "osd_overlap_deter"),
-        ("resegmentation", "DER", "reseg_der"),
-    ]
+    names = {
+        "vad_speech_deter": ("VAD", "speech DetER"),
+        "osd_overlap_f": ("OSD", "overlap F"),
+        "osd_overlap_deter": ("OSD", "overlap DetER"),
+        "reseg_der": ("resegmentation", "DER"),
+    }
     print()
-    if "training" not in results:
-        lines_main = []
-    else:
-        lines_main = lines
-    if lines_main:
+    if "finetuned_tuned" in results:
+        runs = results["finetuned"]
         print(
-            "| task | metric | pretrained | pretrained + tuned | fine-tuned + tuned |"
+            "| task | metric | pretrained | pretrained + tuned | "
+            f"fine-tuned + tuned (mean of {len(runs)}) | per seed |"
         )
-        print("|---|---|---|---|---|")
-        for task, metric, key in lines_main:
+        print("|---|---|---|---|---|---|")
+        for key, _, _ in LINES:
+            task, metric = names[key]
             cells = [
                 fmt(results[k][key])
                 for k in ("pretrained", "pretrained_tuned", "finetuned_tuned")
             ]
-            print(f"| {task} | {metric} | {' | '.join(cells)} |")
-        tr = results["training"]
-        print(
-            f"\nfine-tuning: {tr['seconds']:.0f} s, {tr['steps']} steps of "
-            f"{args.batch_size} chunks ({tr['chunks_per_second']:.1f} chunks/s), "
-            f"best epoch {tr['best_epoch']}, stopped: {tr['stopped']}"
-        )
+            each = ", ".join(fmt(run["test"][key]) for run in runs)
+            print(f"| {task} | {metric} | {' | '.join(cells)} | {each} |")
+        for run in runs:
+            tr = run["training"]
+            print(
+                f"seed {tr['seed']}: fine-tuning {tr['seconds']:.0f} s, {tr['steps']} "
+                f"steps of {args.batch_size} chunks ({tr['chunks_per_second']:.1f} "
+                f"chunks/s), best epoch {tr['best_epoch']} (validation DER "
+                f"{fmt(tr['validation_der'])}), stopped: {tr['stopped']}"
+            )
     if "side_by_side" in results:
         s = results["side_by_side"]
-        print("\n| | skseg | pyannote.audio 3.4 |")
+        n = len(s["skseg"])
+        print(f"\n| mean ± std over {n} seeds | skseg | pyannote.audio 3.4 |")
         print("|---|---|---|")
-        for label, key, pct in [
-            ("chunks/s", "chunks_per_second", False),
-            ("peak RSS (MB)", "peak_rss_mb", False),
-            ("wall (s)", "wall_s", False),
+
+        def cell(side, get, pct):
+            m, sd = mean_std([get(run) for run in s[side]])
+            if pct:
+                return f"{100 * m:.1f} ± {100 * sd:.1f} %"
+            return f"{m:.2f} ± {sd:.2f}"
+
+        for label, key in [
+            ("chunks/s", "chunks_per_second"),
+            ("peak RSS (MB)", "peak_rss_mb"),
+            ("wall (s)", "wall_s"),
         ]:
-            a, b = fmt(s["skseg"][key], pct), fmt(s["pyannote"][key], pct)
+            a = cell("skseg", lambda run, k=key: run[k], False)
+            b = cell("pyannote", lambda run, k=key: run[k], False)
             print(f"| {label} | {a} | {b} |")
-        for task, metric, key in lines:
-            a, b = s["skseg"]["test"][key], s["pyannote"]["test"][key]
-            print(f"| {task} {metric} (tuned) | {fmt(a)} | {fmt(b)} |")
+        for key, _, _ in LINES:
+            task, metric = names[key]
+            a = cell("skseg", lambda run, k=key: run["test"][k], True)
+            b = cell("pyannote", lambda run, k=key: run["test"][k], True)
+            print(f"| {task} {metric} (tuned) | {a} | {b} |")
 
 
 if __name__ == "__main__":

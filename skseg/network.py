@@ -182,16 +182,41 @@ class SincNet(nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Return ``(batch, 60, frames)`` features for ``(batch, 1, samples)``."""
-        outputs = self.wav_norm1d(waveforms)
+        wav = self.wav_norm1d
+        if (
+            torch.is_grad_enabled()
+            and not waveforms.requires_grad
+            and (wav.weight.requires_grad or wav.bias.requires_grad)
+        ):
+            outputs = self._trainable_sinc(waveforms)
+        else:  # inference: pyannote's order of operations, bit for bit
+            outputs = self.conv1d[0](wav(waveforms))
         for c, (conv, pool, norm) in enumerate(
             zip(self.conv1d, self.pool1d, self.norm1d, strict=True)
         ):
-            outputs = conv(outputs)
+            if c > 0:
+                outputs = conv(outputs)
             if c == 0:
                 # the magnitude of the sinc responses (SincNet issue #4)
                 outputs = torch.abs(outputs)
             outputs = F.leaky_relu(norm(pool(outputs)))
         return outputs
+
+    def _trainable_sinc(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Normalise the waveforms, then apply the sinc convolution, for training.
+
+        The convolution is linear: ``conv(w * x + b) = w * conv(x) + b * sum(taps)``
+        (no padding, so every output sees a whole kernel). Written so, the
+        normalisation's two affine parameters get their gradients without the
+        gradient w.r.t. the convolution's input, a transposed convolution over the
+        whole waveform as costly as the forward one (a fifth of a training step of
+        pyannote/segmentation on a CPU). Equal to the plain order of operations up to float rounding.
+        """
+        norm, sinc = self.wav_norm1d, self.conv1d[0]
+        filters = sinc.filterbank.filters()
+        unit = F.instance_norm(waveforms, eps=norm.eps)
+        responses = F.conv1d(unit, filters, stride=sinc.stride)
+        return norm.weight * responses + norm.bias * filters.sum(dim=-1)
 
     def forward_overlapping(
         self, block: torch.Tensor, window: int, step: int

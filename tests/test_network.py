@@ -115,3 +115,51 @@ def test_shared_pooling_commutes_with_the_rescaling():
             direct = sincnet(block.unfold(0, 80000, 3000)[:, None])
             assert shared.shape == direct.shape
             assert float((shared - direct).abs().max()) < 1e-3, weight
+
+
+def _features_and_gradients(sincnet, waveforms):
+    sincnet.zero_grad()
+    features = sincnet(waveforms)
+    (features**2).mean().backward()
+    return features.detach(), {
+        name: p.grad.clone() for name, p in sincnet.named_parameters()
+    }
+
+
+def test_training_path_equals_the_plain_one_and_is_training_only(monkeypatch):
+    torch.manual_seed(0)
+    # in float64, so that the two orders of operations agree to far below float32's
+    # rounding (which |x| near 0 turns into sign flips of a few gradient terms)
+    sincnet = SincNet(stride=10).double()
+    with torch.no_grad():  # affine parameters away from identity, as trained
+        sincnet.wav_norm1d.weight.fill_(1.7)
+        sincnet.wav_norm1d.bias.fill_(-0.3)
+    waveforms = torch.randn(3, 1, 16000, dtype=torch.float64)
+    # an input that needs its own gradient takes the plain order of operations
+    plain = _features_and_gradients(sincnet, waveforms.clone().requires_grad_(True))
+    calls = []
+    fast = SincNet._trainable_sinc
+
+    def spy(self, x):
+        calls.append(x.shape)
+        return fast(self, x)
+
+    monkeypatch.setattr(SincNet, "_trainable_sinc", spy)
+    trained = _features_and_gradients(sincnet, waveforms)
+    assert len(calls) == 1
+    torch.testing.assert_close(trained[0], plain[0], rtol=1e-10, atol=1e-12)
+    for name, grad in plain[1].items():
+        # relative to the tensor's largest gradient (a bias before an instance norm
+        # has a zero gradient up to rounding: nothing to compare)
+        if name in ("conv1d.1.bias", "conv1d.2.bias"):
+            continue
+        error = (trained[1][name] - grad).abs().max()
+        assert error <= 1e-9 * grad.abs().max(), name
+    # inference (and a frozen normalisation) never takes it
+    with torch.inference_mode():
+        sincnet(waveforms)
+    with torch.no_grad():
+        sincnet(waveforms)
+    sincnet.wav_norm1d.requires_grad_(False)
+    sincnet(waveforms)
+    assert len(calls) == 1
