@@ -33,7 +33,7 @@ What it does, with pyannote.audio 3.4.0's own code only:
 It prints ONE JSON line::
 
     {"steps", "batch_size", "chunks_per_second", "wall_s", "train_s",
-     "peak_rss_mb", "final_loss", "out", ...}
+     "peak_rss_mb", "final_loss", "mean_loss", "out", ...}
 
 where ``chunks_per_second`` is ``steps * batch_size`` over the training time (from
 Lightning's ``on_train_start`` to ``on_train_end``: protocol, model and task set-up
@@ -294,6 +294,9 @@ def finetune(args, wall: float) -> dict:
         "wall_s": round(time.perf_counter() - wall, 2),
         "peak_rss_mb": round(peak_rss_mb, 1),
         "final_loss": round(clock.losses[-1], 5) if clock.losses else None,
+        "mean_loss": round(sum(clock.losses) / len(clock.losses), 5)
+        if clock.losses
+        else None,
         "seed": args.seed,
         "lr": args.lr,
         "threads": args.threads,
