@@ -210,7 +210,8 @@ class SincNet(nn.Module):
         normalisation's two affine parameters get their gradients without the
         gradient w.r.t. the convolution's input, a transposed convolution over the
         whole waveform as costly as the forward one (a fifth of a training step of
-        pyannote/segmentation on a CPU). Equal to the plain order of operations up to float rounding.
+        pyannote/segmentation on a CPU). Equal to the plain order of operations up to
+        float rounding.
         """
         norm, sinc = self.wav_norm1d, self.conv1d[0]
         filters = sinc.filterbank.filters()
