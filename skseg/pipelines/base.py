@@ -190,11 +190,19 @@ class BaseSegmentationEstimator(BaseEstimator):
         >>> segmentation.speaker_reduction(segmentation.fit().model_)
         (0.84, 0.46, None)
         """
-        onset, offset, rule = self.resolve_thresholds(model)
-        if rule == "multi-label":
-            return onset, offset, None
-        name = reduction_name("speakers", rule.split("-")[1], model.powerset)
+        onset, offset, name = self._named_reduction("speakers", model)
+        # None for the plain "speakers": a multi-label network's outputs as they are
         return onset, offset, powerset_reduction(name)
+
+    def _named_reduction(
+        self, reduction: str, model: SegmentationModel
+    ) -> tuple[float, float, str]:
+        # resolve_thresholds' rule: ``reduction`` itself on a multi-label network,
+        # its hard or soft powerset form on a powerset one
+        onset, offset, rule = self.resolve_thresholds(model)
+        if rule != "multi-label":
+            reduction = reduction_name(reduction, rule.split("-")[1], model.powerset)
+        return onset, offset, reduction
 
     def _speaker_chunks(self, scores: FileScores) -> tuple[float, float, ChunkScores]:
         """Thresholds and per-chunk speaker scores (a powerset network's converted)."""
@@ -476,11 +484,7 @@ class DetectionEstimator(BaseSegmentationEstimator):
         >>> vad.frame_reduction(vad.fit().model_)
         (0.767, 0.377, 'speech')
         """
-        onset, offset, rule = self.resolve_thresholds(model)
-        reduction = self.reduction
-        if rule != "multi-label":
-            reduction = reduction_name(reduction, rule.split("-")[1], model.powerset)
-        return onset, offset, reduction
+        return self._named_reduction(self.reduction, model)
 
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         onset, offset, reduction = self.frame_reduction(scores.source.model)
