@@ -14,10 +14,11 @@ from __future__ import annotations
 import doctest
 import functools
 import importlib
+import importlib.util
 import inspect
-import pkgutil
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -26,12 +27,14 @@ import skseg
 _SECTION = re.compile(r"^(?P<title>[A-Z][A-Za-z ]+)\n-{3,}\s*$", re.MULTILINE)
 
 
+@functools.cache
 def public_modules() -> list[str]:
-    names = ["skseg"]
-    for info in pkgutil.walk_packages(skseg.__path__, "skseg."):
-        if not any(part.startswith("_") for part in info.name.split(".")[1:]):
-            names.append(info.name)
-    return sorted(names)
+    """The modules the API reference is generated from (``docs/conf.py``'s walk)."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "conf.py"
+    spec = importlib.util.spec_from_file_location("_skseg_docs_conf", path)
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    return conf.public_modules()
 
 
 @functools.cache
