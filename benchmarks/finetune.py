@@ -128,7 +128,11 @@ SIGN = {
 
 
 def evaluate(segmentation, val, test, tuned: bool) -> dict:
-    """Each line's score on ``test``, its thresholds tuned on ``val`` for it."""
+    """Each line's score on ``test``, its thresholds tuned on ``val`` for it.
+
+    Tuned, each line also gets ``{line}_val``: the best cross-validated score on
+    ``val`` (what choosing a recipe may look at). ``test=None`` stops there.
+    """
     rows: dict = {}
     default = {}
     for key, pipeline, scoring in LINES:
@@ -140,11 +144,31 @@ def evaluate(segmentation, val, test, tuned: bool) -> dict:
             rows[f"{key}_params"] = {
                 name: estimator.get_params()[name] for name in GRID
             }
+            rows[f"{key}_val"] = result.best_score
         else:  # the defaults do not depend on the line: one fit per pipeline
             estimator = default.setdefault(pipeline, estimator.fit())
-        rows[key] = SIGN[scoring] * get_scorer(scoring)(estimator, test)
+        if test is not None:
+            rows[key] = SIGN[scoring] * get_scorer(scoring)(estimator, test)
         rows[f"{key}_seconds"] = time.perf_counter() - t
     return rows
+
+
+def choose(candidates: dict) -> float:
+    """The mix probability whose networks are best on validation on most lines.
+
+    ``candidates`` maps each mix probability to its runs (one per seed); each
+    line is won by the candidate with the best mean ``{line}_val`` over seeds;
+    a tie in lines won goes to the candidate listed first.
+    """
+    wins = dict.fromkeys(candidates, 0)
+    for key, _, scoring in LINES:
+        mean = {
+            p: np.mean([run["val"][f"{key}_val"] for run in runs])
+            for p, runs in candidates.items()
+        }
+        better = max if SIGN[scoring] > 0 else min
+        wins[better(mean, key=mean.get)] += 1
+    return max(wins, key=wins.get)
 
 
 def side(args, out: Path) -> dict:
@@ -210,6 +234,14 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument(
+        "--mix-probability",
+        type=float,
+        nargs="+",
+        default=[0.5],
+        help="overlap augmentation; several: each is trained for every seed and "
+        "the one best on validation (most lines won) is scored on test",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peer", help="python of the pyannote.audio 3.4 peer venv")
     parser.add_argument("--side-steps", type=int, default=64)
@@ -288,33 +320,56 @@ def main_table(args, data, val, test, results) -> None:
 
     X, y = load_folder(data / "train")
     Xv, yv = load_folder(data / "val")
+    # the recipe is chosen on validation only; test is scored once, after
+    candidates: dict = {}
+    for mix in args.mix_probability:
+        candidates[mix] = []
+        for seed in args.seeds:
+            print(f"fine-tuning, mix_probability {mix}, seed {seed}", flush=True)
+            trainer = SegmentationTrainer(
+                max_epochs=args.epochs,
+                steps_per_epoch=args.steps_per_epoch,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                mix_probability=mix,
+                patience=args.patience,
+                random_state=seed,
+            )
+            trainer.fit(X, y, validation=(Xv, yv), callback=progress)
+            finetuned = trainer.save(
+                data / f"finetuned-mix{mix:g}-seed{seed}", overwrite=True
+            )
+            training = {
+                "seed": seed,
+                "mix_probability": mix,
+                "seconds": trainer.training_time_,
+                "steps": trainer.n_steps_,
+                "best_epoch": trainer.best_epoch_,
+                "validation_der": trainer.best_score_,
+                "chunks_per_second": trainer.chunks_per_second_,
+                "stopped": trainer.stopped_,
+                "history": trainer.history_,
+            }
+            print("training:", {k: v for k, v in training.items() if k != "history"})
+            scores = (
+                evaluate(finetuned, val, None, True)
+                if len(args.mix_probability) > 1
+                else {}
+            )
+            if scores:
+                print(f"  validation: {scores}", flush=True)
+            candidates[mix].append(
+                {"training": training, "val": scores, "path": str(finetuned)}
+            )
+    chosen = choose(candidates) if len(candidates) > 1 else args.mix_probability[0]
+    results["candidates"] = candidates
+    results["mix_probability"] = chosen
+    print(f"chosen on validation: mix_probability {chosen}", flush=True)
     results["finetuned"] = []
-    for seed in args.seeds:
-        print(f"fine-tuning, seed {seed}", flush=True)
-        trainer = SegmentationTrainer(
-            max_epochs=args.epochs,
-            steps_per_epoch=args.steps_per_epoch,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            patience=args.patience,
-            random_state=seed,
-        )
-        trainer.fit(X, y, validation=(Xv, yv), callback=progress)
-        finetuned = trainer.save(data / f"finetuned-seed{seed}", overwrite=True)
-        training = {
-            "seed": seed,
-            "seconds": trainer.training_time_,
-            "steps": trainer.n_steps_,
-            "best_epoch": trainer.best_epoch_,
-            "validation_der": trainer.best_score_,
-            "chunks_per_second": trainer.chunks_per_second_,
-            "stopped": trainer.stopped_,
-            "history": trainer.history_,
-        }
-        print("training:", {k: v for k, v in training.items() if k != "history"})
-        scores = evaluate(finetuned, val, test, True)
-        print(f"fine-tuned (seed {seed}) + tuned:", scores, flush=True)
-        results["finetuned"].append({"training": training, "test": scores})
+    for run in candidates[chosen]:
+        scores = evaluate(run["path"], val, test, True)
+        print(f"fine-tuned (seed {run['training']['seed']}) + tuned:", scores)
+        results["finetuned"].append({"training": run["training"], "test": scores})
     results["finetuned_tuned"] = {
         key: float(np.mean([run["test"][key] for run in results["finetuned"]]))
         for key, _, _ in LINES
@@ -388,6 +443,22 @@ def print_tables(args, results) -> None:
         "reseg_der": ("resegmentation", "DER"),
     }
     print()
+    candidates = results.get("candidates", {})
+    if len(candidates) > 1:
+        print(
+            "| validation (2-fold, mean over seeds) | "
+            + " | ".join(f"mix_probability {p:g}" for p in candidates)
+            + " |"
+        )
+        print("|---|" + "---|" * len(candidates))
+        for key, _, _ in LINES:
+            task, metric = names[key]
+            cells = [
+                fmt(np.mean([run["val"][f"{key}_val"] for run in runs]))
+                for runs in candidates.values()
+            ]
+            print(f"| {task} {metric} | {' | '.join(cells)} |")
+        print(f"chosen: mix_probability {results['mix_probability']:g}\n")
     if "finetuned_tuned" in results:
         runs = results["finetuned"]
         print(
