@@ -138,6 +138,20 @@ def test_bad_data_is_a_usage_error_naming_it(corpus, tmp_path, capsys):
     assert not (tmp_path / "net").exists()
 
 
+def test_mix_probability_reaches_the_trainer_and_is_checked(corpus, tmp_path, capsys):
+    out = tmp_path / "net"
+    run = ["finetune", str(corpus["train"]), "--out", str(out), *TRAIN, "-q"]
+    main([*run, "--validation", str(corpus["val"]), "--mix-probability", "0.25"])
+    parameters = read_config(out)["provenance"]["training_parameters"]
+    assert parameters["mix_probability"] == 0.25
+    default = build_parser().parse_args(["finetune", "d", "--out", "n"])
+    assert default.mix_probability == SegmentationTrainer().mix_probability
+    with pytest.raises(SystemExit) as exit:
+        main([*run, "--force", "--mix-probability", "1.5"])
+    assert exit.value.code == 2
+    assert "--mix-probability: must be in [0, 1], got 1.5" in capsys.readouterr().err
+
+
 def _stop_at_step(monkeypatch, error):
     fit = SegmentationTrainer.fit
 

@@ -40,6 +40,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def register(commands: Any) -> None:
     """Add ``skseg finetune``.
 
@@ -51,8 +61,10 @@ def register(commands: Any) -> None:
     >>> args.epochs, args.seed, args.segmentation
     (3, 0, 'pyannote/segmentation')
     """
-    from ..training import FREEZE_BLOCKS
+    from ..training import FREEZE_BLOCKS, SegmentationTrainer
 
+    # the trainer's own default, so the two cannot disagree
+    mix_probability = SegmentationTrainer().mix_probability
     finetune = commands.add_parser(
         "finetune",
         help="fine-tune the segmentation network on annotated audio",
@@ -98,6 +110,14 @@ def register(commands: Any) -> None:
         "--freeze",
         choices=FREEZE_BLOCKS,
         help="keep the blocks up to and including this one fixed",
+    )
+    finetune.add_argument(
+        "--mix-probability",
+        type=_probability,
+        default=mix_probability,
+        metavar="P",
+        help="probability that a chunk is mixed with another to make artificial "
+        f"overlap ({mix_probability:g}; choose it on validation data)",
     )
     finetune.add_argument(
         "--patience",
@@ -237,6 +257,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         freeze=args.freeze,
+        mix_probability=args.mix_probability,
         validation_fraction=0.0 if validation is not None else args.validation_fraction,
         patience=args.patience,
         random_state=args.seed,
