@@ -25,7 +25,10 @@ tuned on ``val``; and the fine-tuning time. Every line's thresholds are tuned fo
 that line's metric, for both networks alike: the overlap F line with the OSD
 thresholds that maximise F on ``val``, the overlap DetER line with those that
 minimise DetER. ``--seeds`` fine-tunes once per seed; the fine-tuned column is
-the mean over seeds (each seed's figures are in ``--json``).
+the mean over seeds (each seed's figures are in ``--json``). Several
+``--mix-probability`` values are candidates for the recipe: each is trained at
+every seed and scored on ``val`` only (the thresholds' cross-validated score),
+and only the one better on most lines is scored on ``test``.
 
 ``--peer PYTHON`` adds the side-by-side with pyannote.audio 3.4's own
 fine-tuning (``benchmarks/peer_finetune34.py``, run by ``PYTHON`` of its own
@@ -238,7 +241,7 @@ def main(argv=None) -> int:
         "--mix-probability",
         type=float,
         nargs="+",
-        default=[0.5],
+        default=[0.0],
         help="overlap augmentation; several: each is trained for every seed and "
         "the one best on validation (most lines won) is scored on test",
     )
