@@ -253,11 +253,21 @@ def main(argv=None) -> int:
         "--side-only", action="store_true", help="only the side-by-side (with --peer)"
     )
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--report",
+        nargs="+",
+        metavar="JSON",
+        help="print the tables of earlier --json runs, their side-by-side seeds "
+        "pooled (runs on the same DATA), instead of running anything",
+    )
     parser.add_argument("--_side", help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args(argv)
 
     if args._side:
         print(json.dumps(side(args, Path(args._side))))
+        return 0
+    if args.report:
+        print_tables(args, pooled(args.report))
         return 0
 
     import torch
@@ -344,6 +354,7 @@ def main_table(args, data, val, test, results) -> None:
             )
             training = {
                 "seed": seed,
+                "batch_size": args.batch_size,
                 "mix_probability": mix,
                 "seconds": trainer.training_time_,
                 "steps": trainer.n_steps_,
@@ -433,6 +444,22 @@ def side_by_side(args, data, val, test, results) -> None:
     results["side_by_side"] = runs
 
 
+def pooled(paths: list[str]) -> dict:
+    """The results of several ``--json`` files, side-by-side seeds concatenated."""
+    runs = [json.loads(Path(path).read_text()) for path in paths]
+    data = {run["args"]["data"] for run in runs}
+    if len(data) > 1:
+        raise SystemExit(f"--report: runs on different data: {sorted(data)}")
+    results = next((dict(run) for run in runs if "finetuned_tuned" in run), {})
+    sides = [run["side_by_side"] for run in runs if "side_by_side" in run]
+    if sides:
+        results["side_by_side"] = {
+            side: [seed for s in sides for seed in s[side]]
+            for side in ("skseg", "pyannote")
+        }
+    return results
+
+
 def mean_std(values) -> tuple[float, float]:
     values = np.asarray(values, dtype=float)
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -450,7 +477,7 @@ def print_tables(args, results) -> None:
     if len(candidates) > 1:
         print(
             "| validation (2-fold, mean over seeds) | "
-            + " | ".join(f"mix_probability {p:g}" for p in candidates)
+            + " | ".join(f"mix_probability {float(p):g}" for p in candidates)
             + " |"
         )
         print("|---|" + "---|" * len(candidates))
@@ -461,7 +488,7 @@ def print_tables(args, results) -> None:
                 for runs in candidates.values()
             ]
             print(f"| {task} {metric} | {' | '.join(cells)} |")
-        print(f"chosen: mix_probability {results['mix_probability']:g}\n")
+        print(f"chosen: mix_probability {float(results['mix_probability']):g}\n")
     if "finetuned_tuned" in results:
         runs = results["finetuned"]
         print(
@@ -479,23 +506,39 @@ def print_tables(args, results) -> None:
             print(f"| {task} | {metric} | {' | '.join(cells)} | {each} |")
         for run in runs:
             tr = run["training"]
+            batch = tr.get("batch_size", args.batch_size)
             print(
                 f"seed {tr['seed']}: fine-tuning {tr['seconds']:.0f} s, {tr['steps']} "
-                f"steps of {args.batch_size} chunks ({tr['chunks_per_second']:.1f} "
+                f"steps of {batch} chunks ({tr['chunks_per_second']:.1f} "
                 f"chunks/s), best epoch {tr['best_epoch']} (validation DER "
                 f"{fmt(tr['validation_der'])}), stopped: {tr['stopped']}"
             )
     if "side_by_side" in results:
         s = results["side_by_side"]
         n = len(s["skseg"])
-        print(f"\n| mean ± std over {n} seeds | skseg | pyannote.audio 3.4 |")
-        print("|---|---|---|")
+        print(
+            f"\n| mean ± std over {n} seeds | skseg | pyannote.audio 3.4 | "
+            "skseg vs pyannote, per seed |"
+        )
+        print("|---|---|---|---|")
 
         def cell(side, get, pct):
             m, sd = mean_std([get(run) for run in s[side]])
             if pct:
                 return f"{100 * m:.1f} ± {100 * sd:.1f} %"
             return f"{m:.2f} ± {sd:.2f}"
+
+        def paired(get, ratio=False):
+            a = np.array([get(run) for run in s["skseg"]])
+            b = np.array([get(run) for run in s["pyannote"]])
+            if ratio:  # geometric mean of the per-seed ratios, and their range
+                r = a / b
+                return (
+                    f"× {np.exp(np.log(r).mean()):.2f} ({r.min():.2f} to {r.max():.2f})"
+                )
+            d = 100 * (a - b)
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+            return f"{d.mean():+.2f} ± {se:.2f} (standard error)"
 
         for label, key in [
             ("chunks/s", "chunks_per_second"),
@@ -504,12 +547,14 @@ def print_tables(args, results) -> None:
         ]:
             a = cell("skseg", lambda run, k=key: run[k], False)
             b = cell("pyannote", lambda run, k=key: run[k], False)
-            print(f"| {label} | {a} | {b} |")
+            r = paired(lambda run, k=key: run[k], ratio=True)
+            print(f"| {label} | {a} | {b} | {r} |")
         for key, _, _ in LINES:
             task, metric = names[key]
             a = cell("skseg", lambda run, k=key: run["test"][k], True)
             b = cell("pyannote", lambda run, k=key: run["test"][k], True)
-            print(f"| {task} {metric} (tuned) | {a} | {b} |")
+            d = paired(lambda run, k=key: run["test"][k])
+            print(f"| {task} {metric} (tuned) | {a} | {b} | {d} points |")
 
 
 if __name__ == "__main__":
