@@ -309,9 +309,17 @@ def main(argv=None) -> int:
     if args.peer:
         side_by_side(args, data, val, test, results)
     print_tables(args, results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    save(args, results)
     return 0
+
+
+def save(args, results: dict) -> None:
+    """Write ``results`` to ``--json``, if given (whole, so never half a file)."""
+    if args.json:
+        path = Path(args.json)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        partial.replace(path)
 
 
 def main_table(args, data, val, test, results) -> None:
@@ -375,6 +383,8 @@ def main_table(args, data, val, test, results) -> None:
             candidates[mix].append(
                 {"training": training, "val": scores, "path": str(finetuned)}
             )
+            results["candidates"] = candidates
+            save(args, results)
     chosen = choose(candidates) if len(candidates) > 1 else args.mix_probability[0]
     results["candidates"] = candidates
     results["mix_probability"] = chosen
@@ -441,7 +451,8 @@ def side_by_side(args, data, val, test, results) -> None:
         print(f"  pyannote test: {theirs['test']}", flush=True)
         runs["skseg"].append(ours)
         runs["pyannote"].append(theirs)
-    results["side_by_side"] = runs
+        results["side_by_side"] = runs
+        save(args, results)  # a long run stopped early keeps the seeds it finished
 
 
 def pooled(paths: list[str]) -> dict:
