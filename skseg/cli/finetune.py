@@ -30,24 +30,25 @@ from .common import (
 __all__ = ["register", "summary_table"]
 
 
-def _fraction(text: str) -> float:
+def _unit(text: str, *, one: bool) -> float:
+    """``text`` as a number in [0, 1] (``one``) or [0, 1)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    if not (0.0 <= value <= 1.0 if one else 0.0 <= value < 1.0):
+        raise argparse.ArgumentTypeError(
+            f"must be in [0, 1{']' if one else ')'}, got {text}"
+        )
     return value
+
+
+def _fraction(text: str) -> float:
+    return _unit(text, one=False)
 
 
 def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+    return _unit(text, one=True)
 
 
 def register(commands: Any) -> None:
