@@ -131,12 +131,19 @@ SIGN = {
 
 
 def evaluate(segmentation, val, test, tuned: bool) -> dict:
-    """Each line's score on ``test``, its thresholds tuned on ``val`` for it.
+    """Each line's score on ``test``, its thresholds tuned on ``val`` for it."""
+    return score_lines(*fit_lines(segmentation, val, tuned), test)
 
-    Tuned, each line also gets ``{line}_val``: the best cross-validated score on
-    ``val`` (what choosing a recipe may look at). ``test=None`` stops there.
+
+def fit_lines(segmentation, val, tuned: bool) -> tuple[dict, dict]:
+    """Each line's estimator (thresholds tuned on ``val`` for it, or the defaults).
+
+    Returns the rows so far (tuned: each line's ``{line}_params`` and
+    ``{line}_val``, the best cross-validated score on ``val``, which is what
+    choosing a recipe may look at) and ``{line: estimator}``.
     """
     rows: dict = {}
+    estimators: dict = {}
     default = {}
     for key, pipeline, scoring in LINES:
         t = time.perf_counter()
@@ -150,9 +157,18 @@ def evaluate(segmentation, val, test, tuned: bool) -> dict:
             rows[f"{key}_val"] = result.best_score
         else:  # the defaults do not depend on the line: one fit per pipeline
             estimator = default.setdefault(pipeline, estimator.fit())
-        if test is not None:
-            rows[key] = SIGN[scoring] * get_scorer(scoring)(estimator, test)
+        estimators[key] = estimator
         rows[f"{key}_seconds"] = time.perf_counter() - t
+    return rows, estimators
+
+
+def score_lines(rows: dict, estimators: dict, test) -> dict:
+    """``rows`` with each line's score on ``test`` (its seconds include scoring)."""
+    rows = dict(rows)
+    for key, _, scoring in LINES:
+        t = time.perf_counter()
+        rows[key] = SIGN[scoring] * get_scorer(scoring)(estimators[key], test)
+        rows[f"{key}_seconds"] += time.perf_counter() - t
     return rows
 
 
@@ -343,8 +359,10 @@ def main_table(args, data, val, test, results) -> None:
     Xv, yv = load_folder(data / "val")
     # the recipe is chosen on validation only; test is scored once, after
     candidates: dict = {}
+    tuned: dict = {}  # each run's tuned estimators, in memory (not in --json)
     for mix in args.mix_probability:
         candidates[mix] = []
+        tuned[mix] = []
         for seed in args.seeds:
             print(f"fine-tuning, mix_probability {mix}, seed {seed}", flush=True)
             trainer = SegmentationTrainer(
@@ -373,25 +391,21 @@ def main_table(args, data, val, test, results) -> None:
                 "history": trainer.history_,
             }
             print("training:", {k: v for k, v in training.items() if k != "history"})
-            scores = (
-                evaluate(finetuned, val, None, True)
-                if len(args.mix_probability) > 1
-                else {}
-            )
-            if scores:
-                print(f"  validation: {scores}", flush=True)
+            # tuned once: the candidate chosen is scored on test with these
+            scores, estimators = fit_lines(finetuned, val, tuned=True)
+            print(f"  validation: {scores}", flush=True)
+            tuned[mix].append(estimators)
             candidates[mix].append(
                 {"training": training, "val": scores, "path": str(finetuned)}
             )
             results["candidates"] = candidates
             save(args, results)
-    chosen = choose(candidates) if len(candidates) > 1 else args.mix_probability[0]
-    results["candidates"] = candidates
+    chosen = choose(candidates)
     results["mix_probability"] = chosen
     print(f"chosen on validation: mix_probability {chosen}", flush=True)
     results["finetuned"] = []
-    for run in candidates[chosen]:
-        scores = evaluate(run["path"], val, test, True)
+    for run, estimators in zip(candidates[chosen], tuned[chosen], strict=True):
+        scores = score_lines(run["val"], estimators, test)
         print(f"fine-tuned (seed {run['training']['seed']}) + tuned:", scores)
         results["finetuned"].append({"training": run["training"], "test": scores})
     results["finetuned_tuned"] = {
