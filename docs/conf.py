@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-# autodoc imports skseg from the source tree, so an uninstalled checkout builds too
-sys.path.insert(0, os.path.abspath(".."))
+# autodoc imports skseg from the source tree, so an uninstalled checkout builds too;
+# found from this file, not the working directory, as tests import it from the root
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import skseg  # noqa: E402
 
