@@ -477,6 +477,8 @@ def test_command_usage_errors(monkeypatch, capsys, tmp_path, sample_waveform):
         (["vad", "-", "--rate", "0"], "not a plausible audio rate"),
         (["vad", "-", "--latency", "0.1"], "latency must lie between one step"),
         (["vad", "-", "--latency", "9"], "latency must lie between one step"),
+        (["vad", "-", "--latency", "-1"], "must be a positive number, got -1"),
+        (["vad", "-", "--latency", "soon"], "not a number: 'soon'"),
         (["vad"], "give '-'"),
         (["vad", str(tmp_path / "gone.wav")], "no such file"),
         (["vad", str(wav), "--rate", "8000"], "--rate is for raw PCM"),

@@ -21,7 +21,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..audio import SAMPLE_RATE_RANGE
-from .common import UsageError, add_model_flags, build_estimator, check_ready
+from .common import (
+    UsageError,
+    add_model_flags,
+    build_estimator,
+    check_ready,
+    positive_float,
+)
 
 __all__ = ["register"]
 
@@ -31,16 +37,6 @@ HELP = {
     "osd": "overlapped speech regions of a live stream",
     "segment": "speaker turns of a live stream (speakers stitched online)",
 }
-
-
-def _latency(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def _rate(text: str) -> int:
@@ -91,7 +87,7 @@ def register(commands: Any) -> None:
         live = sub.add_argument_group("stream")
         live.add_argument(
             "--latency",
-            type=_latency,
+            type=positive_float,
             metavar="SECONDS",
             help="seconds of audio after a frame before it is decided: from one "
             "inference step (0.5 s for pyannote/segmentation) to the chunk "
@@ -129,7 +125,7 @@ def register(commands: Any) -> None:
         )
         live.add_argument(
             "--block",
-            type=_latency,
+            type=positive_float,
             default=0.1,
             metavar="SECONDS",
             help="seconds of input read at a time (default: 0.1)",
