@@ -7,6 +7,14 @@ batches and returns the raw per-chunk scores, exactly as pyannote.audio 4.0.7's
 file does not end on a chunk boundary, one last chunk starting a step after the
 last complete one, zero-padded to the full duration.
 
+It runs any network that implements :class:`ChunkNetwork`, the few things
+inference and the score cache (:mod:`skseg.scores`) need from a network: its
+identity, sample rate, chunk duration, output geometry and a forward pass over a
+batch of chunks. :class:`~skseg.model.SegmentationModel` is one; a second kind
+of network (a speaker-embedding model, one vector per chunk) plugs in by
+implementing the same few members, and gets the same chunking, batching, worker
+threads, cache and single flight.
+
 Audio is read in blocks of one batch, so memory does not grow with file length
 beyond the score arrays. Turning chunks into frame scores is
 :mod:`skseg.aggregation`'s (:func:`~skseg.aggregation.aggregate`, re-exported
@@ -20,14 +28,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import inspect
 import os
 import threading
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from numbers import Integral, Real
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -37,13 +46,15 @@ from sklearn.utils._param_validation import InvalidParameterError
 from .aggregation import REDUCTIONS, ChunkScores, aggregate
 from .allocator import tune_malloc
 from .audio import AudioFile, AudioReader
-from .model import SegmentationModel, load_model
+from .model import load_model
 
 __all__ = [
+    "ChunkNetwork",
     "ChunkScores",
     "Inference",
     "aggregate",
     "check_inference_params",
+    "check_network",
     "chunk_progress",
     "REDUCTIONS",
     "MODES",
@@ -165,9 +176,145 @@ of Inference must lie in (0, 5.0] seconds. Got 6.0 instead.
     return step, resolved
 
 
-# SincNet runs this many chunks at a time: its per-chunk tensors (80 x 7975
-# floats) then fit the allocator's reuse and the cache (bit-identical results).
-_SINCNET_BATCH = 4
+class ChunkNetwork(Protocol):
+    """What :class:`Inference` and :mod:`skseg.scores` need from a network.
+
+    A network maps a chunk of ``duration`` seconds of mono audio at
+    ``sample_rate`` to ``num_frames(window)`` outputs of ``dimension`` values
+    each. :class:`~skseg.model.SegmentationModel` implements it (per-frame
+    speaker scores, ``output_kind="segmentation"``); a speaker-embedding network
+    would give one vector per chunk (``num_frames`` 1, ``receptive_field`` the
+    chunk itself, ``dimension`` the embedding size). Inference uses nothing
+    else: no isinstance check, no reads of the network's internals.
+
+    Implementations are :class:`torch.nn.Module` objects, so that a non-CPU
+    :class:`Inference` can run a private copy (``copy.deepcopy(network)`` then
+    ``.to(device)``), and put themselves in ``eval()`` mode.
+
+    Two capabilities are optional, used when present and never assumed:
+
+    - ``forward_overlapping(block, window, step)``: the same outputs as
+      ``forward_chunks(block.unfold(0, window, step)[:, None])``, computed while
+      sharing work between overlapping chunks (SincNet's first convolution, for
+      PyanNet); the ``"balanced"`` and ``"fast"`` modes call it.
+    - ``quantized()``: a copy of the network with int8 kernels, run in its
+      place by the ``"fast"`` mode on CPU (only its forward methods are used).
+
+    A network without them runs every mode through ``forward_chunks`` (the
+    cache still keeps each mode's scores apart).
+
+    Attributes
+    ----------
+    weights_digest : str
+        Identifies the architecture and weights (64 hexadecimal digits by
+        convention): it keys the score cache, so two networks whose outputs may
+        differ must never share it.
+    output_kind : str
+        What the outputs are (``"segmentation"``, ``"embedding"``...): part of
+        the cache key, so networks of different kinds never share an entry even
+        on the same file.
+    sample_rate : int
+        Input sample rate in Hz.
+    duration : float
+        Chunk duration in seconds.
+    dimension : int
+        Values per output frame (classes, or the embedding size).
+    receptive_field : pyannote.core.SlidingWindow
+        Output frame ``i`` of a chunk starting at 0 covers
+        ``receptive_field[i]``; for one output per chunk, the chunk itself
+        (``SlidingWindow(start=0, duration=duration, step=duration)``).
+    memo : dict
+        Where :mod:`skseg.scores` keeps the objects derived from this network
+        (its score sources), so that they go with it: never pickled or copied.
+
+    Examples
+    --------
+    >>> from skseg import load_model
+    >>> model = load_model()
+    >>> model.output_kind, model.duration, model.num_frames(80000), model.dimension
+    ('segmentation', 5.0, 293, 3)
+    >>> with torch.inference_mode():
+    ...     tuple(model.forward_chunks(torch.zeros(2, 1, 80000)).shape)
+    (2, 293, 3)
+    """
+
+    weights_digest: str
+    output_kind: str
+    sample_rate: int
+    duration: float
+    dimension: int
+    receptive_field: SlidingWindow
+    memo: dict
+
+    def num_frames(self, num_samples: int) -> int:
+        """Return the outputs per chunk of ``num_samples`` samples (1: embeddings)."""
+        ...
+
+    def forward_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
+        """Return ``(batch, num_frames, dimension)`` outputs of a batch of chunks.
+
+        ``chunks`` is ``(batch, 1, samples)``; called under
+        :func:`torch.inference_mode`.
+        """
+        ...
+
+
+#: the members every ChunkNetwork has (the optional capabilities are not here)
+_REQUIRED = (
+    "weights_digest",
+    "output_kind",
+    "sample_rate",
+    "duration",
+    "dimension",
+    "receptive_field",
+    "memo",
+    "num_frames",
+    "forward_chunks",
+)
+
+
+def check_network(network: object, owner: str = "Inference") -> None:
+    """Raise ``TypeError`` unless ``network`` has every :class:`ChunkNetwork` member.
+
+    Members are looked up statically: a property (a weights digest, say) is
+    not evaluated.
+
+    Parameters
+    ----------
+    network : object
+    owner : str, default="Inference"
+        Named in the error message.
+
+    Raises
+    ------
+    TypeError
+        Naming the missing members.
+
+    Examples
+    --------
+    >>> check_network(object())
+    Traceback (most recent call last):
+    ...
+    TypeError: Inference needs a network implementing skseg.inference.ChunkNetwork \
+or a checkpoint path or identifier; object lacks weights_digest, output_kind, \
+sample_rate, duration, dimension, receptive_field, memo, num_frames, forward_chunks
+    """
+    missing = [name for name in _REQUIRED if not _has(network, name)]
+    if missing:
+        raise TypeError(
+            f"{owner} needs a network implementing skseg.inference.ChunkNetwork or "
+            f"a checkpoint path or identifier; {type(network).__name__} lacks "
+            f"{', '.join(missing)}"
+        )
+
+
+def _has(obj: object, name: str) -> bool:
+    try:
+        inspect.getattr_static(obj, name)
+    except AttributeError:
+        return False
+    return True
+
 
 _POOL_LOCK = threading.Lock()
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -192,21 +339,12 @@ def _workers(n: int) -> ThreadPoolExecutor:
 _QUANTIZED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _quantized(network: torch.nn.Module) -> torch.nn.Module:
-    """Return a copy of the network with int8 dynamic LSTM and linear layers."""
+def _quantized(network: ChunkNetwork) -> ChunkNetwork:
+    """Return the network's int8 copy (its ``quantized()``), made once per network."""
     with _POOL_LOCK:
         q = _QUANTIZED.get(network)
         if q is None:
-            quantize_dynamic = torch.ao.quantization.quantize_dynamic
-            with warnings.catch_warnings():
-                # torch.ao.quantization announces its move to torchao
-                warnings.simplefilter("ignore")
-                q = quantize_dynamic(
-                    copy.deepcopy(network).cpu(),
-                    {torch.nn.LSTM, torch.nn.Linear},
-                    dtype=torch.qint8,
-                ).eval()
-            _QUANTIZED[network] = q
+            q = _QUANTIZED[network] = network.quantized()
     return q
 
 
@@ -250,12 +388,14 @@ def chunk_progress(hook: Callable[[int, int], None]) -> Iterator[None]:
 
 
 class Inference:
-    """Run a segmentation model over a file in overlapping chunks.
+    """Run a network over a file in overlapping chunks.
 
     Parameters
     ----------
-    model : SegmentationModel or str or PathLike
-        The model, or a checkpoint path or identifier (loaded once per process).
+    model : ChunkNetwork or str or PathLike
+        The network (a :class:`~skseg.model.SegmentationModel` or any
+        :class:`ChunkNetwork`), or a checkpoint path or identifier of a
+        segmentation model (loaded once per process).
     step : float, optional
         Seconds between chunk starts; defaults to 10 % of the model's duration
         (25 % in ``mode="fast"``).
@@ -269,7 +409,14 @@ class Inference:
         ``"exact"``: pyannote.audio's numbers, 1.4x faster than pyannote.audio.
         ``"balanced"``: 1.5x, speech frame scores within 1e-4 of pyannote's.
         ``"fast"``: ~4x, for a detection error rate within a fraction of a point
-        on the sample (see :data:`MODES`).
+        on the sample (see :data:`MODES`). A network without the optional
+        capabilities of :class:`ChunkNetwork` runs the same arithmetic in every
+        mode (the fast mode's longer step still applies).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is neither a path or identifier nor a :class:`ChunkNetwork`.
 
     Notes
     -----
@@ -297,14 +444,16 @@ class Inference:
 
     def __init__(
         self,
-        model: SegmentationModel | str | os.PathLike,
+        model: ChunkNetwork | str | os.PathLike,
         step: float | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
         mode: str = "exact",
     ):
-        if not isinstance(model, SegmentationModel):
+        if isinstance(model, str | os.PathLike):
             model = load_model(model)
+        else:
+            check_network(model)
         self.step, self.device = check_inference_params(
             step=step,
             mode=mode,
@@ -320,11 +469,19 @@ class Inference:
         self.model = model.eval()
         self.duration = model.duration
         self.batch_size = int(batch_size)
-        self._shared_conv = options["shared_conv"]
         # dynamic int8 kernels exist for CPU only
         quantize = options["quantize"] and self.device.type == "cpu"
-        self._network = (
-            _quantized(self.model.network) if quantize else self.model.network
+        runner = (
+            _quantized(self.model)
+            if quantize and hasattr(self.model, "quantized")
+            else self.model
+        )
+        # the optional capabilities, looked up once rather than per batch
+        self._forward_chunks = runner.forward_chunks
+        self._forward_overlapping = (
+            getattr(runner, "forward_overlapping", None)
+            if options["shared_conv"]
+            else None
         )
         self._lock = threading.Lock()
 
@@ -336,12 +493,9 @@ class Inference:
     def _forward(self, block: torch.Tensor, window: int, step: int) -> torch.Tensor:
         """Scores of the chunks ``block[c * step : c * step + window]``."""
         with torch.inference_mode():
-            if self._shared_conv:
-                return self._network.forward_overlapping(block, window, step)
-            chunks = block.unfold(0, window, step)[:, None, :]
-            if self.device.type == "cpu":
-                return self._network(chunks, sincnet_batch=_SINCNET_BATCH)
-            return self._network(chunks)
+            if self._forward_overlapping is not None:
+                return self._forward_overlapping(block, window, step)
+            return self._forward_chunks(block.unfold(0, window, step)[:, None, :])
 
     def _scores(self, block: torch.Tensor, window: int, step: int) -> np.ndarray:
         return self._forward(block, window, step).float().cpu().numpy()
@@ -356,17 +510,25 @@ class Inference:
     ) -> np.ndarray:
         """Score each ``(block, chunks done after it)`` in order, calling ``hook``.
 
-        Each block's scores go straight into one ``(total, frames, classes)``
+        Each block's scores go straight into one ``(total, frames, dimension)``
         array, so the scores are never held twice (no list of per-block outputs
         to concatenate at the end: 50 MB less at the peak on a 2-hour file).
         """
-        out: np.ndarray | None = None
+        model = self.model
+        frames = (int(model.num_frames(window)), int(model.dimension))
+        out = np.empty((total, *frames), dtype=np.float32)
         filled = 0
 
         def store(scores: np.ndarray, done: int) -> None:
-            nonlocal out, filled
-            if out is None:
-                out = np.empty((total, *scores.shape[1:]), dtype=np.float32)
+            nonlocal filled
+            if scores.shape != (done - filled, *frames):
+                # a network whose outputs break its own ChunkNetwork promises
+                raise RuntimeError(
+                    f"{type(model).__name__} returned outputs of shape "
+                    f"{scores.shape} for {done - filled} chunks of {window} "
+                    f"samples; its num_frames and dimension promise "
+                    f"{(done - filled, *frames)}"
+                )
             out[filled : filled + len(scores)] = scores
             filled += len(scores)
             if hook is not None:
@@ -442,7 +604,7 @@ class Inference:
         Returns
         -------
         chunks : ChunkScores
-            ``(num_chunks, num_frames, num_classes)``.
+            ``(num_chunks, num_frames, dimension)``.
 
         Raises
         ------

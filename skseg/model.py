@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import threading
+import warnings
 import weakref
 from typing import Any
 
@@ -34,6 +35,10 @@ __all__ = ["SegmentationModel", "load_model", "resolve_model"]
 
 _SUPPORTED = ("PyanNet",)
 _LOCK = threading.RLock()
+
+# SincNet runs this many chunks at a time on CPU: its per-chunk tensors (80 x 7975
+# floats) then fit the allocator's reuse and the cache (bit-identical results).
+_SINCNET_BATCH = 4
 
 
 class SegmentationModel(nn.Module):
@@ -65,6 +70,11 @@ class SegmentationModel(nn.Module):
         Local speakers per chunk.
     receptive_field : pyannote.core.SlidingWindow
         Frame ``i`` of a chunk starting at 0 covers ``receptive_field[i]``.
+    output_kind : str
+        ``"segmentation"``: what keeps its cached scores apart from those of
+        another kind of :class:`~skseg.inference.ChunkNetwork`.
+    dimension : int
+        Outputs per frame (:attr:`num_classes`).
     memo : dict
         What other modules derive from this network and keep with it (the score
         sources of :mod:`skseg.scores`): gone with the model, never pickled or
@@ -318,6 +328,54 @@ class SegmentationModel(nn.Module):
         Probabilities for a multi-label model, log-probabilities for a powerset one.
         """
         return self.network(waveforms)
+
+    # -- skseg.inference.ChunkNetwork ---------------------------------------------
+    # What inference and the score cache ask of a network; everything
+    # PyanNet-specific about running it stays behind these members.
+
+    #: the cache keeps these outputs apart from other kinds of network's
+    output_kind = "segmentation"
+
+    @property
+    def dimension(self) -> int:
+        """Values per output frame: :attr:`num_classes`."""
+        return self.num_classes
+
+    def forward_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
+        """Return ``(batch, frames, classes)`` scores for ``(batch, 1, n)`` chunks.
+
+        :meth:`forward`, with SincNet run a few chunks at a time on CPU
+        (:meth:`~skseg.network.PyanNet.forward`'s ``sincnet_batch``): the same
+        numbers bit for bit, faster.
+        """
+        if chunks.device.type == "cpu":
+            return self.network(chunks, sincnet_batch=_SINCNET_BATCH)
+        return self.network(chunks)
+
+    def forward_overlapping(
+        self, block: torch.Tensor, window: int, step: int
+    ) -> torch.Tensor:
+        """Return the scores of each chunk ``block[c * step : c * step + window]``.
+
+        SincNet's first convolution runs once over the block
+        (:meth:`skseg.network.PyanNet.forward_overlapping`).
+        """
+        return self.network.forward_overlapping(block, window, step)
+
+    def quantized(self) -> SegmentationModel:
+        """Return a CPU copy with int8 dynamic LSTM and linear layers (fast mode).
+
+        Only its forward methods are meant to be used (its digest is not the
+        model's).
+        """
+        copied = copy.deepcopy(self).cpu()
+        with warnings.catch_warnings():
+            # torch.ao.quantization announces its move to torchao
+            warnings.simplefilter("ignore")
+            copied.network = torch.ao.quantization.quantize_dynamic(
+                copied.network, {nn.LSTM, nn.Linear}, dtype=torch.qint8
+            )
+        return copied.eval()
 
     # -- persistence ----------------------------------------------------------------
     def __reduce__(self):
