@@ -3,8 +3,10 @@
 None of the tuned hyper-parameters (onset, offset, min durations) changes what the
 network outputs, so a grid search needs the network once per file, not once per
 candidate. Scores are keyed (:class:`ScoreKey`) by the digest of the network's
-weights, the file's identity (its resolved path, size and modification time, or a
-hash of its samples), the inference step and mode; scores derived from them
+weights, the kind of its outputs (segmentation scores, embeddings: any
+:class:`skseg.inference.ChunkNetwork`), the file's identity (its resolved path,
+size and modification time, or a hash of its samples), the inference step and
+mode; scores derived from them
 (aggregated frame scores) by the same key plus what was derived. They live in a
 bounded in-memory LRU shared by the process, and, when a directory is named, chunk
 scores also in ``.npz`` files written atomically there, so several processes (or
@@ -93,20 +95,25 @@ def score_key(
     step: float,
     duration: float,
     mode: str = "exact",
+    output_kind: str = "segmentation",
 ) -> ScoreKey:
     """Return the cache key of a file's chunk scores.
 
     Parameters
     ----------
     weights_digest : str
-        :attr:`skseg.SegmentationModel.weights_digest` of the network that
-        computes them (never a checkpoint's path: two networks never share a key).
+        ``weights_digest`` of the network that computes them
+        (:attr:`skseg.SegmentationModel.weights_digest`; never a checkpoint's
+        path: two networks never share a key).
     file_identity : str
         :func:`skseg.audio.file_identity` of the file.
     step, duration : float
         Inference step and chunk duration, in seconds.
     mode : str, default="exact"
         Inference mode (:data:`skseg.inference.MODES`): fast mode's scores differ.
+    output_kind : str, default="segmentation"
+        The network's ``output_kind`` (:class:`skseg.inference.ChunkNetwork`):
+        networks of different kinds never share an entry, whatever their digests.
 
     Returns
     -------
@@ -123,8 +130,12 @@ def score_key(
     (64, False)
     """
     text = f"{weights_digest}|{file_identity}|step={step!r}|duration={duration!r}"
+    # the defaults add nothing, so that the keys made before a mode or another
+    # kind of network existed (a persistent cache directory's) still hit
     if mode != "exact":
         text += f"|mode={mode}"
+    if output_kind != "segmentation":
+        text += f"|output={output_kind}"
     return ScoreKey(hashlib.sha256(text.encode()).hexdigest())
 
 

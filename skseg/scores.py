@@ -1,9 +1,10 @@
 """Where the estimators get their scores: one network, one way through the data.
 
 A :class:`ScoreSource` stands between the estimators and :mod:`skseg.inference`.
-It is one network run one way (mode, step, batch size, device) with one cache
-setting; it checks those parameters in one place
-(:func:`skseg.inference.check_inference_params`), keeps one
+It is one network (any :class:`skseg.inference.ChunkNetwork`: the segmentation
+model, or a second kind of network such as a speaker-embedding model) run one
+way (mode, step, batch size, device) with one cache setting; it checks those
+parameters in one place (:func:`skseg.inference.check_inference_params`), keeps one
 :class:`~skseg.inference.Inference` (built on the first cache miss), and serves
 each file's scores through :meth:`ScoreSource.file`: a :class:`FileScores` that
 computes the file's cache key once, then gives its raw chunk scores
@@ -13,6 +14,14 @@ under structured keys (:class:`skseg.cache.ScoreKey`).
 
 :func:`score_source` returns the process-wide source for a model and settings, so
 the many clones of an estimator in a grid search share one.
+
+Nothing here depends on what the network is: the key is made of the network's
+``weights_digest`` and ``output_kind``, the file's identity and the settings; the
+chunking, batching and forward pass are :class:`~skseg.inference.Inference`'s over
+the protocol's members. A network of another kind therefore plugs in by
+implementing :class:`~skseg.inference.ChunkNetwork` and is served by
+``score_source(network).file(f).chunks()`` with the same cache (never shared with
+another network's entries), single flight and batching.
 """
 
 from __future__ import annotations
@@ -27,8 +36,7 @@ from pyannote.core import SlidingWindowFeature
 from .aggregation import ChunkScores, aggregate
 from .audio import AudioFile, file_identity, validate_file
 from .cache import ScoreCache, ScoreKey, get_cache, score_key
-from .inference import Inference, check_inference_params
-from .model import SegmentationModel
+from .inference import ChunkNetwork, Inference, check_inference_params, check_network
 
 __all__ = ["FileScores", "ScoreSource", "score_source"]
 
@@ -38,8 +46,9 @@ class ScoreSource:
 
     Parameters
     ----------
-    model : SegmentationModel
-        The network.
+    model : ChunkNetwork
+        The network: a :class:`~skseg.model.SegmentationModel` or any other
+        :class:`~skseg.inference.ChunkNetwork`.
     step : float, optional
         Seconds between chunk starts; None: the mode's fraction of the chunk
         duration.
@@ -65,6 +74,8 @@ class ScoreSource:
     ------
     sklearn.utils._param_validation.InvalidParameterError
         If a parameter is invalid (one check for every way in).
+    TypeError
+        If ``model`` is not a :class:`~skseg.inference.ChunkNetwork`.
 
     Examples
     --------
@@ -77,7 +88,7 @@ class ScoreSource:
 
     def __init__(
         self,
-        model: SegmentationModel,
+        model: ChunkNetwork,
         *,
         step: float | None = None,
         mode: str = "exact",
@@ -86,6 +97,7 @@ class ScoreSource:
         cache: bool | str | os.PathLike | None = True,
         owner: str = "ScoreSource",
     ):
+        check_network(model, owner)
         self.step, self.device = check_inference_params(
             step=step,
             mode=mode,
@@ -127,6 +139,7 @@ class ScoreSource:
             self.step,
             self.model.duration,
             self.mode,
+            self.model.output_kind,
         )
 
     def file(self, file: AudioFile) -> FileScores:
@@ -213,7 +226,7 @@ _SOURCES_LOCK = threading.Lock()
 
 
 def score_source(
-    model: SegmentationModel,
+    model: ChunkNetwork,
     *,
     step: float | None = None,
     mode: str = "exact",
@@ -224,10 +237,12 @@ def score_source(
 ) -> ScoreSource:
     """Return the process-wide :class:`ScoreSource` for a model and settings.
 
-    Parameters are :class:`ScoreSource`'s. The parameters are checked on every
+    Parameters are :class:`ScoreSource`'s (``model``: any
+    :class:`~skseg.inference.ChunkNetwork`). The parameters are checked on every
     call (so an estimator's bad value always raises), but the source, and its
     :class:`~skseg.inference.Inference` (a device copy of the network, a
-    quantised network in fast mode) are built once per model and settings.
+    quantised network in fast mode) are built once per model and settings, and
+    kept in the network's ``memo``.
 
     Returns
     -------
