@@ -88,8 +88,7 @@ def child(mode: str, path: str, threads: int) -> None:
 
     torch.set_num_threads(threads)
     from skseg import Inference, VADEstimator, fetch_sample
-    from skseg.audio import file_identity
-    from skseg.cache import get_cache, score_key
+    from skseg.cache import get_cache
     from skseg.model import load_model
 
     model = load_model("pyannote/segmentation")  # the one every estimator shares
@@ -111,10 +110,7 @@ def child(mode: str, path: str, threads: int) -> None:
 
     if mode == "vad":
         # what the estimator keeps: chunk scores and speech scores, in its cache
-        inference = Inference(model)
-        key = score_key(
-            model.sha256, file_identity(path), inference.step, model.duration
-        )
+        key = estimator.score_source().file(path).key
         chunks = get_cache(True).get(key)
         speech = estimator.decision_function([path])[0]  # a cache hit
         score_bytes = chunks.data.nbytes + speech.data.nbytes

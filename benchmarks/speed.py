@@ -116,10 +116,12 @@ def skseg_worker(args: argparse.Namespace) -> None:
     if model.powerset is not None:
         reduction = reduction_name("speech", "hard", model.powerset)
         defaults = VAD_DEFAULTS_POWERSET
-    if shared is not None:
-        inference._shared_conv = shared
+    # the variants outside the three modes swap the forward methods it runs
+    runner = _quantized(model) if int8 else model
     if int8:
-        inference._network = _quantized(inference.model.network)
+        inference._forward_chunks = runner.forward_chunks
+    if shared is not None:
+        inference._forward_overlapping = runner.forward_overlapping if shared else None
     sample = fetch_sample()
 
     def speech(file):
