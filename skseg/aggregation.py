@@ -3,8 +3,8 @@
 :class:`ChunkScores` holds one file's raw per-chunk scores and what placing them
 needs; :func:`aggregate` turns them into one frame-level score: a per-chunk
 reduction (``"speech"``: max over speakers; ``"overlap"``: second-largest;
-``None``: none, see :data:`REDUCTIONS`; a powerset model's reductions are named by
-:func:`skseg.powerset.reduction_name`), then Hamming-weighted overlap-add, with
+``None``: none, see :data:`REDUCTIONS`; any output head's reductions, see
+:mod:`skseg.heads`), then Hamming-weighted overlap-add, with
 pyannote's frame placement, float32 accumulation in chunk order, uncovered frames
 set to ``missing``, and the loose crop to the file's extent when the last chunk
 was padded.
@@ -20,8 +20,6 @@ from collections.abc import Callable
 
 import numpy as np
 from pyannote.core import Segment, SlidingWindow, SlidingWindowFeature
-
-from .powerset import powerset_reduction
 
 __all__ = [
     "ChunkScores",
@@ -178,8 +176,8 @@ def aggregate(
         Frames of a chunk starting at 0; defaults to ``chunks.frames``.
     reduction : {"speech", "overlap", None}, str or callable, default=None
         Applied to each chunk's ``(num_frames, num_classes)`` scores before the
-        overlap-add: maximum over classes, second-largest class, nothing, or a
-        powerset model's reduction (:func:`skseg.powerset.reduction_name`).
+        overlap-add: maximum over classes, second-largest class, nothing, or an
+        output head's reduction (:class:`skseg.heads.Reduction`, or its name).
     hamming : bool, default=True
         Weight each chunk's frames with a Hamming window.
     warm_up : (float, float), default=(0, 0)
@@ -214,12 +212,17 @@ def aggregate(
         if frames is None:
             raise ValueError("frames must be given for a plain SlidingWindowFeature")
     reduce = reduction if callable(reduction) else REDUCTIONS.get(reduction)
-    if reduce is None:
-        reduce = powerset_reduction(reduction)
+    if reduce is None and isinstance(reduction, str):
+        # a head's reduction by name (as the score cache keys it); imported here
+        # because the heads build on this module's reductions
+        from .heads import named_reduction
+
+        reduce = named_reduction(reduction)
     if reduce is None:
         raise ValueError(
-            f"unknown reduction {reduction!r}; use 'speech', 'overlap', None, a "
-            "powerset reduction (skseg.powerset.reduction_name) or a callable"
+            f"unknown reduction {reduction!r}; use 'speech', 'overlap', None, an "
+            "output head's reduction (skseg.heads.Reduction) or its name, or a "
+            "callable"
         )
     data = np.asarray(chunks.data)
     if data.ndim != 3:

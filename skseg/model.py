@@ -4,10 +4,12 @@
 checkpoint's hyper-parameters (``sincnet``, ``lstm``, ``linear``), its
 specifications (chunk duration, classes, problem) and the shape of its classifier
 weights, loads the weights with ``strict=True``, and exposes the frame geometry
-the inference needs. Two heads are supported, as pyannote builds them from the
-specifications: multi-label (sigmoid, pyannote/segmentation) and powerset
-(log-softmax over the sets of speakers, pyannote/segmentation-3.0; see
-:mod:`skseg.powerset`).
+the inference needs. What the outputs mean (the activation, the reductions, the
+threshold rule, the training loss) is the model's output head
+(:attr:`SegmentationModel.head`, :mod:`skseg.heads`), picked from the
+specifications as pyannote does, or named by a saved network's configuration.
+:func:`build_model` is the one place a network is built: from a checkpoint, a
+saved network, a pickle, or a copy to train.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import threading
 import warnings
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -27,11 +30,11 @@ from torch import nn
 
 from .checkpoint import Checkpoint, Specifications, load_checkpoint
 from .exceptions import CheckpointError
+from .heads import OutputHead, head_for
 from .hub import resolve_checkpoint
 from .network import PyanNet
-from .powerset import Powerset
 
-__all__ = ["SegmentationModel", "load_model", "resolve_model"]
+__all__ = ["SegmentationModel", "build_model", "load_model", "resolve_model"]
 
 _SUPPORTED = ("PyanNet",)
 _LOCK = threading.RLock()
@@ -54,6 +57,9 @@ class SegmentationModel(nn.Module):
         Digest of the checkpoint file it was loaded from (provenance; empty for a
         model built in memory). Score caches are keyed by :attr:`weights_digest`
         instead, which follows the weights actually used.
+    head : skseg.heads.OutputHead, optional
+        The output head; by default the one the specifications call for
+        (:func:`skseg.heads.head_for`).
 
     Attributes
     ----------
@@ -62,10 +68,9 @@ class SegmentationModel(nn.Module):
     duration : float
         Chunk duration it was trained on, in seconds.
     num_classes : int
-        Outputs per frame (powerset classes for a powerset model).
-    powerset : Powerset or None
-        The powerset of a powerset model (its outputs are log-probabilities of
-        sets of speakers), None for a multi-label one (speaker probabilities).
+        Outputs per frame.
+    head : skseg.heads.OutputHead
+        What the outputs mean (see :mod:`skseg.heads`).
     num_speakers : int
         Local speakers per chunk.
     receptive_field : pyannote.core.SlidingWindow
@@ -97,18 +102,29 @@ class SegmentationModel(nn.Module):
     (5.0, 3, 16000)
     >>> model.num_frames(80000)  # frames in a 5 s chunk
     293
-    >>> powerset = SegmentationModel.from_pretrained("pyannote/segmentation-3.0")
-    >>> powerset.duration, powerset.num_classes, powerset.powerset
-    (10.0, 7, Powerset(num_speakers=3, max_set_size=2))
+    >>> model.head
+    MultilabelHead(num_speakers=3)
+    >>> seg30 = SegmentationModel.from_pretrained("pyannote/segmentation-3.0")
+    >>> seg30.duration, seg30.num_classes, seg30.num_speakers
+    (10.0, 7, 3)
+    >>> seg30.head
+    PowersetHead(num_speakers=3, max_set_size=2)
     """
 
     def __init__(
-        self, network: PyanNet, specifications: Specifications, sha256: str = ""
+        self,
+        network: PyanNet,
+        specifications: Specifications,
+        sha256: str = "",
+        head: OutputHead | None = None,
     ):
         super().__init__()
         self.network = network
         self.specifications = specifications
         self.sha256 = sha256
+        self.head = (
+            head_for(specifications, network.num_classes) if head is None else head
+        )
         self.memo: dict = {}
 
     @classmethod
@@ -128,8 +144,8 @@ class SegmentationModel(nn.Module):
         ------
         CheckpointError
             If the architecture is not PyanNet, the specifications are not a
-            frame-level multi-label or powerset problem, or the weights do not
-            fit.
+            problem an output head reads (:func:`skseg.heads.head_for`), or the
+            weights do not fit.
         """
         src = checkpoint.path
         arch = checkpoint.architecture.rsplit(".", 1)[-1]
@@ -138,56 +154,18 @@ class SegmentationModel(nn.Module):
                 f"{src}: architecture {checkpoint.architecture} is not supported "
                 f"(skseg runs {', '.join(_SUPPORTED)})"
             )
-        spec = checkpoint.specifications
-        # pyannote's two segmentation heads: multi-label (sigmoid) and powerset
-        # (mono-label over sets of speakers, log-softmax)
-        expected = "mono-label" if spec.powerset else "multi-label"
-        if spec.resolution != "frame" or spec.problem != expected:
-            raise CheckpointError(
-                f"{src}: skseg needs a frame-level multi-label or powerset "
-                f"segmentation model, this one is {spec.resolution}-level "
-                f"{spec.problem}{' (powerset)' if spec.powerset else ''}"
-            )
-        hp = checkpoint.hyper_parameters
-        weight = checkpoint.state_dict.get("classifier.weight")
-        if weight is None:
-            raise CheckpointError(f"{src}: no classifier weights in the state_dict")
-        num_classes = int(weight.shape[0])
-        if spec.powerset:
-            try:
-                Powerset.infer(num_classes, len(spec.classes))
-            except ValueError as e:
-                raise CheckpointError(
-                    f"{src}: skseg needs a multi-label segmentation model or a "
-                    f"powerset one whose classifier has a powerset's outputs: {e}"
-                ) from None
-        elif num_classes != len(spec.classes):
-            raise CheckpointError(
-                f"{src}: the classifier has {num_classes} outputs but the "
-                f"specifications list {len(spec.classes)} classes"
-            )
-        kwargs = dict(
-            sincnet=_kwargs(hp.get("sincnet")),
-            lstm=_kwargs(hp.get("lstm")),
-            linear=_kwargs(hp.get("linear")),
-            num_classes=num_classes,
-            sample_rate=int(hp.get("sample_rate", 16000)),
-            activation="log_softmax" if spec.powerset else "sigmoid",
+        config = {
+            # the classifier's outputs are read from its weights
+            "hyper_parameters": {
+                k: v
+                for k, v in checkpoint.hyper_parameters.items()
+                if k != "num_classes"
+            },
+            "specifications": checkpoint.specifications,
+        }
+        return build_model(
+            config, checkpoint.state_dict, source=str(src), sha256=checkpoint.sha256
         )
-        try:
-            # shapes first, on the meta device (no memory): hyper-parameters that
-            # do not fit the weights must not allocate the network they describe
-            with torch.device("meta"):
-                probe = PyanNet(**kwargs)
-            _check_shapes(probe.state_dict(), checkpoint.state_dict)
-            network = PyanNet(**kwargs)
-            network.load_state_dict(checkpoint.state_dict, strict=True)
-        except (RuntimeError, ValueError, TypeError, KeyError) as e:
-            raise CheckpointError(
-                f"{src}: the weights do not fit a PyanNet built from its "
-                f"hyper-parameters ({str(e).splitlines()[0]})"
-            ) from None
-        return cls(network, spec, checkpoint.sha256).eval()
 
     @classmethod
     def from_pretrained(
@@ -255,6 +233,10 @@ class SegmentationModel(nn.Module):
         if self.network.activation != "sigmoid":
             # (only then: multi-label digests stay what they were)
             h.update(self.network.activation.encode())
+        if self.head != _implied_head(self.specifications, self.num_classes):
+            # a head the specifications do not call for (only then: the pretrained
+            # models' digests stay what they were)
+            h.update(repr(self.head.config()).encode())
         h.update(repr(self.specifications).encode())
         for name in sorted(state):
             tensor = state[name].detach().cpu().contiguous()
@@ -270,6 +252,7 @@ class SegmentationModel(nn.Module):
             copy.deepcopy(self.network, memo),
             copy.deepcopy(self.specifications, memo),
             self.sha256,
+            self.head,
         )
         return copied.train(self.training)
 
@@ -294,17 +277,14 @@ class SegmentationModel(nn.Module):
         return self.network.num_classes
 
     @property
-    def powerset(self) -> Powerset | None:
-        """The powerset of a powerset model; None for a multi-label model."""
-        if not self.specifications.powerset:
-            return None
-        return Powerset.infer(self.num_classes, len(self.specifications.classes))
+    def powerset(self):
+        """Deprecated: ``model.head.powerset`` where the head has one, else None."""
+        return getattr(self.head, "powerset", None)
 
     @property
     def num_speakers(self) -> int:
         """Local speakers per chunk."""
-        powerset = self.powerset
-        return self.num_classes if powerset is None else powerset.num_speakers
+        return self.head.num_speakers
 
     def num_frames(self, num_samples: int) -> int:
         """Return the number of output frames for ``num_samples`` input samples."""
@@ -325,7 +305,8 @@ class SegmentationModel(nn.Module):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Return ``(batch, frames, classes)`` scores for ``(batch, 1, n)``.
 
-        Probabilities for a multi-label model, log-probabilities for a powerset one.
+        What they are is the head's business (probabilities for a multi-label
+        head, log-probabilities for a powerset one).
         """
         return self.network(waveforms)
 
@@ -392,6 +373,7 @@ class SegmentationModel(nn.Module):
                 self.sha256,
                 state,
                 self.weights_digest,
+                self.head.config(),
             ),
         )
 
@@ -419,8 +401,16 @@ def _register(model: SegmentationModel) -> SegmentationModel:
 
 
 def _rebuild(
-    hparams, num_classes, sample_rate, specifications, sha256, state, digest=None
+    hparams,
+    num_classes,
+    sample_rate,
+    specifications,
+    sha256,
+    state,
+    digest=None,
+    head=None,
 ):
+    # (pickles of earlier versions have no head: the specifications imply it)
     shared = _SHARED.get((digest, sha256)) if digest else None
     # the digest is recomputed on the live model: it may have been modified since
     if (
@@ -429,31 +419,162 @@ def _rebuild(
         and shared.sha256 == sha256
     ):
         return shared
-    network = PyanNet(
-        sincnet=hparams["sincnet"],
-        lstm=hparams["lstm"],
-        linear=hparams["linear"],
-        num_classes=num_classes,
-        sample_rate=sample_rate,
-        activation="log_softmax" if specifications.powerset else "sigmoid",
+    config = {
+        "hyper_parameters": {
+            **hparams,
+            "num_classes": num_classes,
+            "sample_rate": sample_rate,
+        },
+        "specifications": specifications,
+        "head": head,
+    }
+    return _register(build_model(config, state, source="pickled model", sha256=sha256))
+
+
+def _implied_head(specifications: Specifications, num_classes: int):
+    try:
+        return head_for(specifications, num_classes)
+    except ValueError:
+        return None
+
+
+def build_model(
+    config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    source: str = "network",
+    sha256: str = "",
+) -> SegmentationModel:
+    """Build a model from its description and weights (checked before allocating).
+
+    The one network builder: checkpoints (:meth:`SegmentationModel.from_checkpoint`),
+    saved networks (:func:`skseg.serialization.load_network`), unpickled models
+    and the trainer's copies all come through here. The head (given, named by a
+    saved configuration, or implied by the specifications) is checked against
+    the classifier's outputs and gives the network its activation; the shapes of
+    the weights are checked on the meta device first, so hyper-parameters that
+    do not fit them never allocate the network they describe.
+
+    Parameters
+    ----------
+    config : mapping
+        ``"hyper_parameters"``: PyanNet's ``sincnet``, ``lstm``, ``linear``,
+        ``sample_rate`` and optionally ``num_classes`` (else the rows of
+        ``classifier.weight``); ``"specifications"``: a
+        :class:`~skseg.checkpoint.Specifications`; optionally ``"head"``: an
+        :class:`~skseg.heads.OutputHead` or a saved head configuration
+        (:meth:`~skseg.heads.OutputHead.config`), and
+        ``"saved_specifications"``: the specifications as saved (what the head
+        wrote there).
+    state_dict : mapping of str to Tensor
+        The network's weights (PyanNet's parameter names).
+    source : str, default="network"
+        What the weights come from, to start error messages with.
+    sha256 : str, default=""
+        Provenance digest (:attr:`SegmentationModel.sha256`).
+
+    Returns
+    -------
+    model : SegmentationModel
+        In ``eval`` mode, on CPU.
+
+    Raises
+    ------
+    CheckpointError
+        A head that does not fit, invalid hyper-parameters, missing, extra or
+        misshapen tensors, NaN or infinite weights.
+
+    Examples
+    --------
+    >>> from skseg.checkpoint import Specifications
+    >>> net = PyanNet(lstm={"hidden_size": 8, "num_layers": 1},
+    ...               linear={"num_layers": 1})
+    >>> config = {"hyper_parameters": net.hparams, "specifications": Specifications()}
+    >>> model = build_model(config, net.state_dict())
+    >>> model.head, model.network.activation
+    (MultilabelHead(num_speakers=3), 'sigmoid')
+    >>> try:
+    ...     build_model(config, {})
+    ... except CheckpointError as e:
+    ...     print(e)
+    network: no classifier weights in the state_dict
+    """
+    hp = config.get("hyper_parameters") or {}
+    spec = config["specifications"]
+    if "num_classes" in hp:
+        num_outputs = hp["num_classes"]
+    else:
+        weight = state_dict.get("classifier.weight")
+        if weight is None:
+            raise CheckpointError(f"{source}: no classifier weights in the state_dict")
+        num_outputs = int(weight.shape[0])
+    head = config.get("head")
+    if not isinstance(head, OutputHead):
+        try:
+            head = head_for(spec, num_outputs, head, config.get("saved_specifications"))
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{source}: {e}") from None
+    kwargs = dict(
+        sincnet=_kwargs(hp.get("sincnet")),
+        lstm=_kwargs(hp.get("lstm")),
+        linear=_kwargs(hp.get("linear")),
+        num_classes=head.num_outputs,
+        sample_rate=int(hp.get("sample_rate", 16000)),
+        activation=head.activation,
     )
-    network.load_state_dict(state, strict=True)
-    return _register(SegmentationModel(network, specifications, sha256).eval())
-
-
-def _check_shapes(expected: dict, got: dict) -> None:
-    """Raise ``RuntimeError`` (as ``load_state_dict`` would) where shapes differ."""
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    if missing or unexpected:
-        raise RuntimeError(
-            f"missing keys {missing[:3]}, unexpected keys {unexpected[:3]}"
+    try:
+        # shapes first, on the meta device (no memory): hyper-parameters that
+        # do not fit the weights must not allocate the network they describe
+        with torch.device("meta"):
+            probe = PyanNet(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{source}: invalid hyper-parameters ({str(e).splitlines()[0]})"
+        ) from None
+    _check_weights(probe.state_dict(), state_dict, source)
+    network = PyanNet(**kwargs)
+    expected = network.state_dict()
+    try:
+        network.load_state_dict(
+            {k: v.to(expected[k].dtype) for k, v in state_dict.items()}, strict=True
         )
-    for key, tensor in expected.items():
-        if tuple(tensor.shape) != tuple(got[key].shape):
-            raise RuntimeError(
-                f"size mismatch for {key}: {tuple(got[key].shape)} in the "
-                f"checkpoint, {tuple(tensor.shape)} in the network"
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(
+            f"{source}: the weights do not fit a PyanNet built from its "
+            f"hyper-parameters ({str(e).splitlines()[0]})"
+        ) from None
+    return SegmentationModel(network, spec, sha256, head).eval()
+
+
+def _check_weights(
+    expected: Mapping[str, torch.Tensor], got: Mapping[str, Any], source: str
+) -> None:
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing tensors {', '.join(missing[:5])}")
+        if extra:
+            parts.append(f"unexpected tensors {', '.join(extra[:5])}")
+        more = " (and more)" if len(missing) > 5 or len(extra) > 5 else ""
+        raise CheckpointError(
+            f"{source}: the weights do not fit the architecture: "
+            f"{'; '.join(parts)}{more}"
+        )
+    for name, tensor in got.items():
+        want = tuple(expected[name].shape)
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{source}: {name!r} is not a tensor")
+        if tuple(tensor.shape) != want:
+            raise CheckpointError(
+                f"{source}: the weights do not fit the architecture: tensor "
+                f"{name!r} has shape {tuple(tensor.shape)}, the architecture "
+                f"needs {want}"
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{source}: tensor {name!r} has NaN or infinite values"
             )
 
 

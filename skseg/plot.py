@@ -21,6 +21,7 @@ import numpy as np
 from pyannote.core import Annotation, SlidingWindowFeature
 
 from .audio import AudioFile, AudioReader, validate_file
+from .model import resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
@@ -213,13 +214,13 @@ def plot_file(
     # the memory cache makes the detection scores below reuse one network run
     shared["cache"] = params.get("cache") or True
 
-    # on a powerset model, the companion curves follow the estimator's rule: any
-    # numeric onset selects the soft probabilities (the curve, not a threshold)
-    if (
-        hasattr(final, "resolve_thresholds")
-        and final.resolve_thresholds()[2] == "powerset-soft"
-    ):
-        shared["onset"] = 0.5
+    # the companion curves follow the estimator's rule: where a numeric onset
+    # selects other scores than "auto" (the soft probabilities of
+    # pyannote/segmentation-3.0), they get one too (the curve, not a threshold)
+    if hasattr(final, "resolve_thresholds"):
+        model = resolve_model(final.segmentation)
+        if final.resolve_thresholds(model)[2] != model.head.rules[0]:
+            shared["onset"] = 0.5
     prediction = estimator.predict([file])[0]
     decision = estimator.decision_function([file])[0]
     speech = (

@@ -35,6 +35,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,7 @@ import torch
 
 from .checkpoint import Specifications, sha256sum
 from .exceptions import CheckpointError, FileError
-from .model import SegmentationModel
-from .network import PyanNet
-from .powerset import Powerset
+from .model import SegmentationModel, build_model
 
 __all__ = [
     "CONFIG_NAME",
@@ -316,22 +315,34 @@ def is_saved_network(path: str | os.PathLike) -> bool:
     return (folder / WEIGHTS_NAME).is_file() and (folder / CONFIG_NAME).is_file()
 
 
-def _specifications_dict(spec: Specifications, num_classes: int) -> dict:
-    out = {
-        "problem": spec.problem,
-        "resolution": spec.resolution,
-        "duration": float(spec.duration),
-        "classes": list(spec.classes),
-        "warm_up": [float(w) for w in spec.warm_up],
-        "permutation_invariant": bool(spec.permutation_invariant),
-        "powerset": bool(spec.powerset),
-    }
-    if spec.powerset:
-        # pyannote's name: the largest set of simultaneous speakers of a class
-        out["powerset_max_classes"] = Powerset.infer(
-            num_classes, len(spec.classes)
-        ).max_set_size
+def _specifications_dict(model: SegmentationModel) -> dict:
+    # every field of the specifications, then what the head adds (pyannote's
+    # names, so that earlier versions read the file as before)
+    out = _json_ready(
+        {f.name: getattr(model.specifications, f.name) for f in fields(Specifications)}
+    )
+    out.update(_json_ready(model.head.specifications_entries()))
     return out
+
+
+#: the specifications a saved network must have (the others have defaults)
+_REQUIRED = ("problem", "resolution", "duration", "classes")
+
+
+def _read_specifications(raw: Mapping[str, Any]) -> Specifications:
+    # each field read as the type of its default: str, float, bool or a tuple
+    values = {}
+    for f in fields(Specifications):
+        if f.name not in raw:
+            if f.name in _REQUIRED:
+                raise KeyError(f.name)
+            continue
+        value, default = raw[f.name], f.default
+        if isinstance(default, tuple):
+            values[f.name] = tuple(type(default[0])(v) for v in value)
+        else:
+            values[f.name] = type(default)(value)
+    return Specifications(**values)
 
 
 def _json_ready(value: Any) -> Any:
@@ -415,7 +426,8 @@ def save_model(
                 "sample_rate": net.sample_rate,
             }
         ),
-        "specifications": _specifications_dict(model.specifications, net.num_classes),
+        "specifications": _specifications_dict(model),
+        "head": _json_ready(model.head.config()),
         "weights": {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(raw).hexdigest()},
         "provenance": _json_ready(dict(provenance or {})),
         "skseg_version": __version__,
@@ -498,82 +510,6 @@ def read_config(path: str | os.PathLike) -> dict:
     return config
 
 
-def _build(
-    hp: Mapping[str, Any],
-    spec: Specifications,
-    source: str,
-    max_set_size: Any = None,
-) -> tuple[PyanNet, int]:
-    # pyannote's two segmentation heads: multi-label (sigmoid) and powerset
-    # (mono-label log-softmax over the sets of speakers)
-    expected = "mono-label" if spec.powerset else "multi-label"
-    if spec.resolution != "frame" or spec.problem != expected:
-        raise CheckpointError(
-            f"{source}: skseg needs a frame-level multi-label or powerset "
-            f"segmentation model, this one is {spec.resolution}-level "
-            f"{spec.problem}{' (powerset)' if spec.powerset else ''}"
-        )
-    num_classes = int(hp.get("num_classes", len(spec.classes)))
-    if spec.powerset:
-        try:
-            powerset = Powerset.infer(num_classes, len(spec.classes))
-        except ValueError as e:
-            raise CheckpointError(f"{source}: {e}") from None
-        if max_set_size is not None and max_set_size != powerset.max_set_size:
-            raise CheckpointError(
-                f"{source}: powerset_max_classes is {max_set_size!r} but "
-                f"{num_classes} outputs of {len(spec.classes)} speakers make sets "
-                f"of at most {powerset.max_set_size}"
-            )
-    elif num_classes != len(spec.classes):
-        raise CheckpointError(
-            f"{source}: {num_classes} outputs but {len(spec.classes)} classes"
-        )
-    try:
-        net = PyanNet(
-            sincnet=dict(hp.get("sincnet") or {}),
-            lstm=dict(hp.get("lstm") or {}),
-            linear=dict(hp.get("linear") or {}),
-            num_classes=num_classes,
-            sample_rate=int(hp.get("sample_rate", 16000)),
-            activation="log_softmax" if spec.powerset else "sigmoid",
-        )
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{source}: invalid hyper-parameters ({e})") from None
-    return net, num_classes
-
-
-def _load_weights(net: PyanNet, state: Mapping[str, torch.Tensor], source: str) -> None:
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing tensors {', '.join(missing[:5])}")
-        if extra:
-            parts.append(f"unexpected tensors {', '.join(extra[:5])}")
-        more = " (and more)" if len(missing) > 5 or len(extra) > 5 else ""
-        raise CheckpointError(
-            f"{source}: the weights do not fit the architecture: "
-            f"{'; '.join(parts)}{more}"
-        )
-    for name, tensor in state.items():
-        want = tuple(expected[name].shape)
-        if tuple(tensor.shape) != want:
-            raise CheckpointError(
-                f"{source}: tensor {name!r} has shape {tuple(tensor.shape)}, the "
-                f"architecture needs {want}"
-            )
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(
-                f"{source}: tensor {name!r} has NaN or infinite values"
-            )
-    net.load_state_dict(
-        {k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True
-    )
-
-
 def load_network(path: str | os.PathLike) -> SegmentationModel:
     """Load a network saved by :func:`save_model` (validated, nothing executed).
 
@@ -625,27 +561,19 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
     state, _ = _deserialize(weights.read_bytes(), source)
     spec_raw = config["specifications"]
     try:
-        spec = Specifications(
-            problem=str(spec_raw["problem"]),
-            resolution=str(spec_raw["resolution"]),
-            duration=float(spec_raw["duration"]),
-            classes=tuple(str(c) for c in spec_raw["classes"]),
-            warm_up=tuple(float(w) for w in spec_raw.get("warm_up", (0.0, 0.0))),
-            permutation_invariant=bool(spec_raw.get("permutation_invariant", True)),
-            powerset=bool(spec_raw.get("powerset", False)),
-        )
+        spec = _read_specifications(spec_raw)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(
             f"{folder / CONFIG_NAME}: malformed specifications ({e})"
         ) from None
-    net, _ = _build(
-        config["hyper_parameters"],
-        spec,
-        os.fspath(folder / CONFIG_NAME),
-        spec_raw.get("powerset_max_classes"),
-    )
-    _load_weights(net, state, source)
-    return SegmentationModel(net, spec, digest).eval()
+    built = {
+        "hyper_parameters": config["hyper_parameters"],
+        "specifications": spec,
+        # (networks saved before heads were named: the specifications imply it)
+        "head": config.get("head"),
+        "saved_specifications": spec_raw,
+    }
+    return build_model(built, state, source=source, sha256=digest)
 
 
 # parts of a Lightning module's state_dict that are not the network's
@@ -715,13 +643,15 @@ def model_from_state_dict(
         if name.startswith(_NOT_NETWORK):
             continue
         cleaned[name.removeprefix("model.")] = tensor
-    hp = {
-        **base_model.network.hparams,
-        "num_classes": base_model.num_classes,
-        "sample_rate": base_model.sample_rate,
+    config = {
+        "hyper_parameters": {
+            **base_model.network.hparams,
+            "num_classes": base_model.num_classes,
+            "sample_rate": base_model.sample_rate,
+        },
+        "specifications": base_model.specifications,
+        "head": base_model.head,
     }
-    net, _ = _build(hp, base_model.specifications, source)
-    _load_weights(net, cleaned, source)
-    return SegmentationModel(
-        net, base_model.specifications, weights_digest(net.state_dict())
-    ).eval()
+    model = build_model(config, cleaned, source=source)
+    model.sha256 = weights_digest(model.network.state_dict())
+    return model

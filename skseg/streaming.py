@@ -65,10 +65,8 @@ import numpy as np
 from pyannote.core import Annotation, Segment, SlidingWindow
 from scipy.optimize import linear_sum_assignment
 
-from .aggregation import REDUCTIONS
 from .binarize import binarize
 from .exceptions import SksegError
-from .powerset import powerset_reduction
 
 __all__ = [
     "DetectionStream",
@@ -543,11 +541,9 @@ class DetectionStream(_ChunkStream):
 
     def __init__(self, estimator: Any, latency: float | None = None):
         super().__init__(estimator, latency)
-        # the offline rule: "auto" thresholds and a powerset model's reductions are
+        # the offline rule: "auto" thresholds and the head's reduction are
         # resolved exactly as the estimator resolves them for this network
-        self.onset, self.offset, reduction = estimator.frame_reduction(self._model)
-        reduce = REDUCTIONS.get(reduction)
-        self._reduce = powerset_reduction(reduction) if reduce is None else reduce
+        self.onset, self.offset, self._reduce = estimator.frame_reduction(self._model)
         self.label = estimator.region_label
         self.min_duration_on = float(estimator.min_duration_on)
         self.min_duration_off = float(estimator.min_duration_off)
@@ -661,7 +657,7 @@ class SegmentationStream(_ChunkStream):
     def __init__(self, estimator: Any, latency: float | None = None):
         self.warm_up = float(estimator.warm_up)
         super().__init__(estimator, latency, warm_up=self.warm_up)
-        # a powerset model's chunks become speaker activities by the offline rule
+        # the chunks become speaker activities by the offline rule (the head's)
         self.onset, self.offset, self._speakers = estimator.speaker_reduction(
             self._model
         )
@@ -719,8 +715,7 @@ class SegmentationStream(_ChunkStream):
         return speakers
 
     def _add(self, raw: np.ndarray) -> None:
-        if self._speakers is not None:
-            raw = self._speakers(raw)
+        raw = self._speakers(raw)
         num_frames = raw.shape[1]
         left = round(num_frames * self.warm_up)
         stop_frame = num_frames - left

@@ -67,7 +67,6 @@ weights so far in ``model_`` (``stopped_`` says why) so they can still be saved.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import os
 import time
@@ -78,19 +77,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pyannote.core import Annotation
-from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state, metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
 from .audio import AudioReader, file_label, validate_file
 from .exceptions import FileError, SksegError
+from .heads import OutputHead, permutate, powerset_targets, segmentation_loss
 from .metrics import annotated
-from .model import SegmentationModel, load_model
-from .network import PyanNet
-from .powerset import Powerset
+from .model import SegmentationModel, build_model, load_model
 
 __all__ = [
     "FREEZE_BLOCKS",
@@ -108,8 +104,6 @@ FREEZE_BLOCKS = ("sincnet", "lstm", "linear", "classifier")
 
 # MixSpeakerDiarization's defaults (pyannote.audio 2.1 to 3.4)
 _MIX_SNR_DB = (0.0, 5.0)
-# OptimalDiarizationErrorRate's threshold grid (pyannote.audio's torchmetrics)
-_THRESHOLDS = torch.linspace(0.0, 1.0, 51)
 
 
 class TrainingError(SksegError, RuntimeError):
@@ -187,19 +181,17 @@ class _File:
 
 def _copy_model(model: SegmentationModel) -> SegmentationModel:
     # a private copy: the shared model of load_model must never be trained in place
-    hp = model.network.hparams
-    net = PyanNet(
-        sincnet=dict(hp["sincnet"]),
-        lstm=dict(hp["lstm"]),
-        linear=dict(hp["linear"]),
-        num_classes=model.num_classes,
-        sample_rate=model.sample_rate,
-        activation=model.network.activation,
-    )
-    net.load_state_dict(
-        {k: v.detach().cpu().clone() for k, v in model.network.state_dict().items()}
-    )
-    return SegmentationModel(net, model.specifications, model.sha256)
+    config = {
+        "hyper_parameters": {
+            **model.network.hparams,
+            "num_classes": model.num_classes,
+            "sample_rate": model.sample_rate,
+        },
+        "specifications": model.specifications,
+        "head": model.head,
+    }
+    state = {k: v.detach().cpu().clone() for k, v in model.network.state_dict().items()}
+    return build_model(config, state, sha256=model.sha256).train()
 
 
 def _state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -301,175 +293,6 @@ def chunk_targets(
     labels = [names[int(present[i])] for i in order]
     labels += [None] * (k - len(labels))
     return _keep_most_talkative(y, k)[0], labels
-
-
-def _permutate(target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
-    """``prediction``'s speakers reordered to ``target`` by least squared error."""
-    k = target.shape[-1]
-    with torch.no_grad():
-        # cost[b, i, j]: mean squared error between target i and output j
-        cost = ((target[:, :, :, None] - prediction[:, :, None, :]) ** 2).mean(1)
-        perms = torch.tensor(list(itertools.permutations(range(k))), device=cost.device)
-        rows = torch.arange(k, device=cost.device)
-        totals = cost[:, rows, perms].sum(-1)  # (batch, permutations)
-        best = perms[totals.argmin(dim=1)]  # (batch, k)
-    index = best[:, None, :].expand(-1, prediction.shape[1], -1)
-    return torch.gather(prediction, 2, index)
-
-
-def _assign(reference: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """``other``'s speakers reordered to ``reference`` as pyannote's ``permutate``.
-
-    The Hungarian assignment (scipy's ``linear_sum_assignment``) of the mean
-    squared error, computed as pyannote computes it: hard speakers often have
-    several silent columns, and only the same solver breaks those ties the same
-    way.
-    """
-    with torch.no_grad():
-        # cost[b, i, j]: mean over frames of (other j - reference i) ** 2
-        cost = ((other[:, :, None, :] - reference[:, :, :, None]) ** 2).mean(1)
-        cost = cost.cpu().numpy()
-        order = np.stack([linear_sum_assignment(c)[1] for c in cost])
-    index = torch.as_tensor(order, device=other.device)[:, None, :]
-    return torch.gather(other, 2, index.expand(-1, other.shape[1], -1))
-
-
-def _frame_weight(prediction: torch.Tensor, warm_up: tuple[int, int]) -> torch.Tensor:
-    batch, frames = prediction.shape[:2]
-    weight = torch.ones(batch, frames, 1, device=prediction.device)
-    weight[:, : warm_up[0]] = 0.0
-    weight[:, frames - warm_up[1] :] = 0.0
-    return weight
-
-
-def _hard_speakers(log_probs: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
-    # pyannote's Powerset.to_multilabel(soft=False): one-hot of the argmax (the
-    # first class on ties) times the membership matrix
-    classes = F.one_hot(log_probs.argmax(dim=-1), mapping.shape[0])
-    return classes.to(mapping.dtype) @ mapping
-
-
-def powerset_targets(
-    log_probs: torch.Tensor, target: torch.Tensor, powerset: Powerset
-) -> torch.Tensor:
-    """Return the powerset class each frame is taught (pyannote 3.x's recipe).
-
-    The targets' speakers are permuted to the network's hard speakers
-    (``to_multilabel`` of the argmax class) by the assignment of least mean
-    squared error (scipy's ``linear_sum_assignment``, as pyannote's
-    ``permutate``), then each frame gets the class whose set shares the most
-    speakers with its active ones (``to_powerset``: the argmax of
-    ``targets @ mapping.T``, the first, hence smallest, set on ties). A frame with
-    more than ``max_set_size`` active speakers thus gets the first set of
-    ``max_set_size`` of them in the powerset's order, as pyannote's
-    ``to_powerset`` does.
-
-    Parameters
-    ----------
-    log_probs : Tensor, shape (batch, frames, powerset.num_classes)
-        The network's log-probabilities.
-    target : Tensor, shape (batch, frames, powerset.num_speakers)
-        0/1 speaker activities.
-    powerset : Powerset
-
-    Returns
-    -------
-    classes : LongTensor, shape (batch, frames)
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skseg.powerset import Powerset
-    >>> ps = Powerset(3, 2)
-    >>> log_probs = torch.log(torch.eye(7)[[1, 1, 0]] * 0.9 + 0.1 / 7)[None]
-    >>> target = torch.tensor([[[0., 1., 0.], [0., 1., 1.], [1., 1., 1.]]])
-    >>> powerset_targets(log_probs, target, ps).tolist()  # speaker 1 is output 0
-    [[1, 5, 4]]
-    """
-    mapping = torch.tensor(
-        powerset.mapping, dtype=log_probs.dtype, device=log_probs.device
-    )
-    with torch.no_grad():
-        hard = _hard_speakers(log_probs, mapping)
-        permuted = _assign(hard, target.to(log_probs.dtype))
-        return (permuted @ mapping.T).argmax(dim=-1)
-
-
-def segmentation_loss(
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    warm_up: tuple[int, int] = (0, 0),
-    powerset: Powerset | None = None,
-    vad_loss: str | None = None,
-) -> torch.Tensor:
-    """Return the permutation-invariant training loss of a batch of chunks.
-
-    Multi-label network (``powerset=None``): outputs permuted to the targets,
-    binary cross-entropy (plus the speech loss ``vad_loss``). Powerset network:
-    negative log-likelihood of the classes :func:`powerset_targets` gives,
-    averaged over frames with the warm-up weights (pyannote's ``nll_loss``:
-    ``sum(loss * weight) / sum(weight)``).
-
-    Parameters
-    ----------
-    prediction : Tensor, shape (batch, frames, outputs)
-        Probabilities (multi-label) or log-probabilities (powerset).
-    target : Tensor, shape (batch, frames, speakers)
-        0/1 speaker activities.
-    warm_up : (int, int), default=(0, 0)
-        Frames left out of the loss on each side (weight 0).
-    powerset : Powerset, optional
-        The network's powerset, for a powerset network.
-    vad_loss : {"bce", "mse"} or None, default=None
-        Multi-label only (pyannote refuses it with a powerset).
-
-    Returns
-    -------
-    loss : Tensor
-        A scalar.
-
-    Raises
-    ------
-    ValueError
-        ``vad_loss`` with a powerset.
-
-    Examples
-    --------
-    >>> import math, torch
-    >>> from skseg.powerset import Powerset
-    >>> target = torch.tensor([[[1., 0., 0.], [0., 0., 0.]]])
-    >>> log_probs = torch.full((1, 2, 7), math.log(1 / 7))
-    >>> loss = segmentation_loss(log_probs, target, powerset=Powerset(3, 2))
-    >>> round(float(loss), 4) == round(math.log(7), 4)
-    True
-    """
-    weight = _frame_weight(prediction, warm_up)
-    if powerset is not None:
-        if vad_loss is not None:
-            raise ValueError(
-                "vad_loss cannot be used with a powerset network (pyannote.audio "
-                "refuses vad_loss with max_speakers_per_frame: the empty class "
-                "already is the non-speech class)"
-            )
-        classes = powerset_targets(prediction, target, powerset)
-        losses = F.nll_loss(
-            prediction.reshape(-1, prediction.shape[-1]),
-            classes.reshape(-1),
-            reduction="none",
-        ).view(classes.shape)
-        w = weight[..., 0]
-        return (losses * w).sum() / w.sum()
-    permuted = _permutate(target, prediction)
-    loss = F.binary_cross_entropy(permuted, target, weight=weight.expand_as(target))
-    if vad_loss is not None:
-        vad_pred = permuted.max(dim=2, keepdim=True).values
-        vad_target = target.max(dim=2, keepdim=True).values
-        if vad_loss == "bce":
-            loss = loss + F.binary_cross_entropy(vad_pred, vad_target, weight=weight)
-        else:
-            loss = loss + ((vad_pred - vad_target) ** 2 * weight).sum() / weight.sum()
-    return loss
 
 
 class SegmentationTrainer(BaseEstimator):
@@ -824,35 +647,26 @@ class SegmentationTrainer(BaseEstimator):
         prediction: torch.Tensor,
         target: torch.Tensor,
         warm_up: tuple[int, int],
-        powerset: Powerset | None = None,
+        head: OutputHead,
     ) -> torch.Tensor:
         return segmentation_loss(
-            prediction,
-            target,
-            warm_up=warm_up,
-            powerset=powerset,
-            vad_loss=self.vad_loss,
+            prediction, target, warm_up=warm_up, head=head, vad_loss=self.vad_loss
         )
 
-    def _validate(
-        self, net, x, y, warm_up, device, powerset=None
-    ) -> tuple[float, float]:
+    def _validate(self, net, x, y, warm_up, device, head) -> tuple[float, float]:
         """Return (frame DER, loss) on the validation chunks.
 
-        Multi-label: at the best threshold (``OptimalDiarizationErrorRate``).
-        Powerset: of the hard speakers (argmax class) at 0.5, as pyannote's
-        ``DiarizationErrorRate(0.5)`` on ``to_multilabel`` for powerset models.
+        The DER of the head's speaker activities (:meth:`OutputHead.speakers`)
+        at the best of its thresholds: every threshold for a multi-label network
+        (``OptimalDiarizationErrorRate``), 0.5 on a powerset network's hard
+        speakers (pyannote's ``DiarizationErrorRate(0.5)`` on ``to_multilabel``).
         """
         net.eval()
-        # 0/1 speakers: any threshold in (0, 1) gives the same decisions
-        grid = _THRESHOLDS if powerset is None else torch.tensor([0.5])
+        grid = head.validation_thresholds()
         errors = torch.zeros(len(grid), dtype=torch.float64)
         speech = 0.0
         losses = []
         thresholds = grid.to(device)
-        mapping = (
-            None if powerset is None else torch.tensor(powerset.mapping, device=device)
-        )
         with torch.inference_mode():
             for start in range(0, len(x), self.batch_size):
                 xb = x[start : start + self.batch_size].to(device)
@@ -864,12 +678,10 @@ class SegmentationTrainer(BaseEstimator):
                         "infinite (lower lr); the best weights so far are kept in "
                         "model_"
                     )
-                losses.append(float(self._loss(pred, yb, warm_up, powerset)) * len(xb))
+                losses.append(float(self._loss(pred, yb, warm_up, head)) * len(xb))
                 frames = pred.shape[1]
                 keep = slice(warm_up[0], frames - warm_up[1])
-                if mapping is not None:
-                    pred = _hard_speakers(pred, mapping.to(pred.dtype))
-                pred = _permutate(yb, pred)[:, keep]
+                pred = permutate(yb, head.speakers(pred))[:, keep]
                 yb = yb[:, keep]
                 hyp = (pred[None] > thresholds[:, None, None, None]).float()
                 n_ref = yb.sum(-1)[None]
@@ -936,14 +748,8 @@ class SegmentationTrainer(BaseEstimator):
             # the caller's random stream is left as it was
             base = self._base_model()
             model = _copy_model(base)
-        powerset = model.powerset
-        if powerset is not None and self.vad_loss is not None:
-            raise ValueError(
-                f"vad_loss={self.vad_loss!r} cannot be used with a powerset network "
-                f"(such as pyannote/segmentation-3.0): pyannote.audio refuses "
-                f"vad_loss with max_speakers_per_frame, the empty class already "
-                f"being non-speech; use vad_loss=None"
-            )
+        head = model.head
+        head.check_training(self.vad_loss)
         device = torch.device(self.device)
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -1042,7 +848,7 @@ class SegmentationTrainer(BaseEstimator):
                         val_files, model, num_samples, num_frames
                     )
                     best_score, _ = self._validate(
-                        net, val_x, val_y, warm_up, device, powerset
+                        net, val_x, val_y, warm_up, device, head
                     )
                 patience_left = self.patience
                 last = best_score
@@ -1061,7 +867,7 @@ class SegmentationTrainer(BaseEstimator):
                         # F.binary_cross_entropy refuses NaN inputs with a bare
                         # RuntimeError: check the outputs first
                         if bool(torch.isfinite(prediction).all()):
-                            loss = self._loss(prediction, yb, warm_up, powerset)
+                            loss = self._loss(prediction, yb, warm_up, head)
                             value = float(loss.detach())
                         else:
                             value = float("nan")
@@ -1089,7 +895,7 @@ class SegmentationTrainer(BaseEstimator):
                     }
                     if val_files:
                         last, val_loss = self._validate(
-                            net, val_x, val_y, warm_up, device, powerset
+                            net, val_x, val_y, warm_up, device, head
                         )
                         record.update(validation=last, validation_loss=val_loss)
                         if last < best_score:
@@ -1129,7 +935,7 @@ class SegmentationTrainer(BaseEstimator):
             )
         return self
 
-    def _freeze(self, net: PyanNet) -> None:
+    def _freeze(self, net: torch.nn.Module) -> None:
         if self.freeze is None:
             return
         for block in FREEZE_BLOCKS[: FREEZE_BLOCKS.index(self.freeze) + 1]:

@@ -12,18 +12,17 @@ cache, so a grid search runs it once per file.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.base import BaseEstimator
 
 from ..aggregation import ChunkScores
 from ..audio import AudioFile, file_label
 from ..binarize import Binarize
+from ..heads import Reduction
 from ..model import SegmentationModel, resolve_model
-from ..powerset import powerset_reduction, reduction_name
 from ..scores import FileScores, ScoreSource, score_source
 from .parameters import constraints
 
@@ -110,20 +109,20 @@ class BaseSegmentationEstimator(BaseEstimator):
 
         ``onset`` and ``offset`` are never overwritten: ``"auto"`` is resolved
         here, per model, on every call (:meth:`fit` stores the result in
-        ``onset_``, ``offset_`` and ``rule_``).
+        ``onset_``, ``offset_`` and ``rule_``), by the model's output head
+        (:meth:`skseg.heads.OutputHead.thresholds`):
 
-        - multi-label model (pyannote/segmentation): ``"auto"`` means the
+        - multi-label head (pyannote/segmentation): ``"auto"`` means the
           pipeline's :attr:`default_thresholds` (pyannote's); an ``offset`` of
           None means ``onset``. Rule ``"multi-label"``: thresholds on the speaker
           probabilities, as pyannote.
-        - powerset model (pyannote/segmentation-3.0): both ``"auto"`` is
-          pyannote.audio 3.x/4.x's rule, ``"powerset-hard"``: the most probable
-          set of speakers per frame (0/1 speaker activities), aggregated, then
-          thresholded at 0.5. Any number switches to ``"powerset-soft"``:
-          thresholds on the probabilities (P(speech) = 1 - P(non-speech), the
-          mass of the pairs for overlap, the mass of the sets containing a
-          speaker); an ``"auto"`` onset is then 0.5 and an ``"auto"`` (or None)
-          offset is ``onset``.
+        - pyannote/segmentation-3.0's head: both ``"auto"`` is pyannote.audio
+          3.x/4.x's rule, ``"powerset-hard"``: the most probable set of speakers
+          per frame (0/1 speaker activities), aggregated, then thresholded at
+          0.5. Any number switches to ``"powerset-soft"``: thresholds on the
+          probabilities (P(speech) = 1 - P(non-speech), the mass of the pairs for
+          overlap, the mass of the sets containing a speaker); an ``"auto"``
+          onset is then 0.5 and an ``"auto"`` (or None) offset is ``onset``.
 
         Parameters
         ----------
@@ -133,7 +132,8 @@ class BaseSegmentationEstimator(BaseEstimator):
         Returns
         -------
         onset, offset : float
-        rule : {"multi-label", "powerset-hard", "powerset-soft"}
+        rule : str
+            One of the head's :attr:`~skseg.heads.OutputHead.rules`.
 
         Examples
         --------
@@ -149,28 +149,17 @@ class BaseSegmentationEstimator(BaseEstimator):
         self._validate_params()
         if model is None:
             model = self._model()
-        onset, offset = self.onset, self.offset
-        if model.powerset is None:
-            default_onset, default_offset = self.default_thresholds
-            onset = default_onset if onset == "auto" else onset
-            if offset == "auto":
-                offset = default_offset
-            offset = onset if offset is None else offset
-            return float(onset), float(offset), "multi-label"
-        if onset == "auto" and offset == "auto":
-            return 0.5, 0.5, "powerset-hard"
-        onset = 0.5 if onset == "auto" else onset
-        offset = onset if offset in (None, "auto") else offset
-        return float(onset), float(offset), "powerset-soft"
+        return model.head.thresholds(self.onset, self.offset, self.default_thresholds)
 
     def speaker_reduction(
         self, model: SegmentationModel
-    ) -> tuple[float, float, Callable[[np.ndarray], np.ndarray] | None]:
+    ) -> tuple[float, float, Reduction]:
         """Return the thresholds and how ``model``'s chunks become speaker scores.
 
-        The one place where :meth:`resolve_thresholds`' rule picks the conversion
-        of a powerset network's log-probabilities to per-speaker scores (hard or
-        soft); offline speaker pipelines and their streams both use it.
+        The head's ``"speakers"`` reduction under :meth:`resolve_thresholds`'
+        rule (the outputs as they are on a multi-label network, the hard or soft
+        speakers of a powerset one); offline speaker pipelines and their streams
+        both use it.
 
         Parameters
         ----------
@@ -179,37 +168,28 @@ class BaseSegmentationEstimator(BaseEstimator):
         Returns
         -------
         onset, offset : float
-        reduce : callable or None
-            ``(..., num_classes)`` chunk scores to ``(..., num_speakers)``; None
-            on a multi-label network, whose outputs are speaker scores already.
+        reduce : skseg.heads.Reduction
+            ``(..., num_outputs)`` chunk scores to ``(..., num_speakers)``.
 
         Examples
         --------
         >>> from skseg import SegmentationEstimator
         >>> segmentation = SegmentationEstimator()
         >>> segmentation.speaker_reduction(segmentation.fit().model_)
-        (0.84, 0.46, None)
+        (0.84, 0.46, Reduction('speakers'))
         """
-        onset, offset, name = self._named_reduction("speakers", model)
-        # None for the plain "speakers": a multi-label network's outputs as they are
-        return onset, offset, powerset_reduction(name)
+        return self._reduction("speakers", model)
 
-    def _named_reduction(
-        self, reduction: str, model: SegmentationModel
-    ) -> tuple[float, float, str]:
-        # resolve_thresholds' rule: ``reduction`` itself on a multi-label network,
-        # its hard or soft powerset form on a powerset one
+    def _reduction(
+        self, kind: str, model: SegmentationModel
+    ) -> tuple[float, float, Reduction]:
         onset, offset, rule = self.resolve_thresholds(model)
-        if rule != "multi-label":
-            reduction = reduction_name(reduction, rule.split("-")[1], model.powerset)
-        return onset, offset, reduction
+        return onset, offset, model.head.reduction(kind, rule)
 
     def _speaker_chunks(self, scores: FileScores) -> tuple[float, float, ChunkScores]:
         """Thresholds and per-chunk speaker scores (a powerset network's converted)."""
         chunks = scores.chunks()
         onset, offset, reduce = self.speaker_reduction(scores.source.model)
-        if reduce is None:
-            return onset, offset, chunks
         return (
             onset,
             offset,
@@ -460,12 +440,14 @@ class DetectionEstimator(BaseSegmentationEstimator):
 
         return stream(self, latency)
 
-    def frame_reduction(self, model: SegmentationModel) -> tuple[float, float, str]:
+    def frame_reduction(
+        self, model: SegmentationModel
+    ) -> tuple[float, float, Reduction]:
         """Return the thresholds and the per-chunk reduction run on ``model``.
 
-        The one place where :meth:`resolve_thresholds`' rule picks the reduction
-        (``reduction`` itself on a multi-label model, its hard or soft powerset
-        form on a powerset one); offline prediction and streaming both use it.
+        The head's :attr:`reduction` under :meth:`resolve_thresholds`' rule
+        (``reduction`` itself on a multi-label model, its hard or soft form on
+        pyannote/segmentation-3.0); offline prediction and streaming both use it.
 
         Parameters
         ----------
@@ -474,17 +456,18 @@ class DetectionEstimator(BaseSegmentationEstimator):
         Returns
         -------
         onset, offset : float
-        reduction : str
-            A name :func:`skseg.aggregation.aggregate` accepts.
+        reduction : skseg.heads.Reduction
+            Callable on chunk scores; :func:`skseg.aggregation.aggregate` and the
+            score cache take it (its name keys the cache).
 
         Examples
         --------
         >>> from skseg import VADEstimator
         >>> vad = VADEstimator()
         >>> vad.frame_reduction(vad.fit().model_)
-        (0.767, 0.377, 'speech')
+        (0.767, 0.377, Reduction('speech'))
         """
-        return self._named_reduction(self.reduction, model)
+        return self._reduction(self.reduction, model)
 
     def _decide(self, scores: FileScores) -> tuple[Annotation, SlidingWindowFeature]:
         onset, offset, reduction = self.frame_reduction(scores.source.model)

@@ -305,8 +305,9 @@ def _detection_docs(cls: type) -> str:
             f"{what} starts when the score goes strictly above ``onset``. "
             f'``"auto"``: the model\'s rule (see :meth:`resolve_thresholds`): '
             f"{on:g} on pyannote/segmentation (pyannote's default); on "
-            "pyannote/segmentation-3.0, pyannote.audio's hard powerset decision, "
-            "while a number switches to thresholds on the powerset probabilities.",
+            "pyannote/segmentation-3.0, pyannote.audio's hard decision (the most "
+            "probable set of speakers), while a number switches to thresholds on "
+            "its probabilities.",
         ),
         (
             "offset",
