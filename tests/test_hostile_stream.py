@@ -6,6 +6,7 @@ process."""
 
 import io
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -260,3 +261,19 @@ def test_an_endless_stream_holds_bounded_state(estimator):
     assert low == high  # the buffers' capacity is flat
     assert result["traced_growth_mib"] < 0.25  # Python and NumPy objects alive
     assert result["rss_growth_mib"] < 16
+
+
+def test_a_full_standard_output_is_one_named_error(sample_waveform):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "skseg", "stream", "vad", "-"],
+            input=pcm16(sample_waveform[: 12 * SR]),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=600,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert err.splitlines() == [
+        "skseg stream vad: standard output: No space left on device"
+    ]
