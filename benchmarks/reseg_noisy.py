@@ -197,6 +197,7 @@ def main() -> None:
     from skseg import ResegmentationEstimator, fetch_sample
     from skseg.hub import resolve_checkpoint
     from skseg.inference import ChunkScores, Inference
+    from skseg.io import write_rttm
     from skseg.pipelines._diarization import resegment
 
     sample = fetch_sample()
@@ -212,8 +213,7 @@ def main() -> None:
         uri = truth.uri
         baseline = degrade(truth, rng)
         sf.write(work / f"{uri}.wav", audio, SR, subtype="FLOAT")
-        with open(work / f"{uri}.baseline.rttm", "w") as f:
-            baseline.write_rttm(f)
+        write_rttm(baseline, work / f"{uri}.baseline.rttm")
         files[uri] = dict(
             waveform=audio[None],
             sample_rate=SR,

@@ -7,7 +7,10 @@ reduction (``"speech"``: max over speakers; ``"overlap"``: second-largest;
 :mod:`skseg.heads`), then Hamming-weighted overlap-add, with
 pyannote's frame placement, float32 accumulation in chunk order, uncovered frames
 set to ``missing``, and the loose crop to the file's extent when the last chunk
-was padded.
+was padded. :class:`OverlapAdd` is the same overlap-add taking chunks as they come
+and releasing frames once no later chunk changes them: :func:`aggregate` runs it on
+a whole file, :mod:`skseg.streaming` on a live stream. :class:`FrameBuffer` is the
+rolling frame store under it.
 
 This module needs NumPy and pyannote.core only (no torch), so that the score
 cache and anything else that only stores or reduces scores can import it without
@@ -17,12 +20,15 @@ the network.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from pyannote.core import Segment, SlidingWindow, SlidingWindowFeature
 
 __all__ = [
     "ChunkScores",
+    "FrameBuffer",
+    "OverlapAdd",
     "REDUCTIONS",
     "aggregate",
     "overlap_reduction",
@@ -154,6 +160,249 @@ REDUCTIONS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def _num_frames(window: SlidingWindow, frames: SlidingWindow, num_chunks: int) -> int:
+    # pyannote's count: to the middle of the frame after the last chunk's end
+    return (
+        frames.closest_frame(
+            window.start
+            + window.duration
+            + (num_chunks - 1) * window.step
+            + 0.5 * frames.duration
+        )
+        + 1
+    )
+
+
+class FrameBuffer:
+    """Rows of frame values from a first held frame on, growing as frames come.
+
+    Frames are addressed by their absolute index; :meth:`reserve` keeps the rows
+    from a given frame on (the ones before it are forgotten), so a stream holds
+    about one chunk of frames however long it runs.
+
+    Parameters
+    ----------
+    num_columns : int, default=1
+    dtype : numpy dtype, default=float32
+    capacity : int, default=0
+        Rows allocated up front (a whole file: no reallocation).
+
+    Attributes
+    ----------
+    start : int
+        Absolute index of the first row held.
+    data : ndarray, shape (capacity, num_columns)
+
+    Examples
+    --------
+    >>> buffer = FrameBuffer()
+    >>> buffer.reserve(0, 4)
+    >>> buffer.rows(1, 3)[...] += 1.0
+    >>> buffer.reserve(2, 12)  # frames before 2 are no longer needed
+    >>> buffer.start, buffer.rows(2, 4).ravel().tolist()
+    (2, [1.0, 0.0])
+    """
+
+    def __init__(
+        self, num_columns: int = 1, dtype: Any = np.float32, capacity: int = 0
+    ):
+        self.start = 0
+        self.data = np.zeros((capacity, num_columns), dtype=dtype)
+
+    def reserve(
+        self, keep_from: int, stop: int, num_columns: int | None = None
+    ) -> None:
+        """Hold frames ``[keep_from, stop)`` (and ``num_columns`` columns)."""
+        columns = self.data.shape[1] if num_columns is None else num_columns
+        if stop - self.start <= len(self.data) and columns <= self.data.shape[1]:
+            return
+        # doubling: a chunk at a time costs amortised O(1) copies per frame
+        capacity = max(len(self.data), 2 * (stop - keep_from))
+        new = np.zeros(
+            (capacity, max(columns, self.data.shape[1])), dtype=self.data.dtype
+        )
+        kept = self.data[keep_from - self.start :]
+        new[: len(kept), : kept.shape[1]] = kept
+        self.data, self.start = new, keep_from
+
+    def rows(self, first: int, stop: int) -> np.ndarray:
+        """Return a view of frames ``[first, stop)`` (all held)."""
+        return self.data[first - self.start : stop - self.start]
+
+
+class OverlapAdd:
+    """Weighted overlap-add of chunks that arrive in order, frames released when final.
+
+    :func:`aggregate`'s placement and arithmetic (float32 sums in chunk order,
+    NaN scores masked out, uncovered frames set to ``missing``), one chunk at a
+    time: :meth:`add` places the next chunk, :meth:`release` returns the averaged
+    frames up to a given frame and forgets them. Frames before the next chunk's
+    first frame (:meth:`placement`) are final. Memory holds the frames from the
+    first unreleased one to the last chunk's end.
+
+    Parameters
+    ----------
+    chunks : pyannote.core.SlidingWindow
+        The chunk window (chunk ``c`` is ``chunks[c]``).
+    frames : pyannote.core.SlidingWindow
+        Frames of a chunk starting at 0 (the model's receptive field).
+    num_columns : int, default=1
+        Values per frame.
+    hamming : bool, default=True
+        Weight each chunk's frames with a Hamming window.
+    warm_up : (float, float), default=(0, 0)
+        Seconds at each end of a chunk whose frames get weight ``epsilon``.
+    epsilon : float, default=1e-12
+    capacity : int, default=0
+        Frames allocated up front.
+
+    Attributes
+    ----------
+    frames : pyannote.core.SlidingWindow
+        The aggregated frames (starting where the chunk window starts).
+    num_chunks : int
+        Chunks added.
+    covered : int
+        Frames ``[0, covered)`` lie under a chunk added.
+    released : int
+        Frames ``[0, released)`` were released.
+
+    Examples
+    --------
+    >>> from pyannote.core import SlidingWindow
+    >>> live = OverlapAdd(SlidingWindow(start=0, duration=4, step=1),
+    ...                   SlidingWindow(start=0, duration=1, step=1), hamming=False)
+    >>> for _ in range(3):
+    ...     live.add(np.ones((4, 1), dtype="float32"))
+    >>> live.release(live.placement(live.num_chunks)).ravel().tolist()  # final
+    [1.0, 1.0, 1.0]
+    >>> live.release(live.num_frames()).ravel().tolist()  # the end
+    [1.0, 1.0, 1.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        chunks: SlidingWindow,
+        frames: SlidingWindow,
+        num_columns: int = 1,
+        *,
+        hamming: bool = True,
+        warm_up: tuple[float, float] = (0.0, 0.0),
+        epsilon: float = 1e-12,
+        capacity: int = 0,
+    ):
+        self.chunks = chunks
+        self.frames = SlidingWindow(
+            start=chunks.start, duration=frames.duration, step=frames.step
+        )
+        self.hamming = hamming
+        self.warm_up = warm_up
+        self.epsilon = epsilon
+        self.num_chunks = 0
+        self.covered = 0
+        self.released = 0
+        self._total = FrameBuffer(num_columns, np.float32, capacity)
+        self._count = FrameBuffer(num_columns, np.float32, capacity)
+        self._seen = FrameBuffer(num_columns, bool, capacity)
+        self._weight: np.ndarray | None = None
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frames the buffers can hold now (their capacity)."""
+        return len(self._total.data)
+
+    def placement(self, c: int) -> int:
+        """First frame of chunk ``c``."""
+        return self.frames.closest_frame(
+            self.chunks[c].start + 0.5 * self.frames.duration
+        )
+
+    def num_frames(self, num_chunks: int | None = None) -> int:
+        """Frames of ``num_chunks`` chunks (default: those added), to the last's end."""
+        n = self.num_chunks if num_chunks is None else num_chunks
+        return _num_frames(self.chunks, self.frames, n)
+
+    def weight(self, num_frames: int) -> np.ndarray:
+        """Return the ``(num_frames, 1)`` weight of a chunk's frames."""
+        if self._weight is None or len(self._weight) != num_frames:
+            hamming_window = (
+                np.hamming(num_frames).reshape(-1, 1)
+                if self.hamming
+                else np.ones((num_frames, 1))
+            )
+            warm_up_window = np.ones((num_frames, 1))
+            duration = self.chunks.duration
+            left = round(self.warm_up[0] / duration * num_frames)
+            right = round(self.warm_up[1] / duration * num_frames)
+            warm_up_window[:left] = self.epsilon
+            warm_up_window[num_frames - right :] = self.epsilon
+            self._weight = hamming_window * warm_up_window
+        return self._weight
+
+    def add(self, score: np.ndarray) -> None:
+        """Overlap-add the next chunk's ``(num_frames, num_columns)`` values.
+
+        Frames already released are left out.
+        """
+        num_frames = len(score)
+        weight = self.weight(num_frames)
+        start = self.placement(self.num_chunks)
+        stop = start + num_frames
+        for buffer in (self._total, self._count, self._seen):
+            buffer.reserve(self.released, stop, score.shape[1])
+        lo = max(start, self.released)
+        if lo < stop:
+            k = lo - start
+            score, weight = score[k:], weight[k:]
+            if np.isnan(score).any():
+                mask = ~np.isnan(score)
+                score = np.where(mask, score, 0.0)
+                self._total.rows(lo, stop)[...] += score * mask * weight
+                self._count.rows(lo, stop)[...] += mask * weight
+                self._seen.rows(lo, stop)[...] |= mask
+            else:
+                self._total.rows(lo, stop)[...] += score * weight
+                self._count.rows(lo, stop)[...] += weight
+                self._seen.rows(lo, stop)[...] = True
+        self.covered = max(self.covered, stop)
+        self.num_chunks += 1
+
+    def release(
+        self, stop: int, missing: float = 0.0, skip_average: bool = False
+    ) -> np.ndarray:
+        """Return frames ``[released, stop)`` and forget them.
+
+        Parameters
+        ----------
+        stop : int
+            Frames up to it are released (final only before
+            ``placement(num_chunks)``, or at the end of the chunks).
+        missing : float, default=0.0
+            Value of frames no chunk covers.
+        skip_average : bool, default=False
+            Return the weighted sums instead of the weighted averages.
+
+        Returns
+        -------
+        values : ndarray of float32, shape (stop - released, num_columns)
+        """
+        first = self.released
+        if stop <= first:
+            return np.zeros((0, self._total.data.shape[1]), dtype=np.float32)
+        n = stop - first
+        held = max(0, min(stop, self._total.start + len(self._total.data)) - first)
+        total = self._total.rows(first, first + held)
+        if not skip_average:
+            total = total / np.maximum(
+                self._count.rows(first, first + held), self.epsilon
+            )
+        out = np.full((n, total.shape[1]), missing, dtype=np.float32)
+        seen = self._seen.rows(first, first + held)
+        out[:held] = np.where(seen, total, np.float32(missing))
+        self.released = stop
+        return out
+
+
 def aggregate(
     chunks: SlidingWindowFeature,
     frames: SlidingWindow | None = None,
@@ -230,52 +479,21 @@ def aggregate(
     scores = reduce(data)
     num_chunks, num_frames_per_chunk, dim = scores.shape
     window = chunks.sliding_window
-    frames = SlidingWindow(
-        start=window.start, duration=frames.duration, step=frames.step
+    overlap = OverlapAdd(
+        window,
+        frames,
+        dim,
+        hamming=hamming,
+        warm_up=warm_up,
+        epsilon=epsilon,
+        capacity=_num_frames(window, frames, num_chunks),
     )
-
-    hamming_window = (
-        np.hamming(num_frames_per_chunk).reshape(-1, 1)
-        if hamming
-        else np.ones((num_frames_per_chunk, 1))
+    for score in scores:
+        overlap.add(score)
+    average = overlap.release(
+        overlap.num_frames(), missing=missing, skip_average=skip_average
     )
-    warm_up_window = np.ones((num_frames_per_chunk, 1))
-    left = round(warm_up[0] / window.duration * num_frames_per_chunk)
-    right = round(warm_up[1] / window.duration * num_frames_per_chunk)
-    warm_up_window[:left] = epsilon
-    warm_up_window[num_frames_per_chunk - right :] = epsilon
-    weight = hamming_window * warm_up_window
-
-    num_frames = (
-        frames.closest_frame(
-            window.start
-            + window.duration
-            + (num_chunks - 1) * window.step
-            + 0.5 * frames.duration
-        )
-        + 1
-    )
-    # float32 accumulators fed in chunk order: pyannote's arithmetic, bit for bit
-    total = np.zeros((num_frames, dim), dtype=np.float32)
-    count = np.zeros((num_frames, dim), dtype=np.float32)
-    seen = np.zeros((num_frames, dim), dtype=bool)
-    has_nan = bool(np.isnan(scores).any())
-    for c in range(num_chunks):
-        score = scores[c]
-        start = frames.closest_frame(window[c].start + 0.5 * frames.duration)
-        stop = start + num_frames_per_chunk
-        if has_nan:
-            mask = ~np.isnan(score)
-            score = np.where(mask, score, 0.0)
-            total[start:stop] += score * mask * weight
-            count[start:stop] += mask * weight
-            seen[start:stop] |= mask
-        else:
-            total[start:stop] += score * weight
-            count[start:stop] += weight
-            seen[start:stop] = True
-    average = total if skip_average else total / np.maximum(count, epsilon)
-    average[~seen] = missing
+    frames = overlap.frames
     out = SlidingWindowFeature(average, frames)
     if crop is None:
         crop = bool(getattr(chunks, "last_chunk_padded", False))

@@ -33,6 +33,7 @@ __all__ = [
     "file_identity",
     "SAMPLE_RATE_RANGE",
     "MAX_RESAMPLING_FACTOR",
+    "PolyphaseResampler",
     "MAX_AMPLITUDE",
 ]
 
@@ -242,7 +243,7 @@ MAX_RESAMPLING_FACTOR = 1 << 16
 MAX_AMPLITUDE = float(1 << 32)
 
 
-class _PolyphaseResampler:
+class PolyphaseResampler:
     """:func:`scipy.signal.resample_poly` of one signal, one output range at a time.
 
     ``resample_poly(x, up, down)`` (default Kaiser window, zero padding) computes
@@ -253,17 +254,36 @@ class _PolyphaseResampler:
     range needs, starting at a multiple of ``down`` so that the polyphase phase is
     the whole-signal one. Each output sample is then the same sum of the same
     products in the same order: the result equals whole-signal ``resample_poly``
-    bit for bit, for any range.
+    bit for bit, for any range. The length of the signal may be unknown (a
+    stream, :class:`skseg.sources.Resampler`): outputs past the inputs' reach are
+    then the zeros of ``resample_poly``'s padding.
+
+    Parameters
+    ----------
+    rate_in, rate_out : int
+        In Hz; the caller bounds the factor (:data:`MAX_RESAMPLING_FACTOR`).
+    num_in : int, optional
+        Length of the input signal, if known.
+
+    Examples
+    --------
+    >>> from scipy.signal import resample_poly
+    >>> x = np.random.default_rng(0).standard_normal(4410).astype("float32")
+    >>> resample = PolyphaseResampler(44100, 16000, len(x))
+    >>> i0, i1 = resample.inputs(100, 900)
+    >>> part = resample(x[i0:i1], i0, 100, 900)
+    >>> bool((part == resample_poly(x, 160, 441)[100:900]).all())
+    True
     """
 
-    def __init__(self, num_in: int, rate_in: int, rate_out: int):
+    def __init__(self, rate_in: int, rate_out: int, num_in: int | None = None):
         from scipy.signal import firwin
 
         g = gcd(rate_in, rate_out)
         self.up, self.down = rate_out // g, rate_in // g
         self.num_in = num_in
         up, down = self.up, self.down
-        self.num_out = -(-num_in * up // down)
+        self.num_out = None if num_in is None else -(-num_in * up // down)
         # resample_poly's filter, float32 because its input is (cast, then scaled)
         half_len = 10 * max(up, down)
         h = firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
@@ -272,7 +292,7 @@ class _PolyphaseResampler:
         n_pre_pad = down - half_len % down
         self.pre_remove = (half_len + n_pre_pad) // down
         n_post_pad = 0
-        while (
+        while num_in is not None and (
             _upfirdn_output_len(len(h) + n_pre_pad + n_post_pad, num_in, up, down)
             < self.num_out + self.pre_remove
         ):
@@ -286,8 +306,8 @@ class _PolyphaseResampler:
         up, down, pre = self.up, self.down, self.pre_remove
         first = -(-((start + pre) * down - len(self.h) + 1) // up)
         i0 = max(0, first) // down * down  # keeps the whole signal's phase
-        i1 = min(self.num_in, (stop - 1 + pre) * down // up + 1)
-        return i0, i1
+        i1 = (stop - 1 + pre) * down // up + 1
+        return i0, i1 if self.num_in is None else min(self.num_in, i1)
 
     def __call__(self, x: np.ndarray, i0: int, start: int, stop: int) -> np.ndarray:
         """Return outputs ``[start, stop)`` from ``x``, the inputs :meth:`inputs` named.
@@ -298,7 +318,10 @@ class _PolyphaseResampler:
 
         y = upfirdn(self.h, x, self.up, self.down)
         shift = self.pre_remove - i0 * self.up // self.down
-        return y[start + shift : stop + shift]
+        out = y[start + shift : stop + shift]
+        if len(out) < stop - start:  # past the inputs' reach: the zero padding
+            out = np.concatenate([out, np.zeros(stop - start - len(out), out.dtype)])
+        return out
 
 
 class _LastBlock:
@@ -418,8 +441,8 @@ class AudioReader:
         self._resampler = (
             None
             if self.native_sample_rate == self.sample_rate
-            else _PolyphaseResampler(
-                self._num_frames, self.native_sample_rate, self.sample_rate
+            else PolyphaseResampler(
+                self.native_sample_rate, self.sample_rate, self._num_frames
             )
         )
         self.num_samples = (

@@ -9,16 +9,21 @@ filled (``Annotation.support``) and only then are regions shorter than
 ``offset or onset``, which silently turns ``offset=0.0`` into ``onset``; here
 only ``offset=None`` means "same as onset".
 
-:func:`binarize` is pyannote's batch hysteresis over ``(..., frames)`` rows, used
-to count speakers per chunk.
+:class:`RegionTracker` is the same rule for one track taking frames as they
+come and releasing each region once no later frame can change it (what
+:mod:`skseg.streaming` emits); fed a whole track, it gives :class:`Binarize`'s
+regions. :func:`binarize` is pyannote's batch hysteresis over ``(..., frames)``
+rows, used to count speakers per chunk.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pyannote.core import Annotation, Segment, SlidingWindowFeature
 
-__all__ = ["Binarize", "binarize", "hysteresis_regions"]
+__all__ = ["Binarize", "RegionTracker", "binarize", "hysteresis_regions"]
 
 
 def _hysteresis_states(x: np.ndarray, onset: float, offset: float) -> np.ndarray:
@@ -164,6 +169,145 @@ class Binarize:
                 if segment.duration < self.min_duration_on:
                     del active[segment, track]
         return active
+
+
+class RegionTracker:
+    """:class:`Binarize`'s rules for one track, frame after frame.
+
+    The hysteresis (a region starts at the first frame above ``onset`` and ends
+    at the first below ``offset``), then ``Annotation.support(min_duration_off)``
+    (gaps shorter than it filled) and the ``min_duration_on`` filter, each region
+    released as soon as it is final: it has ended, and the frames seen reach
+    ``min_duration_off`` past its end (no later region can be merged into it).
+
+    Parameters
+    ----------
+    min_duration_on, min_duration_off : float, default=0.0
+        As :class:`Binarize`'s.
+    first : bool, default=True
+        Whether the first frame pushed is the track's first (its state is then
+        that frame's, as offline); ``False`` for a track that starts inactive.
+
+    Attributes
+    ----------
+    idle : bool
+        Nothing open and nothing held.
+
+    Examples
+    --------
+    >>> tracker = RegionTracker(min_duration_off=1.5)
+    >>> on = np.array([0., .9, .9, 0., .9, 0., 0., 0., 0.]) > 0.5
+    >>> tracker.push(on[:6], ~on[:6], np.arange(6.0), 6.0)  # 3.0-4.0 may merge
+    []
+    >>> tracker.push(on[6:], ~on[6:], np.arange(6.0, 9.0), 9.0)
+    [<Segment(1, 5)>]
+    >>> tracker.close()
+    []
+    """
+
+    def __init__(
+        self,
+        min_duration_on: float = 0.0,
+        min_duration_off: float = 0.0,
+        first: bool = True,
+    ):
+        self.min_duration_on = min_duration_on
+        self.min_duration_off = min_duration_off
+        self.active = False
+        self.open_start = 0.0
+        # a track that starts inactive has no first-frame rule
+        self.started = not first
+        self.last_time: float | None = None
+        self.pending: Segment | None = None  # the (merged) region that may grow
+
+    @property
+    def idle(self) -> bool:
+        """Nothing open and nothing held: no later frame below onset changes it."""
+        return not self.active and self.pending is None
+
+    def push(
+        self, above: Any, below: Any, times: Any, next_time: float
+    ) -> list[Segment]:
+        """Take frames; return the regions made final.
+
+        Parameters
+        ----------
+        above, below : sequence of bool
+            Whether each frame is above ``onset`` and below ``offset``.
+        times : sequence of float
+            Each frame's middle, in seconds.
+        next_time : float
+            The middle of the frame after them (a later region starts there at
+            the earliest).
+
+        Returns
+        -------
+        regions : list of Segment
+            In time order.
+        """
+        out: list[Segment] = []
+        for on, off, time in zip(above, below, times, strict=True):
+            if not self.started:  # the track's first frame
+                self.started = True
+                self.active = bool(on)
+                self.open_start = time
+            elif self.active:
+                if off:
+                    out += self._ended(self.open_start, time)
+                    self.active = False
+                    self.open_start = time
+            elif on:
+                # a region opens: the held one now knows whether it is merged
+                if self.pending is not None and not self._merges(self.pending, time):
+                    pending, self.pending = self.pending, None
+                    out += self._final(pending)
+                self.open_start = time
+                self.active = True
+            self.last_time = time
+        if not self.active and self.pending is not None:
+            # no later region can start before the next frame
+            if not self._merges(self.pending, next_time):
+                out += self._final(self.pending)
+                self.pending = None
+        return out
+
+    def close(self) -> list[Segment]:
+        """End the track: a region still open ends at the last frame's middle."""
+        out: list[Segment] = []
+        if self.active and self.last_time is not None:
+            out += self._ended(self.open_start, self.last_time)
+            self.active = False
+        if self.pending is not None:
+            out += self._final(self.pending)
+            self.pending = None
+        return out
+
+    def _merges(self, region: Segment, start: float) -> bool:
+        """Whether a region starting at ``start`` would be merged into ``region``."""
+        if self.min_duration_off <= 0.0:
+            return False
+        # Timeline.support's gap test (a gap is only defined between non-empty ones)
+        gap = Segment(start, start + 1.0) ^ region
+        return not gap or gap.duration < self.min_duration_off
+
+    def _ended(self, start: float, end: float) -> list[Segment]:
+        """Take a hysteresis region that ended (before the duration rules)."""
+        segment = Segment(start, end)
+        if not segment:  # an Annotation drops empty segments
+            return []
+        if self.min_duration_off <= 0.0:
+            return self._final(segment)
+        if self.pending is not None and self._merges(self.pending, start):
+            self.pending = self.pending | segment
+            return []
+        out = self._final(self.pending) if self.pending is not None else []
+        self.pending = segment
+        return out
+
+    def _final(self, segment: Segment) -> list[Segment]:
+        if self.min_duration_on > 0 and segment.duration < self.min_duration_on:
+            return []
+        return [segment]
 
 
 def _track_name(k: int) -> str:

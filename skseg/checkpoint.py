@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from .audio import SAMPLE_RATE_RANGE
 from .exceptions import CheckpointError, UnsafeCheckpointError
 
 __all__ = [
@@ -169,9 +170,9 @@ MAX_NODES = 200_000
 #: Largest total of ``state_dict`` tensor bytes, and of the storages they view
 #: (pyannote/segmentation has 5.9 MB).
 MAX_TENSOR_BYTES = 256 << 20
-#: Plausible chunk durations and sample rates, and most output classes.
+#: Plausible chunk durations, and most output classes (sample rates: those audio
+#: decoding accepts, :data:`skseg.audio.SAMPLE_RATE_RANGE`).
 DURATION_RANGE = (0.5, 120.0)
-SAMPLE_RATE_RANGE = (1_000, 384_000)
 MAX_CLASSES = 64
 
 _PROBLEM_NAMES = ("binary", "mono-label", "multi-label", "representation")

@@ -20,10 +20,17 @@ Other rates are resampled as they arrive by :class:`Resampler`, the filter of
 Bad input is a :class:`~skseg.streaming.StreamError` naming the input and the
 problem: a WAV header in a raw stream or a raw stream given as WAV, a WAV
 encoding other than 16-bit integer or 32-bit float PCM, a ``rate`` contradicting
-the WAV header, non-finite float samples, and a stream that ends inside a sample
-(an odd number of bytes for ``s16le``). Samples are not clipped or rescaled:
-``s16le`` is divided by 32768 (soundfile's scale), ``f32le`` taken as it is, as
-offline decoding does.
+the WAV header, non-finite float samples or samples beyond
+:data:`skseg.audio.MAX_AMPLITUDE`, and a stream that ends inside a sample (an odd
+number of bytes for ``s16le``). Samples are not clipped or rescaled: ``s16le`` is
+divided by 32768 (soundfile's scale), ``f32le`` taken as it is, as offline
+decoding does.
+
+What an input declares cannot make skseg work harder than the audio it sends:
+rates are those offline decoding accepts (:data:`skseg.audio.SAMPLE_RATE_RANGE`,
+with a resampling filter bounded by :data:`skseg.audio.MAX_RESAMPLING_FACTOR`),
+at most :data:`MAX_CHANNELS` channels are interleaved, and one read asks for at
+most :data:`MAX_READ_BYTES` whatever the block duration.
 """
 
 from __future__ import annotations
@@ -37,10 +44,17 @@ from typing import IO, Any
 
 import numpy as np
 
-from .audio import SAMPLE_RATE_RANGE
+from .audio import (
+    MAX_AMPLITUDE,
+    MAX_RESAMPLING_FACTOR,
+    SAMPLE_RATE_RANGE,
+    PolyphaseResampler,
+)
 from .streaming import StreamError
 
 __all__ = [
+    "MAX_CHANNELS",
+    "MAX_READ_BYTES",
     "PCM_FORMATS",
     "PCMDecoder",
     "Resampler",
@@ -54,6 +68,13 @@ PCM_FORMATS: dict[str, tuple[str, float]] = {
     "s16le": ("<i2", 32768.0),
     "f32le": ("<f4", 1.0),
 }
+
+#: Most interleaved channels of a raw or WAV stream (a header's 65,535 would make
+#: one block of 0.1 s at 384 kHz a 10 GB read).
+MAX_CHANNELS = 256
+
+#: Most bytes asked of the input at once, whatever the block duration.
+MAX_READ_BYTES = 1 << 20
 
 # WAV format tags: PCM, IEEE float, WAVE_FORMAT_EXTENSIBLE
 _WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
@@ -92,6 +113,11 @@ class PCMDecoder:
             )
         if not isinstance(channels, int) or channels < 1:
             raise StreamError(f"{name}: channels must be a positive integer")
+        if channels > MAX_CHANNELS:
+            raise StreamError(
+                f"{name}: {channels} interleaved channels is implausible (at most "
+                f"{MAX_CHANNELS})"
+            )
         self.format, self.channels, self.name = format, channels, name
         dtype, self.scale = PCM_FORMATS[format]
         self.dtype = np.dtype(dtype)
@@ -119,10 +145,20 @@ class PCMDecoder:
             x /= np.float32(self.scale)
         if self.channels > 1:
             x = x.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
+        at = (self.num_bytes - len(data) + whole) // self.frame_bytes - len(x)
         if not np.isfinite(x).all():
-            at = (self.num_bytes - len(data) + whole) // self.frame_bytes - len(x)
             first = int(np.flatnonzero(~np.isfinite(x))[0])
             self._error = f"{self.name}: sample {at + first} is not a finite number"
+            return x[:first]
+        if len(x) and max(-float(x.min()), float(x.max())) > MAX_AMPLITUDE:
+            # as offline decoding: the network's statistics would overflow and
+            # every score become NaN, read as silence
+            first = int(np.flatnonzero(np.abs(x) > MAX_AMPLITUDE)[0])
+            self._error = (
+                f"{self.name}: sample {at + first} has an implausible amplitude "
+                f"({float(x[first]):.3g}, beyond {MAX_AMPLITUDE:.3g}); scale the "
+                "audio to [-1, 1]"
+            )
             return x[:first]
         return x
 
@@ -150,15 +186,21 @@ class PCMDecoder:
 class Resampler:
     """:func:`scipy.signal.resample_poly` of a signal that arrives in blocks.
 
-    The same polyphase filter (Kaiser window, beta 5), run on each block with the
-    inputs that the filter still needs from before it; :meth:`flush` ends the
-    signal as ``resample_poly`` does (zero padding). The output matches
-    whole-signal ``resample_poly`` to float32 rounding.
+    :class:`skseg.audio.PolyphaseResampler` (the resampler offline decoding uses)
+    run on each block with the inputs that the filter still needs from before
+    it; :meth:`flush` ends the signal as ``resample_poly`` does (zero padding).
+    The output is whole-signal ``resample_poly``'s, as offline decoding gives it.
 
     Parameters
     ----------
     rate_in, rate_out : int
         In Hz.
+
+    Raises
+    ------
+    StreamError
+        If a rate is not positive, or the rates share so few factors that the
+        filter would be huge (more than :data:`skseg.audio.MAX_RESAMPLING_FACTOR`).
 
     Examples
     --------
@@ -173,45 +215,32 @@ class Resampler:
     """
 
     def __init__(self, rate_in: int, rate_out: int):
-        from scipy.signal import firwin
-
         if rate_in <= 0 or rate_out <= 0:
             raise StreamError(f"sample rates must be positive: {rate_in}, {rate_out}")
-        g = gcd(int(rate_in), int(rate_out))
-        self.up, self.down = int(rate_out) // g, int(rate_in) // g
-        up, down = self.up, self.down
-        half_len = 10 * max(up, down)
-        h = firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
-        h = (h * up).astype(np.float32)
-        n_pre_pad = down - half_len % down
-        self._pre = (half_len + n_pre_pad) // down
-        self._h = np.concatenate([np.zeros(n_pre_pad, np.float32), h])
+        rate_in, rate_out = int(rate_in), int(rate_out)
+        factor = max(rate_in, rate_out) // gcd(rate_in, rate_out)
+        if factor > MAX_RESAMPLING_FACTOR:
+            raise StreamError(
+                f"resampling {rate_in} Hz to {rate_out} Hz needs a factor of "
+                f"{factor} (more than {MAX_RESAMPLING_FACTOR}); send a common rate "
+                "(16000, 44100, 48000...)"
+            )
+        self._filter = PolyphaseResampler(rate_in, rate_out)
+        self.up, self.down = self._filter.up, self._filter.down
         self._x = np.zeros(0, dtype=np.float32)
         self._x0 = 0  # input index of _x[0]
         self.num_in = 0
         self.num_out = 0
 
-    def _first_input(self, n: int) -> int:
-        # first input under output n's filter, rounded down to a multiple of
-        # `down` so that upfirdn's phase is the whole signal's
-        first = -(-((n + self._pre) * self.down - len(self._h) + 1) // self.up)
-        return max(0, first) // self.down * self.down
-
     def _outputs(self, stop: int) -> np.ndarray:
-        from scipy.signal import upfirdn
-
         start = self.num_out
         if stop <= start:
             return np.zeros(0, dtype=np.float32)
-        i0 = self._first_input(start)
+        i0, _ = self._filter.inputs(start, stop)
         x = self._x[i0 - self._x0 :]
-        y = upfirdn(self._h, x, self.up, self.down)
-        shift = self._pre - i0 * self.up // self.down
-        out = y[start + shift : stop + shift].astype(np.float32)
-        if len(out) < stop - start:  # past the inputs' reach: the zero padding
-            out = np.concatenate([out, np.zeros(stop - start - len(out), np.float32)])
+        out = self._filter(x, i0, start, stop).astype(np.float32, copy=False)
         self.num_out = stop
-        keep = self._first_input(stop)
+        keep, _ = self._filter.inputs(stop, stop + 1)
         self._x = self._x[keep - self._x0 :]
         self._x0 = keep
         return out
@@ -222,8 +251,9 @@ class Resampler:
         self._x = np.concatenate([self._x, x])
         self.num_in += len(x)
         # output n needs inputs up to (n + pre) * down // up
-        stop = (self.num_in * self.up - 1) // self.down - self._pre + 1
-        if (stop - 1 + self._pre) * self.down // self.up >= self.num_in:
+        pre = self._filter.pre_remove
+        stop = (self.num_in * self.up - 1) // self.down - pre + 1
+        if (stop - 1 + pre) * self.down // self.up >= self.num_in:
             stop -= 1
         return self._outputs(max(stop, self.num_out))
 
@@ -389,8 +419,8 @@ def byte_blocks(
         sample_format, size = format, None
         rate = sample_rate if rate is None else rate
     decode = PCMDecoder(sample_format, channels, name)
-    resample = Resampler(rate, sample_rate) if rate != sample_rate else None
-    want = max(decode.frame_bytes, round(block * rate) * decode.frame_bytes)
+    resample = _resampler(rate, sample_rate, name)
+    want = _block_frames(block, rate, decode.frame_bytes) * decode.frame_bytes
     left = size
 
     def convert(data: bytes) -> np.ndarray:
@@ -414,6 +444,22 @@ def byte_blocks(
         if len(tail):
             yield tail
     decode.finish()
+
+
+def _resampler(rate: int, sample_rate: int, name: str) -> Resampler | None:
+    if rate == sample_rate:
+        return None
+    try:
+        return Resampler(rate, sample_rate)
+    except StreamError as e:
+        raise StreamError(f"{name}: {e}") from None
+
+
+def _block_frames(block: float, rate: int, frame_bytes: int) -> int:
+    """Frames per read: ``block`` seconds, at least one, at most MAX_READ_BYTES."""
+    most = max(1, MAX_READ_BYTES // frame_bytes)
+    frames = block * rate  # a float: huge or NaN blocks are clamped, not rounded
+    return most if not frames < most else max(1, round(frames))
 
 
 def _read_prefix(binary: IO[bytes], n: int) -> bytes:
@@ -466,8 +512,13 @@ def file_blocks(
         raise AudioError(path, f"cannot be read as audio ({e})") from None
     with handle:
         rate = handle.samplerate
-        resample = Resampler(rate, sample_rate) if rate != sample_rate else None
-        frames = max(1, round(block * rate))
+        name = os.fspath(path)
+        try:
+            rate = _check_rate(rate, name)
+            resample = _resampler(rate, sample_rate, name)
+        except StreamError as e:
+            raise AudioError(path, str(e).removeprefix(f"{name}: ")) from None
+        frames = _block_frames(block, rate, 4 * max(1, handle.channels))
         for x in handle.blocks(blocksize=frames, dtype="float32", always_2d=True):
             x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
             yield resample(x) if resample is not None else np.array(x)
@@ -563,7 +614,8 @@ def _record(
     max_lag: float,
     channels: int,
 ) -> Iterator[np.ndarray]:
-    frames = max(1, round(block * sample_rate))
+    frames = _block_frames(block, sample_rate, 4 * channels)
+    block = frames / sample_rate
     blocks: queue.Queue = queue.Queue(maxsize=max(1, round(max_lag / block)))
     problems: list[str] = []
 

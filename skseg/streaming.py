@@ -11,8 +11,8 @@ How it works
 The network runs on each chunk (the model's duration, every ``step`` seconds, as
 offline) as soon as the chunk's audio has arrived, once. Its per-chunk reduction
 (largest speaker score for VAD, second largest for OSD) is overlap-added into a
-rolling buffer of frame scores with the offline Hamming weights, in chunk order
-and float32, exactly as :func:`skseg.aggregation.aggregate` does. A frame is
+rolling buffer of frame scores by :class:`skseg.aggregation.OverlapAdd`, the
+overlap-add :func:`skseg.aggregation.aggregate` runs offline. A frame is
 *decided* (its score frozen and fed to the hysteresis) at the earlier of
 
 * the moment every chunk that covers it has been computed (then its score is the
@@ -24,7 +24,9 @@ At ``latency`` = the chunk duration, the second never comes first, so every fram
 is decided from all the chunks offline inference gives it; the end of the stream
 adds the zero-padded last chunk and crops the frames as offline inference ends a
 file. The hysteresis and the minimum-duration rules are then pyannote's, applied
-as frames are decided, so the stream's regions are **the offline regions** (the
+as frames are decided (:class:`skseg.binarize.RegionTracker`, tested equal to
+:class:`skseg.binarize.Binarize`), so the stream's regions are **the offline
+regions** (the
 network sees one chunk per batch instead of 32, which moves scores by float32
 rounding only).
 
@@ -49,7 +51,8 @@ but stitch each chunk's speakers to the previous chunks' as it arrives (offline
 stitching is global), so their turns are the stream's own.
 
 Memory does not grow with the stream: audio is kept from the next chunk's start
-on, and frame scores from the first undecided frame on.
+on, frame scores from the first undecided frame on, and speakers (their columns,
+tracks and names) only while they may still speak or have a turn to emit.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ import numpy as np
 from pyannote.core import Annotation, Segment, SlidingWindow
 from scipy.optimize import linear_sum_assignment
 
-from .binarize import binarize
+from .aggregation import FrameBuffer, OverlapAdd
+from .audio import MAX_AMPLITUDE
+from .binarize import RegionTracker, binarize
 from .exceptions import SksegError
 
 __all__ = [
@@ -173,109 +178,15 @@ def _samples(block: Any, where: str) -> np.ndarray:
     if not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x))[0])
         raise StreamError(f"{where}: sample {bad} of the block is not finite")
+    if len(x) and max(-float(x.min()), float(x.max())) > MAX_AMPLITUDE:
+        # the network's statistics overflow: every score NaN, read as silence
+        bad = int(np.flatnonzero(np.abs(x) > MAX_AMPLITUDE)[0])
+        raise StreamError(
+            f"{where}: sample {bad} of the block has an implausible amplitude "
+            f"({float(x[bad]):.3g}, beyond {MAX_AMPLITUDE:.3g}); scale the audio to "
+            "[-1, 1]"
+        )
     return x
-
-
-class _Track:
-    """pyannote's Binarize and duration rules for one label, frame after frame.
-
-    The hysteresis of :class:`skseg.binarize.Binarize` (a region starts at the
-    first frame above ``onset`` and ends at the first below ``offset``), then
-    ``Annotation.support(min_duration_off)`` (gaps shorter than it filled) and the
-    ``min_duration_on`` filter, each region emitted as soon as it is final.
-    """
-
-    def __init__(
-        self,
-        label: str,
-        min_duration_on: float,
-        min_duration_off: float,
-        first: bool = True,
-    ):
-        self.label = label
-        self.min_duration_on = min_duration_on
-        self.min_duration_off = min_duration_off
-        self.active = False
-        self.open_start = 0.0
-        # a track born mid-stream has seen (implicit) zeros: no first-frame rule
-        self.started = not first
-        self.last_time: float | None = None
-        self.pending: Segment | None = None  # the (merged) region that may grow
-
-    @property
-    def idle(self) -> bool:
-        """Nothing open and nothing pending: no later zero frame changes anything."""
-        return not self.active and self.pending is None
-
-    def frames(
-        self, above: list, below: list, times: list, next_time: float, now: float
-    ) -> list[Region]:
-        """Take decided frames; ``next_time``: the first undecided frame's middle."""
-        out: list[Region] = []
-        for on, off, time in zip(above, below, times, strict=True):
-            if not self.started:  # the stream's first frame
-                self.started = True
-                self.active = on
-                self.open_start = time
-            elif self.active:
-                if off:
-                    out += self._raw_region(self.open_start, time, now)
-                    self.active = False
-                    self.open_start = time
-            elif on:
-                # a region opens: the pending one now knows whether it is merged
-                if self.pending is not None and not self._merges(self.pending, time):
-                    pending, self.pending = self.pending, None
-                    out += self._emit(pending, now)
-                self.open_start = time
-                self.active = True
-            self.last_time = time
-        if not self.active and self.pending is not None:
-            # no later region can start before the first undecided frame
-            if not self._merges(self.pending, next_time):
-                out += self._emit(self.pending, now)
-                self.pending = None
-        return out
-
-    def close(self, now: float) -> list[Region]:
-        """End of stream: a region still open ends at the last frame's middle."""
-        out: list[Region] = []
-        if self.active and self.last_time is not None:
-            out += self._raw_region(self.open_start, self.last_time, now)
-            self.active = False
-        if self.pending is not None:
-            out += self._emit(self.pending, now)
-            self.pending = None
-        return out
-
-    def _merges(self, region: Segment, start: float) -> bool:
-        """Whether a region starting at ``start`` would be merged into ``region``."""
-        if self.min_duration_off <= 0.0:
-            return False
-        # Timeline.support's gap test (a gap is only defined between non-empty ones)
-        gap = Segment(start, start + 1.0) ^ region
-        return not gap or gap.duration < self.min_duration_off
-
-    def _raw_region(self, start: float, end: float, now: float) -> list[Region]:
-        """Take a hysteresis region that ended (before the duration rules)."""
-        segment = Segment(start, end)
-        if not segment:  # an Annotation drops empty segments
-            return []
-        if self.min_duration_off <= 0.0:
-            return self._emit(segment, now)
-        if self.pending is not None and self._merges(self.pending, start):
-            self.pending = self.pending | segment
-            return []
-        out = self._emit(self.pending, now) if self.pending is not None else []
-        self.pending = segment
-        return out
-
-    def _emit(self, segment: Segment, now: float) -> list[Region]:
-        if self.min_duration_on > 0 and segment.duration < self.min_duration_on:
-            return []
-        return [
-            Region(segment.start, segment.end, self.label, max(0.0, now - segment.end))
-        ]
 
 
 class _ChunkStream:
@@ -316,7 +227,6 @@ class _ChunkStream:
         self._audio_start = 0
         self.num_samples = 0
         self.num_chunks = 0
-        self._covered = 0  # frames [0, _covered) are covered by a computed chunk
         self._decided = 0  # frames [0, _decided) are decided
         self._closed = False
 
@@ -374,17 +284,7 @@ class _ChunkStream:
         if padded:
             tail = self._audio[self._chunk_start(self.num_chunks) - self._audio_start :]
             self._add(self._score(tail, 1))
-        # aggregate()'s frame count
-        num_frames = (
-            self._frames.closest_frame(
-                self._chunks.start
-                + self._chunks.duration
-                + (self.num_chunks - 1) * self._chunks.step
-                + 0.5 * self._frames.duration
-            )
-            + 1
-        )
-        out = self._finish(num_frames, padded)
+        out = self._finish(self._overlap.num_frames(), padded)
         self._audio = np.zeros(0, dtype=np.float32)
         return out
 
@@ -428,18 +328,13 @@ class _ChunkStream:
             b = a + (k - 1) * self._hop + self._window
             self._add(self._score(self._audio[a:b], k))
 
-    def _placement(self, c: int) -> int:
-        """First frame of chunk ``c`` (aggregate()'s placement)."""
-        return self._frames.closest_frame(
-            self._chunks[c].start + 0.5 * self._frames.duration
-        )
-
     def _horizon(self) -> int:
         """Frames ``[0, horizon)`` may be decided now."""
         if self.num_chunks == 0:
             return 0
         # frames before the next chunk's first frame have all their chunks
-        complete = min(self._placement(self.num_chunks), self._covered)
+        covered = self._overlap.covered
+        complete = min(self._overlap.placement(self.num_chunks), covered)
         if self._exact:
             return complete
         # frames whose middle is `latency` seconds old, from the chunks seen so far
@@ -448,12 +343,16 @@ class _ChunkStream:
             (self._now() - self.latency - frames.start - 0.5 * frames.duration)
             / frames.step
         )
-        return max(complete, min(due + 1, self._covered))
+        return max(complete, min(due + 1, covered))
 
     def _times(self, first: int, stop: int) -> np.ndarray:
         """Middles of frames ``[first, stop)``, with Binarize's arithmetic."""
         starts = self._frames.start + np.arange(first, stop) * self._frames.step
         return 0.5 * (starts + (starts + self._frames.duration))
+
+    def _regions(self, segments: list[Segment], label: str) -> list[Region]:
+        now = self._now()
+        return [Region(s.start, s.end, label, max(0.0, now - s.end)) for s in segments]
 
     def _add(self, scores: np.ndarray) -> None:
         raise NotImplementedError
@@ -463,30 +362,6 @@ class _ChunkStream:
 
     def _finish(self, num_frames: int, padded: bool) -> list[Region]:
         raise NotImplementedError
-
-
-class _Accumulator:
-    """Rolling float32 overlap-add sums from a first frame on (aggregate()'s)."""
-
-    def __init__(self, num_columns: int = 1):
-        self.start = 0
-        self.data = np.zeros((0, num_columns), dtype=np.float32)
-
-    def reserve(
-        self, keep_from: int, stop: int, num_columns: int | None = None
-    ) -> None:
-        """Hold frames ``[keep_from, stop)`` (and ``num_columns`` columns)."""
-        columns = self.data.shape[1] if num_columns is None else num_columns
-        if stop - self.start <= len(self.data) and columns <= self.data.shape[1]:
-            return
-        capacity = max(len(self.data), 2 * (stop - keep_from))
-        new = np.zeros((capacity, max(columns, self.data.shape[1])), np.float32)
-        kept = self.data[keep_from - self.start :]
-        new[: len(kept), : kept.shape[1]] = kept
-        self.data, self.start = new, keep_from
-
-    def rows(self, first: int, stop: int) -> np.ndarray:
-        return self.data[first - self.start : stop - self.start]
 
 
 class DetectionStream(_ChunkStream):
@@ -547,36 +422,19 @@ class DetectionStream(_ChunkStream):
         self.label = estimator.region_label
         self.min_duration_on = float(estimator.min_duration_on)
         self.min_duration_off = float(estimator.min_duration_off)
-        # overlap-add sums of weighted scores and of weights
-        self._total = _Accumulator()
-        self._count = _Accumulator()
-        self._weight: np.ndarray | None = None
-        self._track = _Track(self.label, self.min_duration_on, self.min_duration_off)
+        # the offline overlap-add (Hamming weights), fed chunk by chunk
+        self._overlap = OverlapAdd(self._chunks, self._frames)
+        self._track = RegionTracker(self.min_duration_on, self.min_duration_off)
 
     @property
     def buffered_frames(self) -> int:
         """Frame scores held by the overlap-add buffer (its capacity)."""
-        return len(self._total.data)
+        return self._overlap.buffered_frames
 
     def _add(self, raw: np.ndarray) -> None:
-        """Overlap-add the next chunks in order, with aggregate()'s arithmetic."""
-        scores = self._reduce(raw)
-        num_frames, dim = scores.shape[1], scores.shape[2]
-        if self._weight is None:
-            self._weight = np.hamming(num_frames).reshape(-1, 1) * np.ones(
-                (num_frames, 1)
-            )
-        for score in scores:
-            start = self._placement(self.num_chunks)
-            stop = start + num_frames
-            for acc in (self._total, self._count):
-                acc.reserve(self._decided, stop, dim)
-            lo = max(start, self._total.start)
-            if lo < stop:
-                k = lo - start
-                self._total.rows(lo, stop)[...] += score[k:] * self._weight[k:]
-                self._count.rows(lo, stop)[...] += self._weight[k:]
-            self._covered = max(self._covered, stop)
+        """Overlap-add the next chunks in order."""
+        for score in self._reduce(raw):
+            self._overlap.add(score)
             self.num_chunks += 1
 
     def _decide(self, horizon: int) -> list[Region]:
@@ -584,19 +442,15 @@ class DetectionStream(_ChunkStream):
         first = self._decided
         if horizon <= first:
             return []
-        covered = min(self._covered, horizon)
-        values = np.zeros(horizon - first, dtype=np.float32)  # aggregate()'s missing
-        if covered > first:
-            total = self._total.rows(first, covered)[:, 0]
-            count = self._count.rows(first, covered)[:, 0]
-            values[: covered - first] = total / np.maximum(count, 1e-12)
+        values = self._overlap.release(horizon)[:, 0]  # uncovered: aggregate()'s 0
         self._decided = horizon
         # compared as Binarize compares them: float32 scores, thresholds cast to
         # float32 (0.767 is not above a score of float32(0.767))
         above = (values > self.onset).tolist()
         below = (values < self.offset).tolist()
         times = self._times(first, horizon + 1).tolist()
-        return self._track.frames(above, below, times[:-1], times[-1], self._now())
+        segments = self._track.push(above, below, times[:-1], times[-1])
+        return self._regions(segments, self.label)
 
     def _finish(self, num_frames: int, padded: bool) -> list[Region]:
         if padded:
@@ -605,8 +459,9 @@ class DetectionStream(_ChunkStream):
                 Segment(0.0, self._now()), mode="loose", return_ranges=True
             )
             num_frames = min(max(stop, 0), num_frames)
-        out = self._decide(num_frames) + self._track.close(self._now())
-        self._total = self._count = _Accumulator()
+        out = self._decide(num_frames)
+        out += self._regions(self._track.close(), self.label)
+        self._overlap = OverlapAdd(self._chunks, self._frames)  # frees the buffers
         return out
 
 
@@ -667,20 +522,26 @@ class SegmentationStream(_ChunkStream):
         self._lookahead = max(
             1, math.floor(self._chunks.duration / self._chunks.step - 1)
         )
-        self._count = _Accumulator()  # binarized speakers, summed over chunks
-        self._weight = _Accumulator()  # chunks per frame
-        self._summed = _Accumulator(0)  # scores of each live speaker (columns)
+        # binarized speakers per frame, averaged over chunks (offline's count)
+        self._overlap = OverlapAdd(self._chunks, self._frames, hamming=False)
+        self._summed = FrameBuffer(0)  # scores of each live speaker (columns)
         self._columns: list[int] = []  # speaker of each column
         self._last_frame: dict[int, int] = {}  # speaker -> end of its last chunk
         self._recent: deque = deque(maxlen=self._lookahead)  # (scores, speakers)
-        self._tracks: dict[int, _Track] = {}
-        self._names: dict[int, str] = {}
+        self._tracks: dict[int, RegionTracker] = {}
+        self._names: dict[int, str] = {}  # speakers emitted and still tracked
         self._num_speakers = 0
+        self._num_named = 0
 
     @property
     def buffered_frames(self) -> int:
         """Frames held by the overlap-add buffers (their capacity)."""
-        return len(self._count.data)
+        return self._overlap.buffered_frames
+
+    @property
+    def buffered_speakers(self) -> int:
+        """Speakers the stream holds state for (bounded: those heard lately)."""
+        return len(set(self._tracks) | set(self._names) | set(self._columns))
 
     def _match(self, scores: np.ndarray, active: np.ndarray) -> list[int]:
         """Global speaker of each slot of a new chunk (-1: inactive)."""
@@ -733,21 +594,17 @@ class SegmentationStream(_ChunkStream):
             self._recent.append((scores, speakers))
             for g in speakers:
                 if g >= 0 and g not in self._tracks:
-                    self._tracks[g] = _Track(
-                        str(g), self.min_duration_on, self.min_duration_off, False
+                    self._tracks[g] = RegionTracker(
+                        self.min_duration_on, self.min_duration_off, first=False
                     )
                     self._columns.append(g)
-            start = self._placement(self.num_chunks)
+            start = self._overlap.placement(self.num_chunks)
             stop = start + width
-            for acc in (self._count, self._weight):
-                acc.reserve(self._decided, stop)
+            self._overlap.add(count)
             self._summed.reserve(self._decided, stop, len(self._columns))
-            lo = max(start, self._count.start, self._weight.start, self._summed.start)
+            lo = max(start, self._decided)
             if lo < stop:
                 k = lo - start
-                ones = np.ones((width - k, 1))
-                self._count.rows(lo, stop)[...] += count[k:] * ones
-                self._weight.rows(lo, stop)[...] += ones
                 summed = self._summed.rows(lo, stop)
                 for j, g in enumerate(speakers):
                     if g >= 0:
@@ -755,7 +612,6 @@ class SegmentationStream(_ChunkStream):
             for g in speakers:
                 if g >= 0:
                     self._last_frame[g] = stop
-            self._covered = max(self._covered, stop)
             self.num_chunks += 1
 
     def _decide(self, horizon: int) -> list[Region]:
@@ -763,13 +619,12 @@ class SegmentationStream(_ChunkStream):
         if horizon <= first:
             return []
         n = horizon - first
-        covered = max(0, min(self._covered, horizon) - first)
+        covered = max(0, min(self._overlap.covered, horizon) - first)
+        average = self._overlap.release(horizon)[:covered, 0]
         num_columns = len(self._columns)
         discrete = np.zeros((n, num_columns), dtype=bool)
         if covered and num_columns:
-            total = self._count.rows(first, first + covered)
-            weight = self._weight.rows(first, first + covered)
-            counts = np.rint(total / np.maximum(weight, 1e-12)).astype(np.int64)[:, 0]
+            counts = np.rint(average).astype(np.int64)
             counts = np.minimum(counts, num_columns)
             scores = self._summed.rows(first, first + covered)[:, :num_columns]
             top = int(counts.max(initial=0))
@@ -780,21 +635,26 @@ class SegmentationStream(_ChunkStream):
                 discrete[rows, order[rows, k]] = True
         self._decided = horizon
         times = self._times(first, horizon + 1).tolist()
-        now = self._now()
         out: list[Region] = []
         silent = [False] * n
-        for g, track in list(self._tracks.items()):
+        done = []
+        for g, track in self._tracks.items():
             if g in self._columns:
                 on = discrete[:, self._columns.index(g)]
-                out += track.frames(
-                    on.tolist(), (~on).tolist(), times[:-1], times[-1], now
+                segments = track.push(
+                    on.tolist(), (~on).tolist(), times[:-1], times[-1]
                 )
             else:  # retired: zeros from now on, until its turn is out
-                out += track.frames(silent, [True] * n, times[:-1], times[-1], now)
+                segments = track.push(silent, [True] * n, times[:-1], times[-1])
+            out += self._regions(segments, str(g))
             if g not in self._columns and track.idle:
-                del self._tracks[g]
+                done.append(g)
+        out = self._named(out)
+        for g in done:  # never heard again: forget it, its name included
+            del self._tracks[g]
+            self._names.pop(g, None)
         self._retire()
-        return self._named(out)
+        return out
 
     def _retire(self) -> None:
         """Drop the columns of speakers that no undecided frame can hear."""
@@ -816,18 +676,23 @@ class SegmentationStream(_ChunkStream):
         out = []
         for region in sorted(regions, key=lambda r: (r.start, r.end)):
             g = int(region.label)
-            name = self._names.setdefault(g, f"SPEAKER_{len(self._names):02d}")
-            out.append(Region(region.start, region.end, name, region.delay))
+            if g not in self._names:
+                self._names[g] = f"SPEAKER_{self._num_named:02d}"
+                self._num_named += 1
+            out.append(Region(region.start, region.end, self._names[g], region.delay))
         return out
 
     def _finish(self, num_frames: int, padded: bool) -> list[Region]:
         out = self._decide(num_frames)
-        now = self._now()
         rest: list[Region] = []
-        for track in self._tracks.values():
-            rest += track.close(now)
-        self._tracks = {}
-        return out + self._named(rest)
+        for g, track in self._tracks.items():
+            rest += self._regions(track.close(), str(g))
+        out += self._named(rest)
+        self._tracks, self._names, self._columns = {}, {}, []
+        self._summed, self._last_frame = FrameBuffer(0), {}
+        self._recent.clear()
+        self._overlap = OverlapAdd(self._chunks, self._frames, hamming=False)
+        return out
 
 
 def stream(

@@ -92,3 +92,33 @@ def test_batch_binarize_on_wins_and_initial_state():
     # 3-D (chunks, classes, frames) rows are independent
     y = np.stack([x, 1 - x])
     assert binarize(y, 0.5, 0.4).shape == (2, 1, 5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    "durations", [(0.0, 0.0), (0.1, 0.0), (0.0, 0.2), (0.136, 0.067), (0.5, 0.8)]
+)
+def test_region_tracker_fed_in_pieces_is_binarize(seed, durations):
+    """The incremental form (what streams emit) gives Binarize's regions, whatever
+    the pieces the frames come in, each region once and in order."""
+    from skseg.binarize import RegionTracker
+
+    rng = np.random.default_rng(seed)
+    # slow random walks: regions, gaps and short blips of every length
+    x = np.clip(np.cumsum(rng.normal(0, 0.15, 600)) % 2.0 - 0.5, 0, 1)
+    x = x.astype(np.float32)
+    onset, offset = sorted(rng.uniform(0.2, 0.8, 2))[::-1]
+    on, off = durations
+    expected = Binarize(onset, offset, min_duration_on=on, min_duration_off=off)(
+        SlidingWindowFeature(x[:, None], FRAMES)
+    )
+    starts = FRAMES.start + np.arange(len(x) + 1) * FRAMES.step
+    times = 0.5 * (starts + (starts + FRAMES.duration))
+    tracker = RegionTracker(min_duration_on=on, min_duration_off=off)
+    got, i = [], 0
+    while i < len(x):
+        j = min(len(x), i + int(rng.integers(1, 40)))
+        got += tracker.push(x[i:j] > onset, x[i:j] < offset, times[i:j], times[j])
+        i = j
+    got += tracker.close()
+    assert got == list(expected.itersegments())

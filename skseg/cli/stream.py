@@ -11,6 +11,9 @@ At ``--latency`` = the chunk duration (the default) the lines are those of
 turns are its own); the end of the input ends the stream as offline inference ends
 a file. When the input turns out bad part-way (an odd byte at the end, a NaN),
 the regions of the audio before it are printed, then the problem, exit code 1.
+Lines are written by :func:`skseg.io.write_rttm`, as the file commands write
+them: a uri that RTTM cannot hold (a tab, newline or space in ``--uri`` or the
+file name) is refused before anything is read, as they refuse it.
 """
 
 from __future__ import annotations
@@ -139,11 +142,24 @@ def register(commands: Any) -> None:
         sub.set_defaults(run=_run, parser=sub, command="stream")
 
 
-def _blocks(args: argparse.Namespace, sample_rate: int) -> tuple[Iterator, str]:
-    """Return the input's sample blocks and its uri."""
+def _uri(args: argparse.Namespace) -> str:
+    """Return the RTTM uri: ``--uri``, else the file's name, else the input's kind."""
     import os
 
-    from ..sources import byte_blocks, file_blocks, microphone
+    if args.uri is not None:
+        return args.uri
+    if args.mic:
+        return "microphone"
+    if args.input in (None, "-"):
+        return "stream"
+    return os.path.splitext(os.path.basename(args.input))[0]
+
+
+def _blocks(args: argparse.Namespace, sample_rate: int) -> Iterator:
+    """Return the input's sample blocks."""
+    import os
+
+    from ..sources import MAX_CHANNELS, byte_blocks, file_blocks, microphone
 
     if args.mic:
         if args.input is not None:
@@ -155,22 +171,23 @@ def _blocks(args: argparse.Namespace, sample_rate: int) -> tuple[Iterator, str]:
             blocks = microphone(sample_rate, args.block, device)
         except ImportError as e:
             raise UsageError(str(e)) from None
-        return blocks, args.uri or "microphone"
+        return blocks
     if args.input is None:
         raise UsageError("give '-' (standard input), a FILE, or --mic")
-    if args.channels < 1:
-        raise UsageError(f"--channels must be at least 1, got {args.channels}")
+    if not 1 <= args.channels <= MAX_CHANNELS:
+        raise UsageError(
+            f"--channels must lie between 1 and {MAX_CHANNELS}, got {args.channels}"
+        )
     if args.input == "-":
         fmt = args.format or "s16le"
         binary = sys.stdin.buffer
         blocks = byte_blocks(
             binary, fmt, args.rate, args.channels, sample_rate, args.block
         )
-        return blocks, args.uri or "stream"
+        return blocks
     path = args.input
     if not os.path.isfile(path):
         raise UsageError(f"{path}: no such file")
-    uri = args.uri or os.path.splitext(os.path.basename(path))[0]
     if args.format in ("s16le", "f32le", "wav"):
         handle = open(path, "rb")  # noqa: SIM115 -- closed by the generator
 
@@ -186,12 +203,12 @@ def _blocks(args: argparse.Namespace, sample_rate: int) -> tuple[Iterator, str]:
                     name=path,
                 )
 
-        return raw(), uri
+        return raw()
     if args.rate is not None:
         raise UsageError(
             f"--rate is for raw PCM; {path} says its own rate (or give --format)"
         )
-    return file_blocks(path, sample_rate, args.block), uri
+    return file_blocks(path, sample_rate, args.block)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -199,36 +216,54 @@ def _run(args: argparse.Namespace) -> int:
     from pyannote.core import Annotation
 
     from ..exceptions import SksegError
+    from ..io import check_field, write_rttm
     from ..streaming import StreamError, stream
 
     name = f"skseg stream {args.task}"
+    uri = _uri(args)
+    try:  # the file commands' rule, checked before the model loads
+        check_field(uri, "uri")
+    except ValueError as e:
+        # the uri is quoted in the message; a file name holding a newline is not
+        where = "--uri: " if args.uri is not None else ""
+        print(f"{name}: {where}{e}", file=sys.stderr)
+        return 1
     estimator = build_estimator(args, args.task)
     check_ready(estimator)
     try:
         live = stream(estimator, args.latency)
     except StreamError as e:
         raise UsageError(f"--latency: {e}") from None
-    blocks, uri = _blocks(args, live.sample_rate)
+    blocks = _blocks(args, live.sample_rate)
     out = sys.stdout
+    broken: list[str] = []  # standard output failed: nothing more is written
 
     def write(regions: list) -> None:
-        for region in regions:
-            annotation = Annotation(uri=uri)
-            annotation[region.segment] = region.label
-            annotation.write_rttm(out)
-            if args.delays:
-                print(
-                    f"{region.start:.3f} {region.end:.3f} {region.label} "
-                    f"delay {region.delay:.3f}",
-                    file=sys.stderr,
-                )
-        if regions:
-            out.flush()
+        if broken:
+            return
+        try:
+            for region in regions:
+                annotation = Annotation(uri=uri)
+                annotation[region.segment] = region.label
+                write_rttm(annotation, out)
+                if args.delays:
+                    print(
+                        f"{region.start:.3f} {region.end:.3f} {region.label} "
+                        f"delay {region.delay:.3f}",
+                        file=sys.stderr,
+                    )
+            if regions:
+                out.flush()
+        except OSError as e:  # a closed pipe, a full disk
+            broken.append(f"standard output: {e.strerror or e}")
+            _silence_stdout()
 
     status = 0
     try:
         for block in blocks:
             write(live.feed(block))
+            if broken:
+                break
     except SksegError as e:  # bad input part-way: what came before still counts
         print(f"{name}: {e}", file=sys.stderr)
         status = 1
@@ -239,4 +274,19 @@ def _run(args: argparse.Namespace) -> int:
         if close is not None:
             close()
     write(live.close())
+    if broken:
+        print(f"{name}: {broken[0]}", file=sys.stderr)
+        return 1
     return status
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that exiting does not flush into it."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file: nothing to flush
+        pass
