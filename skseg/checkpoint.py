@@ -38,6 +38,8 @@ __all__ = [
     "Specifications",
     "load_checkpoint",
     "sha256sum",
+    "check_specifications",
+    "check_hyper_parameters",
     "MAX_PICKLE_BYTES",
     "MAX_PICKLE_OPS",
     "MAX_DEPTH",
@@ -668,7 +670,45 @@ def _real(value: Any, what: str, source: str, low: float, high: float) -> float:
     return value
 
 
-def _specifications(raw: Any, source: str) -> Specifications:
+def check_specifications(raw: Any, source: str) -> Specifications:
+    """Validate a checkpoint's or a saved network's specifications.
+
+    The one rule for both formats (:func:`load_checkpoint` and
+    :func:`skseg.serialization.load_network`), so neither accepts a value the
+    other refuses.
+
+    Parameters
+    ----------
+    raw : mapping or None
+        ``problem`` and ``resolution`` (pyannote's enum values or names),
+        ``duration`` (seconds, in :data:`DURATION_RANGE`), ``classes`` (1 to
+        :data:`MAX_CLASSES` distinct names), ``warm_up`` (2 numbers in
+        ``[0, duration / 2]``), ``permutation_invariant`` (a bool) and
+        ``powerset_max_classes`` (an integer, or absent). None gives the
+        defaults.
+    source : str
+        The file, named in the error.
+
+    Returns
+    -------
+    specifications : Specifications
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``source`` and the value: a NaN, infinite, negative or
+        implausible duration or warm-up, unknown problem, bad classes...
+
+    Examples
+    --------
+    >>> check_specifications({"duration": 10.0}, "net").duration
+    10.0
+    >>> try:
+    ...     check_specifications({"duration": float("nan")}, "net")
+    ... except CheckpointError as e:
+    ...     print(e)
+    net: specifications duration nan is outside the plausible range [0.5, 120]
+    """
     if raw is None:
         return Specifications()
     if not isinstance(raw, dict):
@@ -727,7 +767,41 @@ def _specifications(raw: Any, source: str) -> Specifications:
     )
 
 
-def _check_hyper_parameters(hparams: Any, source: str) -> dict:
+def check_hyper_parameters(hparams: Any, source: str) -> dict:
+    """Validate the sizes a network would be built with, before building it.
+
+    Shared by :func:`load_checkpoint` and
+    :func:`skseg.serialization.load_network`.
+
+    Parameters
+    ----------
+    hparams : mapping
+        ``sample_rate`` (an integer in :data:`SAMPLE_RATE_RANGE`) and the
+        ``sincnet``, ``lstm`` and ``linear`` sections, whose ``hidden_size``,
+        ``num_layers`` and ``stride`` must be bounded integers.
+    source : str
+        The file, named in the error.
+
+    Returns
+    -------
+    hparams : mapping
+        Unchanged.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``source`` and the hyper-parameter.
+
+    Examples
+    --------
+    >>> check_hyper_parameters({"lstm": {"hidden_size": 128}}, "net")
+    {'lstm': {'hidden_size': 128}}
+    >>> try:
+    ...     check_hyper_parameters({"lstm": {"num_layers": 10**9}}, "net")
+    ... except CheckpointError as e:
+    ...     print(e)
+    net: hyper-parameter lstm.num_layers 1000000000 is not an integer in [0, 32]
+    """
     if not isinstance(hparams, dict):
         raise CheckpointError(
             f"{source}: hyper_parameters {_short(hparams)} is not a mapping"
@@ -928,13 +1002,13 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     meta = _Plain(source)(raw.get("pyannote.audio") or {})
     architecture, versions, specifications = _metadata(meta, source)
-    hparams = _check_hyper_parameters(
+    hparams = check_hyper_parameters(
         _Plain(source)(raw.get("hyper_parameters") or {}), source
     )
     return Checkpoint(
         state_dict=state_dict,
         hyper_parameters=hparams,
-        specifications=_specifications(specifications, source),
+        specifications=check_specifications(specifications, source),
         architecture=architecture,
         sha256=digest.hexdigest(),
         path=source,
@@ -956,8 +1030,14 @@ def _read_archive(
         )
     by_name = {info.filename: info for info in infos}
     pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
-    if len(pkl) != 1:
+    if not pkl:
         raise CheckpointError(f"{source}: no data.pkl in the archive")
+    if len(pkl) > 1:
+        shown = ", ".join(repr(n) for n in pkl[:3]) + (" ..." if len(pkl) > 3 else "")
+        raise CheckpointError(
+            f"{source}: the archive holds {len(pkl)} data.pkl ({shown}): which one "
+            "is the checkpoint is ambiguous"
+        )
     prefix = pkl[0][: -len("data.pkl")]
     info = by_name[pkl[0]]
     _check_entry(info, source, file_size)

@@ -34,7 +34,13 @@ from .heads import OutputHead, head_for
 from .hub import resolve_checkpoint
 from .network import PyanNet
 
-__all__ = ["SegmentationModel", "build_model", "load_model", "resolve_model"]
+__all__ = [
+    "SegmentationModel",
+    "build_model",
+    "check_architecture_fits",
+    "load_model",
+    "resolve_model",
+]
 
 _SUPPORTED = ("PyanNet",)
 _LOCK = threading.RLock()
@@ -499,6 +505,56 @@ def build_model(
     ...     print(e)
     network: no classifier weights in the state_dict
     """
+    spec = config["specifications"]
+    head, kwargs = _resolve_architecture(config, state_dict, source)
+    _check_weights(_probe(kwargs, source), state_dict, source)
+    network = PyanNet(**kwargs)
+    expected = network.state_dict()
+    try:
+        network.load_state_dict(
+            {k: v.to(expected[k].dtype) for k, v in state_dict.items()}, strict=True
+        )
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(
+            f"{source}: the weights do not fit a PyanNet built from its "
+            f"hyper-parameters ({str(e).splitlines()[0]})"
+        ) from None
+    return SegmentationModel(network, spec, sha256, head).eval()
+
+
+def check_architecture_fits(
+    config: Mapping[str, Any], shapes: Mapping[str, tuple], source: str = "network"
+) -> None:
+    """Check weights' names and shapes against a description, allocating nothing.
+
+    What :func:`build_model` checks first, for weights not read yet (a saved
+    network's header): the network is built on the meta device only.
+
+    Parameters
+    ----------
+    config : mapping
+        As :func:`build_model` takes it.
+    shapes : mapping of str to tuple of int
+        Each tensor's shape.
+    source : str, default="network"
+        What the weights come from, to start error messages with.
+
+    Raises
+    ------
+    CheckpointError
+        A head that does not fit, invalid hyper-parameters, missing, extra or
+        misshapen tensors.
+    """
+    meta = {
+        name: torch.empty(tuple(shape), device="meta") for name, shape in shapes.items()
+    }
+    _, kwargs = _resolve_architecture(config, meta, source)
+    _check_weights(_probe(kwargs, source), meta, source)
+
+
+def _resolve_architecture(
+    config: Mapping[str, Any], state_dict: Mapping[str, Any], source: str
+) -> tuple[OutputHead, dict]:
     hp = config.get("hyper_parameters") or {}
     spec = config["specifications"]
     if "num_classes" in hp:
@@ -522,28 +578,19 @@ def build_model(
         sample_rate=int(hp.get("sample_rate", 16000)),
         activation=head.activation,
     )
+    return head, kwargs
+
+
+def _probe(kwargs: dict, source: str) -> dict:
     try:
         # shapes first, on the meta device (no memory): hyper-parameters that
         # do not fit the weights must not allocate the network they describe
         with torch.device("meta"):
-            probe = PyanNet(**kwargs)
-    except (TypeError, ValueError, RuntimeError) as e:
+            return PyanNet(**kwargs).state_dict()
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as e:
         raise CheckpointError(
             f"{source}: invalid hyper-parameters ({str(e).splitlines()[0]})"
         ) from None
-    _check_weights(probe.state_dict(), state_dict, source)
-    network = PyanNet(**kwargs)
-    expected = network.state_dict()
-    try:
-        network.load_state_dict(
-            {k: v.to(expected[k].dtype) for k, v in state_dict.items()}, strict=True
-        )
-    except (RuntimeError, ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(
-            f"{source}: the weights do not fit a PyanNet built from its "
-            f"hyper-parameters ({str(e).splitlines()[0]})"
-        ) from None
-    return SegmentationModel(network, spec, sha256, head).eval()
 
 
 def _check_weights(
@@ -572,7 +619,11 @@ def _check_weights(
                 f"{name!r} has shape {tuple(tensor.shape)}, the architecture "
                 f"needs {want}"
             )
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if (
+            tensor.is_floating_point()
+            and not tensor.is_meta
+            and not bool(torch.isfinite(tensor).all())
+        ):
             raise CheckpointError(
                 f"{source}: tensor {name!r} has NaN or infinite values"
             )

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import fields
@@ -42,18 +43,33 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import Specifications, sha256sum
+from .checkpoint import (
+    MAX_DEPTH,
+    MAX_TENSOR_BYTES,
+    Specifications,
+    check_hyper_parameters,
+    check_specifications,
+)
 from .exceptions import CheckpointError, FileError
-from .model import SegmentationModel, build_model
+from .model import SegmentationModel, build_model, check_architecture_fits
 
 __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "MAX_CONFIG_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_TENSORS",
+    "MAX_WEIGHTS_BYTES",
     "is_saved_network",
     "load_network",
     "load_state_dict",
     "model_from_state_dict",
+    "check_architecture",
+    "config_specifications",
+    "parse_json",
     "read_config",
+    "read_header",
+    "read_regular",
     "save_model",
     "save_state_dict",
     "weights_digest",
@@ -81,8 +97,16 @@ _DTYPES: dict[str, torch.dtype] = {
 _NAMES = {v: k for k, v in _DTYPES.items()}
 # the header metadata of a saved network (what the safetensors library writes)
 _METADATA = {"format": "pt"}
-# a header larger than this is not a network's (safetensors' own limit)
-_MAX_HEADER = 100_000_000
+#: Largest ``config.json`` read (a saved network's is about 2 KB).
+MAX_CONFIG_BYTES = 1 << 20
+#: Largest safetensors header (pyannote/segmentation's is 3 KB; the safetensors
+#: library allows 100 MB, which JSON parsing would turn into gigabytes).
+MAX_HEADER_BYTES = 1 << 20
+#: Most tensors in a safetensors header (pyannote/segmentation has 26).
+MAX_TENSORS = 10_000
+#: Largest weights file read or hashed: the checkpoint loader's bound on tensor
+#: bytes plus the largest header (pyannote/segmentation's file is 5.9 MB).
+MAX_WEIGHTS_BYTES = MAX_TENSOR_BYTES + MAX_HEADER_BYTES + 8
 
 
 # -- the safetensors format -------------------------------------------------------
@@ -115,66 +139,279 @@ def _serialize(
     return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
-def _deserialize(raw: bytes, source: str) -> tuple[dict[str, torch.Tensor], dict]:
-    if len(raw) < 8:
-        raise CheckpointError(f"{source}: too short to be a safetensors file")
-    n = int.from_bytes(raw[:8], "little")
-    if n > min(_MAX_HEADER, len(raw) - 8):
-        raise CheckpointError(
-            f"{source}: not a safetensors file (header length {n} exceeds the file)"
-        )
+def read_regular(path: str | os.PathLike, limit: int, source: str) -> bytes:
+    """Return the bytes of the regular file ``path``, refused beyond ``limit``.
+
+    The file is opened without blocking (a FIFO never hangs the reader) and its
+    size is checked before anything is read, so a huge or endless file costs
+    nothing.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    limit : int
+        Most bytes accepted.
+    source : str
+        The name used in errors.
+
+    Returns
+    -------
+    data : bytes
+
+    Raises
+    ------
+    CheckpointError
+        Missing, a folder, not a regular file, unreadable, or larger than
+        ``limit``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"12345")
+    >>> read_regular(path, 5, "x")
+    b'12345'
+    >>> try:
+    ...     read_regular(path, 4, "x")
+    ... except CheckpointError as e:
+    ...     print(e)
+    x: refused to read 5 bytes (more than 4)
+    """
     try:
-        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{source}: is a folder, not a file") from None
+    except OSError as e:
+        raise CheckpointError(f"{source}: cannot be read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise CheckpointError(f"{source}: is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"{source}: not a regular file")
+        if st.st_size > limit:
+            raise CheckpointError(
+                f"{source}: refused to read {st.st_size} bytes (more than {limit})"
+            )
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise CheckpointError(
+                f"{source}: cannot be read ({e.strerror or e})"
+            ) from None
+    if len(data) > limit:  # grown since the check
+        raise CheckpointError(f"{source}: refused to read more than {limit} bytes")
+    return data
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Duplicate(twice)
+    return out
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def parse_json(raw: bytes, source: str, what: str) -> Any:
+    """Parse JSON as a saved network's files must be: UTF-8, unique keys, shallow.
+
+    Parameters
+    ----------
+    raw : bytes
+    source : str
+        The file, named in the errors.
+    what : str
+        What the text is (``"config.json"``, ``"safetensors header"``).
+
+    Returns
+    -------
+    value : object
+
+    Raises
+    ------
+    CheckpointError
+        Not UTF-8 JSON, a key given twice (which value counts would be a
+        guess), or nested deeper than :data:`skseg.checkpoint.MAX_DEPTH`.
+
+    Examples
+    --------
+    >>> parse_json(b'{"a": [1, 2]}', "f", "config.json")
+    {'a': [1, 2]}
+    >>> try:
+    ...     parse_json(b'{"a": 1, "a": 2}', "f", "config.json")
+    ... except CheckpointError as e:
+    ...     print(e)
+    f: config.json gives 'a' twice (which one counts is ambiguous)
+    """
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except _Duplicate as e:
         raise CheckpointError(
-            f"{source}: unreadable safetensors header ({e})"
+            f"{source}: {what} gives {e.args[0]!r} twice (which one counts is "
+            "ambiguous)"
         ) from None
+    except RecursionError:
+        raise CheckpointError(
+            f"{source}: {what} is nested deeper than {MAX_DEPTH} levels"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{source}: {what} is not valid JSON ({e})") from None
+    # iterative, so the depth check itself cannot overflow the stack
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CheckpointError(
+                f"{source}: {what} is nested deeper than {MAX_DEPTH} levels"
+            )
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return value
+
+
+def _is_count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _header_entries(
+    header: Any, size: int, source: str
+) -> tuple[list[tuple[str, torch.dtype, list[int], int, int]], dict]:
+    """Validate a safetensors header against a data area of ``size`` bytes."""
     if not isinstance(header, dict):
         raise CheckpointError(f"{source}: the safetensors header is not an object")
     metadata = header.pop("__metadata__", None) or {}
-    data = memoryview(raw)[8 + n :]
-    tensors: dict[str, torch.Tensor] = {}
-    spans = []
+    if not isinstance(metadata, dict) or not all(
+        isinstance(v, str) for v in metadata.values()
+    ):
+        raise CheckpointError(
+            f"{source}: the safetensors __metadata__ must map names to strings"
+        )
+    if len(header) > MAX_TENSORS:
+        raise CheckpointError(
+            f"{source}: {len(header)} tensors (more than {MAX_TENSORS})"
+        )
+    entries = []
     for name, info in header.items():
         where = f"{source}: tensor {name!r}"
         if not isinstance(info, dict):
             raise CheckpointError(f"{where}: malformed entry")
-        dtype = _DTYPES.get(info.get("dtype"))
+        code = info.get("dtype")
+        dtype = _DTYPES.get(code) if isinstance(code, str) else None
         if dtype is None:
-            raise CheckpointError(f"{where}: unsupported dtype {info.get('dtype')!r}")
+            shown = repr(code) if isinstance(code, str | None) else type(code).__name__
+            raise CheckpointError(f"{where}: unsupported dtype {shown[:40]}")
         shape, offsets = info.get("shape"), info.get("data_offsets")
         if not (
             isinstance(shape, list)
-            and all(isinstance(s, int) and s >= 0 for s in shape)
+            and len(shape) <= 8
+            and all(_is_count(s) for s in shape)
             and isinstance(offsets, list)
             and len(offsets) == 2
-            and all(isinstance(o, int) for o in offsets)
+            and all(_is_count(o) for o in offsets)
         ):
             raise CheckpointError(f"{where}: malformed shape or data_offsets")
         begin, end = offsets
-        itemsize = torch.empty(0, dtype=dtype).element_size()
-        if not 0 <= begin <= end <= len(data):
+        if not begin <= end <= size:
             raise CheckpointError(f"{where}: its bytes lie beyond the end of the file")
+        itemsize = torch.empty(0, dtype=dtype).element_size()
         if end - begin != math.prod(shape) * itemsize:
             raise CheckpointError(
-                f"{where}: {end - begin} bytes for shape {shape} of {info['dtype']}"
+                f"{where}: {end - begin} bytes for shape {shape} of {code}"
             )
-        spans.append((begin, end, name))
-        buf = bytearray(data[begin:end])
-        flat = (
-            torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
-        )
-        tensors[name] = flat.reshape(shape)
-    spans.sort()
+        entries.append((name, dtype, shape, begin, end))
+    # every byte of the data area belongs to exactly one tensor, checked before
+    # any is copied: overlapping entries cannot multiply the file in memory
     position = 0
-    for begin, end, name in spans:
+    for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
         if begin != position:
             raise CheckpointError(
                 f"{source}: tensor {name!r} overlaps another or leaves a gap"
             )
         position = end
-    if position != len(data):
-        raise CheckpointError(f"{source}: {len(data) - position} trailing bytes")
+    if position != size:
+        raise CheckpointError(f"{source}: {size - position} trailing bytes")
+    return entries, metadata
+
+
+def _split(raw: bytes, source: str) -> tuple[Any, memoryview]:
+    if len(raw) < 8:
+        raise CheckpointError(f"{source}: too short to be a safetensors file")
+    n = int.from_bytes(raw[:8], "little")
+    if n > len(raw) - 8:
+        raise CheckpointError(
+            f"{source}: not a safetensors file (header length {n} exceeds the file)"
+        )
+    if n > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{source}: refused to load, its header has {n} bytes (more than "
+            f"{MAX_HEADER_BYTES})"
+        )
+    header = parse_json(raw[8 : 8 + n], source, "safetensors header")
+    return header, memoryview(raw)[8 + n :]
+
+
+def read_header(
+    raw: bytes, source: str
+) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], dict]:
+    """Validate a safetensors file's header; return each tensor's dtype and shape.
+
+    Nothing is copied: the names, dtypes and shapes can be checked against an
+    architecture before any tensor is made.
+
+    Parameters
+    ----------
+    raw : bytes
+        The whole file.
+    source : str
+        The file, named in the errors.
+
+    Returns
+    -------
+    tensors : dict of str to (dtype, shape)
+    metadata : dict of str to str
+
+    Raises
+    ------
+    CheckpointError
+        A header longer than the file or than :data:`MAX_HEADER_BYTES`, bad or
+        duplicated JSON, an unknown dtype, a shape whose size differs from its
+        byte range, byte ranges beyond the file, overlapping, leaving gaps or
+        trailing bytes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> raw = _serialize({"w": torch.zeros(2, 3)})
+    >>> read_header(raw, "f")
+    ({'w': (torch.float32, (2, 3))}, {})
+    """
+    header, data = _split(raw, source)
+    entries, metadata = _header_entries(header, len(data), source)
+    return {name: (dtype, tuple(shape)) for name, dtype, shape, _, _ in entries}, dict(
+        metadata
+    )
+
+
+def _deserialize(raw: bytes, source: str) -> tuple[dict[str, torch.Tensor], dict]:
+    header, data = _split(raw, source)
+    entries, metadata = _header_entries(header, len(data), source)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, dtype, shape, begin, end in entries:
+        buf = bytearray(data[begin:end])
+        flat = (
+            torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
+        )
+        tensors[name] = flat.reshape(shape)
     return tensors, metadata
 
 
@@ -276,17 +513,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     not a safetensors file (header length 16 exceeds the file)
     """
     source = os.fspath(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(
-            f"{source}: is a folder, not a safetensors file"
-        ) from None
-    except OSError as e:
-        raise CheckpointError(f"{source}: cannot be read ({e.strerror})") from None
-    return _deserialize(raw, source)[0]
+    return _deserialize(read_regular(path, MAX_WEIGHTS_BYTES, source), source)[0]
 
 
 # -- saved networks ----------------------------------------------------------------
@@ -481,17 +708,13 @@ def read_config(path: str | os.PathLike) -> dict:
     """
     file = _folder(path) / CONFIG_NAME
     source = os.fspath(file)
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError):
+    if not os.path.lexists(file):
         raise CheckpointError(
             f"{source}: no such file (a saved network has {CONFIG_NAME} beside "
             f"{WEIGHTS_NAME}; for a bare state_dict use model_from_state_dict)"
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(
-            f"{file.parent}: {CONFIG_NAME} is not valid JSON ({e})"
-        ) from None
+        )
+    raw = read_regular(file, MAX_CONFIG_BYTES, source)
+    config = parse_json(raw, os.fspath(file.parent), CONFIG_NAME)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{source}: not a skseg network config")
     if config.get("format_version") != FORMAT_VERSION:
@@ -548,17 +771,20 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
     """
     folder = _folder(path)
     config = read_config(folder)
+    config_source = os.fspath(folder / CONFIG_NAME)
+    # every value under the checkpoint loader's rule before anything is read
+    config_specifications(config, config_source)
     weights = folder / WEIGHTS_NAME
     source = os.fspath(weights)
-    if not weights.is_file():
-        raise CheckpointError(f"{source}: no such file")
-    digest = sha256sum(weights)
+    # read once, bounded, and hashed as read: the bytes checked are the bytes used
+    raw = read_regular(weights, MAX_WEIGHTS_BYTES, source)
+    digest = hashlib.sha256(raw).hexdigest()
     if digest != config["weights"].get("sha256"):
         raise CheckpointError(
             f"{source}: its sha256 {digest[:12]}... differs from the one in "
             f"{CONFIG_NAME}: the weights were replaced or damaged after saving"
         )
-    state, _ = _deserialize(weights.read_bytes(), source)
+    shapes, _ = read_header(raw, source)
     spec_raw = config["specifications"]
     try:
         spec = _read_specifications(spec_raw)
@@ -573,7 +799,137 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
         "head": config.get("head"),
         "saved_specifications": spec_raw,
     }
+    # the header's shapes against the architecture, before a tensor is copied
+    check_architecture(built, shapes, source)
+    state, _ = _deserialize(raw, source)
     return build_model(built, state, source=source, sha256=digest)
+
+
+#: Most outputs of a saved network (the 2021 model has 3, segmentation-3.0 7).
+MAX_OUTPUTS = 4096
+
+
+def config_specifications(config: Mapping[str, Any], source: str) -> tuple:
+    """Validate a saved network's specifications and hyper-parameters' values.
+
+    The specifications follow the checkpoint loader's rule
+    (:func:`skseg.checkpoint.check_specifications`), and so do the sizes in
+    the hyper-parameters (:func:`skseg.checkpoint.check_hyper_parameters`).
+
+    Parameters
+    ----------
+    config : mapping
+        As :func:`read_config` returns it.
+    source : str
+        The ``config.json``, named in the errors.
+
+    Returns
+    -------
+    specifications : Specifications
+    max_set_size : int or None
+        ``powerset_max_classes``, checked against the outputs when the network
+        is built.
+
+    Raises
+    ------
+    CheckpointError
+        A missing field, or a value the checkpoint loader would refuse.
+
+    Examples
+    --------
+    >>> config = {"hyper_parameters": {"num_classes": 3}, "specifications": {
+    ...     "problem": "multi-label", "resolution": "frame", "duration": 5.0,
+    ...     "classes": ["a", "b", "c"], "warm_up": [0.0, 0.0]}}
+    >>> config_specifications(config, "config.json")[0].duration
+    5.0
+    >>> config["specifications"]["warm_up"] = [-1.0, 0.0]
+    >>> try:
+    ...     config_specifications(config, "config.json")
+    ... except CheckpointError as e:
+    ...     print(str(e)[:49])
+    config.json: specifications warm_up -1.0 is outsi
+    """
+    hp = check_hyper_parameters(config["hyper_parameters"], source)
+    outputs = hp.get("num_classes")
+    if outputs is not None and not (_is_count(outputs) and 1 <= outputs <= MAX_OUTPUTS):
+        raise CheckpointError(
+            f"{source}: hyper-parameter num_classes {outputs!r:.40} is not an "
+            f"integer in [1, {MAX_OUTPUTS}]"
+        )
+    raw = config["specifications"]
+    missing = [
+        k for k in ("problem", "resolution", "duration", "classes") if k not in raw
+    ]
+    if missing:
+        raise CheckpointError(
+            f"{source}: malformed specifications (no {', '.join(missing)})"
+        )
+    # powerset is implied by powerset_max_classes; the flag must agree with it
+    flag = raw.get("powerset", False)
+    if not isinstance(flag, bool):
+        raise CheckpointError(
+            f"{source}: specifications powerset {flag!r:.40} is not a bool"
+        )
+    checked = {k: v for k, v in raw.items() if k != "powerset"}
+    if flag and checked.get("powerset_max_classes") is None:
+        checked["powerset_max_classes"] = 0  # any: inferred from the outputs
+    spec = check_specifications(checked, source)
+    max_set_size = raw.get("powerset_max_classes")
+    spec = Specifications(
+        problem=spec.problem,
+        resolution=spec.resolution,
+        duration=spec.duration,
+        classes=spec.classes,
+        warm_up=spec.warm_up,
+        permutation_invariant=spec.permutation_invariant,
+        powerset=flag,
+    )
+    if max_set_size is not None and not flag:
+        raise CheckpointError(
+            f"{source}: specifications powerset_max_classes is given but powerset "
+            "is false"
+        )
+    return spec, max_set_size
+
+
+def check_architecture(
+    config: Mapping[str, Any], shapes: Mapping[str, tuple], source: str
+) -> None:
+    """Check that the weights' shapes fit the architecture, before building it.
+
+    The network is built on PyTorch's ``meta`` device, which allocates nothing
+    (:func:`skseg.model.check_architecture_fits`), and its parameter names and
+    shapes are compared with the safetensors header's: hyper-parameters asking
+    for a network larger than the weights file are refused before a byte of it
+    is allocated or a tensor copied.
+
+    Parameters
+    ----------
+    config : mapping
+        As :func:`skseg.model.build_model` takes it.
+    shapes : mapping of str to (dtype, shape)
+        As :func:`read_header` returns them.
+    source : str
+        The weights file, named in errors.
+
+    Raises
+    ------
+    CheckpointError
+
+    Examples
+    --------
+    >>> from skseg.checkpoint import Specifications
+    >>> hp = {"lstm": {"hidden_size": 4096, "num_layers": 32}, "num_classes": 3}
+    >>> config = {"hyper_parameters": hp, "specifications": Specifications()}
+    >>> try:
+    ...     check_architecture(config, {}, "w")
+    ... except CheckpointError as e:
+    ...     print(str(e).split(": ")[1])
+    the weights do not fit the architecture
+    """
+    check_architecture_fits(
+        config, {name: tuple(shape) for name, (_, shape) in shapes.items()}, source
+    )
 
 
 # parts of a Lightning module's state_dict that are not the network's

@@ -505,3 +505,15 @@ def test_hyper_parameters_that_do_not_fit_allocate_nothing(tmp_path, checkpoint_
     assert str(path) in result["error"] and "do not fit" in result["error"]
     assert result["grown_mib"] < 128
     assert SegmentationModel.from_pretrained(checkpoint_path).num_classes == 3
+
+
+def test_two_data_pkl_under_two_prefixes_is_called_ambiguous(tmp_path):
+    # two checkpoints in one archive: which one loads must not be a guess, and
+    # the refusal must not claim there is no data.pkl at all
+    pkl = dumps({"state_dict": {}})
+    path = tmp_path / "two.ckpt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("a/data.pkl", pkl)
+        z.writestr("b/data.pkl", pkl)
+    error = refused(path, r"holds 2 data\.pkl \('a/data\.pkl', 'b/data\.pkl'\)")
+    assert "ambiguous" in str(error) and "no data.pkl" not in str(error)
