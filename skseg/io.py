@@ -19,10 +19,13 @@ into the ``X, y`` that the estimators, :func:`skseg.tuning.tune` and the CLI tak
 
 from __future__ import annotations
 
+import errno
 import io
+import locale
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,15 +46,23 @@ __all__ = [
     "write_uem",
     "expand_inputs",
     "load_folder",
+    "annotation_files",
     "atomic_write",
     "check_field",
     "check_not_inputs",
+    "check_regular_file",
     "MAX_SECONDS",
+    "MAX_ANNOTATION_BYTES",
 ]
 
 #: Largest time (seconds) read or written: 115 days. A larger one is a typo or an
 #: attack, and would make every rate computed over it meaningless.
 MAX_SECONDS = 1e7
+
+#: Largest RTTM, UEM or list file read: 32 MiB, about 600,000 turns (a corpus's
+#: RTTM holds tens of thousands). Reading is linear, but pyannote's
+#: ``Annotation`` takes about 1 KiB per turn: millions of lines would take GiBs.
+MAX_ANNOTATION_BYTES = 32 * 2**20
 
 # what an RTTM/UEM time may look like: no "1_000", "nan", "inf" or hex
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -65,8 +76,20 @@ PathOrFile = str | os.PathLike | IO[str]
 
 
 def _read_lines(path: str | os.PathLike) -> list[str]:
+    too_large = (
+        f"more than MAX_ANNOTATION_BYTES ({MAX_ANNOTATION_BYTES:,}): too large "
+        "for an RTTM, UEM or list file"
+    )
     try:
-        return Path(path).read_text().splitlines()
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_ANNOTATION_BYTES:
+                raise FileError(path, f"{info.st_size:,} bytes, {too_large}")
+            # a pipe or a device has no size: read one byte past the limit
+            data = handle.read(MAX_ANNOTATION_BYTES + 1)
+        if len(data) > MAX_ANNOTATION_BYTES:
+            raise FileError(path, too_large)
+        return data.decode(locale.getencoding()).splitlines()
     except FileNotFoundError:
         raise FileError(path, "no such file") from None
     except IsADirectoryError:
@@ -337,21 +360,26 @@ def _umask_mode() -> int:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[IO[str]]:
-    r"""Write a text file atomically: all of it, or nothing (the old file stays).
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    r"""Write a file atomically: all of it, or nothing (the old file stays).
 
-    The text goes to a temporary file beside ``path``, which is flushed,
+    The data goes to a temporary file beside ``path``, which is flushed,
     ``fsync``-ed and renamed over ``path`` only when the block ends without an
-    error; on any error the temporary file is removed.
+    error; on any error the temporary file is removed. A ``path`` that exists and
+    is neither a regular file nor a folder (``/dev/stdout``, ``/dev/full``, a
+    FIFO) is written in place: renaming over it would replace the device or pipe
+    itself, and a reader of it sees the data as it comes anyway.
 
     Parameters
     ----------
     path : str or PathLike
         The destination.
+    mode : {"w", "wb"}, default="w"
+        Text or bytes.
 
     Yields
     ------
-    handle : text file
+    handle : file object
         Where to write.
 
     Raises
@@ -375,15 +403,26 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[str]]:
     >>> path.read_text()
     'complete\n'
     """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     if path.is_dir():
         raise FileError(path, "is a directory, not a file to write")
+    if path.exists() and not path.is_file():
+        try:
+            with open(path, mode) as handle:
+                yield handle
+        except OSError as e:
+            if isinstance(e, FileError):
+                raise
+            raise FileError(path, e.strerror or str(e)) from None
+        return
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as e:
         raise FileError(path, e.strerror or str(e)) from None
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -637,6 +676,76 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
     return out
 
 
+def check_regular_file(path: str | os.PathLike) -> None:
+    """Refuse anything but a regular file (or a link to one), naming what it is.
+
+    Parameters
+    ----------
+    path : str or PathLike
+
+    Raises
+    ------
+    FileError
+        For a symbolic link loop, a dangling link, a folder, a FIFO, a device or
+        a socket.
+
+    Examples
+    --------
+    >>> import os, pathlib, tempfile
+    >>> loop = pathlib.Path(tempfile.mkdtemp()) / "a.rttm"
+    >>> loop.symlink_to(loop.name)
+    >>> try:
+    ...     check_regular_file(loop)
+    ... except FileError as e:
+    ...     print(e.problem)
+    is a symbolic link loop, not a file
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise FileError(path, "is a symbolic link loop, not a file") from None
+        if path.is_symlink():
+            raise FileError(path, "is a dangling symbolic link") from None
+        raise FileError(path, e.strerror or str(e)) from None
+    if stat.S_ISREG(mode):
+        return
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a device",
+        stat.S_ISBLK: "a device",
+        stat.S_ISSOCK: "a socket",
+    }
+    kind = next((name for test, name in kinds.items() if test(mode)), "special")
+    raise FileError(path, f"is {kind}, not a regular file")
+
+
+def annotation_files(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """Return the RTTM and the UEM files of a folder, sorted (:func:`load_folder`'s).
+
+    Parameters
+    ----------
+    folder : str or PathLike
+
+    Returns
+    -------
+    rttm, uem : list of Path
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("b.rttm", "a.rttm", "a.uem", "a.wav"):
+    ...     _ = (folder / name).write_text("")
+    >>> [[p.name for p in paths] for paths in annotation_files(folder)]
+    [['a.rttm', 'b.rttm'], ['a.uem']]
+    """
+    folder = Path(folder).expanduser()
+    return sorted(folder.glob("*.rttm")), sorted(folder.glob("*.uem"))
+
+
 def load_folder(
     folder: str | os.PathLike, *, require_annotation: bool = True
 ) -> tuple[list[dict], list[Annotation]]:
@@ -681,19 +790,25 @@ def load_folder(
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileError(folder, "not a folder" if folder.exists() else "no such folder")
+    rttms, uem_files = annotation_files(folder)
+    # a link loop, a dangling link or a FIFO named like data: the folder is not
+    # what its owner thinks (and a FIFO would block the reader forever)
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in AUDIO_EXTENSIONS or path in rttms + uem_files:
+            check_regular_file(path)
     audio = _audio_in(folder)
     if not audio:
         raise FileError(
             folder, f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in the folder"
         )
     annotations: dict[str, Annotation] = {}
-    for path in sorted(folder.glob("*.rttm")):
+    for path in rttms:
         for uri, annotation in read_rttm(path).items():
             if uri in annotations:
                 annotation = annotations[uri].update(annotation)
             annotations[uri] = annotation
     uems: dict[str, Timeline] = {}
-    for path in sorted(folder.glob("*.uem")):
+    for path in uem_files:
         for uri, timeline in read_uem(path).items():
             uems[uri] = uems[uri].union(timeline) if uri in uems else timeline
     X, y = [], []

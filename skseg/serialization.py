@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -603,7 +604,9 @@ def save_model(
         Where the weights come from (base checkpoint digest, data digest,
         training parameters, ...); stored in ``config.json`` as JSON.
     overwrite : bool, default=False
-        Replace an existing folder (only one that holds a saved network).
+        Replace the network of an existing folder (only one that holds a saved
+        network): its two files are replaced, and nothing else in the folder is
+        touched.
 
     Returns
     -------
@@ -614,7 +617,16 @@ def save_model(
     ------
     FileError
         If ``path`` exists and ``overwrite`` is False, or it exists and is not a
-        saved network (never deleted).
+        saved network (never deleted), or it cannot be written.
+
+    Notes
+    -----
+    Whenever the writing stops (an error, ``KeyboardInterrupt``, a crash), the
+    folder holds the old network, the new one, or no network (no
+    ``config.json``): never weights without their config. A new folder is
+    written beside ``path`` and renamed; in an existing one each file is
+    written beside itself, ``config.json`` is removed, then the weights and the
+    config are renamed into place.
 
     Examples
     --------
@@ -631,6 +643,8 @@ def save_model(
 
     folder = Path(path).expanduser()
     if folder.exists():
+        if not folder.is_dir():
+            raise FileError(folder, "is a file, not a folder to save a network in")
         if not overwrite:
             raise FileError(
                 folder, "already exists (pass overwrite=True to replace it)"
@@ -659,22 +673,55 @@ def save_model(
         "provenance": _json_ready(dict(provenance or {})),
         "skseg_version": __version__,
     }
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # written beside the destination, then renamed: a reader sees the old
-    # network or the new one, never half of one
-    tmp = Path(
-        tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".", suffix=".tmp")
-    )
+    files = {
+        WEIGHTS_NAME: raw,
+        CONFIG_NAME: (json.dumps(config, indent=2) + "\n").encode(),
+    }
     try:
-        (tmp / WEIGHTS_NAME).write_bytes(raw)
-        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         if folder.exists():
-            shutil.rmtree(folder)
-        tmp.replace(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            # the folder may hold the user's own files: only these two are replaced
+            _replace_files(folder, files)
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # written beside the destination, then renamed: a reader sees the whole
+        # network or none
+        tmp = Path(
+            tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".", suffix=".tmp")
+        )
+        try:
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
+            tmp.replace(folder)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as e:
+        raise FileError(folder, e.strerror or str(e)) from None
     return folder
+
+
+def _replace_files(folder: Path, files: Mapping[str, bytes]) -> None:
+    """Replace ``files`` (name -> bytes) of ``folder``, the config last."""
+    written: dict[str, Path] = {}
+    try:
+        for name, data in files.items():
+            tmp = folder / f".{name}.{secrets.token_hex(8)}.tmp"
+            # created as open() creates files (the umask's mode), never reused
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            written[name] = tmp
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        # without its config the folder is no network: never new weights read
+        # with the old config, or the reverse
+        (folder / CONFIG_NAME).unlink(missing_ok=True)
+        for name in sorted(written, key=lambda name: name == CONFIG_NAME):
+            os.replace(written[name], folder / name)
+            del written[name]
+    finally:
+        for tmp in written.values():
+            tmp.unlink(missing_ok=True)
 
 
 def read_config(path: str | os.PathLike) -> dict:

@@ -179,6 +179,13 @@ class _File:
     annotated: float  # duration of the usable regions
 
 
+def _no_audio_to_train_on(error: FileError) -> bool:
+    """Whether ``error`` says a file holds no audio where it is annotated."""
+    return error.problem.startswith("zero-length audio") or (
+        "lies outside the audio" in error.problem
+    )
+
+
 def _copy_model(model: SegmentationModel) -> SegmentationModel:
     # a private copy: the shared model of load_model must never be trained in place
     config = {
@@ -488,7 +495,19 @@ class SegmentationTrainer(BaseEstimator):
                     f"the reference must be a pyannote.core.Annotation, "
                     f"not {type(reference).__name__}",
                 )
-            uem = annotated(f)
+            try:
+                uem = annotated(f)
+            except FileError as e:
+                # an empty recording, or one that ends before its annotated
+                # regions begin, has no chunk to give: skipped as a short one is
+                if not _no_audio_to_train_on(e):
+                    raise
+                warnings.warn(
+                    f"{label}: skipped, no {duration:g} s chunk to draw: {e.problem}",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                continue
             regions = [s for s in uem.support() if s.duration >= duration]
             if not regions:
                 longest = max((s.duration for s in uem), default=0.0)

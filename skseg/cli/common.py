@@ -12,6 +12,7 @@ with :mod:`skseg.io`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,7 @@ __all__ = [
     "positive_int",
     "progress",
     "read_annotations",
+    "refuse_overwriting",
     "RTTMOutput",
     "set_progress",
 ]
@@ -410,12 +412,25 @@ def attach_baseline(
 class RTTMOutput:
     """Writes each file's RTTM as soon as it is done: nothing is lost on a crash.
 
+    A write that fails (a full disk, ``/dev/full``, an I/O error) fails the file
+    whose turns it was writing, with a :class:`~skseg.exceptions.FileError` naming
+    the output and the system's error: the batch goes on, and what was written
+    before stays. The one ``--rttm`` file is written without a buffer of its
+    own, so no failed text is written again later, and a failed write is cut
+    back to the last whole line where the output allows it.
+
     Parameters
     ----------
     rttm : str, optional
         One file for every uri (``"-"`` or None: standard output).
     out : str, optional
         A folder: one ``<uri>.rttm`` per file, each replaced atomically.
+
+    Attributes
+    ----------
+    close_error : str or None
+        Set by leaving the ``with`` block when closing ``--rttm`` failed: the
+        line to report (the caller's exit status is then 1).
 
     Examples
     --------
@@ -432,7 +447,8 @@ class RTTMOutput:
 
     def __init__(self, rttm: str | None, out: str | None):
         self.rttm, self.out = rttm, out
-        self.handle: IO[str] | None = None
+        self.handle: IO | None = None
+        self.close_error: str | None = None
 
     def __enter__(self) -> RTTMOutput:
         if self.out is not None:
@@ -442,7 +458,9 @@ class RTTMOutput:
                 raise UsageError(f"--out {self.out}: {e.strerror or e}") from None
         elif self.rttm is not None and self.rttm != "-":
             try:
-                self.handle = open(self.rttm, "w")  # noqa: SIM115 -- closed in __exit__
+                # unbuffered: a failed write is not retried by a later flush or
+                # by close, and nothing lies in a buffer when the process stops
+                self.handle = open(self.rttm, "wb", buffering=0)  # noqa: SIM115 -- closed in __exit__
             except OSError as e:
                 raise UsageError(f"--rttm {self.rttm}: {e.strerror or e}") from None
         else:
@@ -450,8 +468,12 @@ class RTTMOutput:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.handle is not None and self.handle is not sys.stdout:
+        if self.handle is None or self.handle is sys.stdout:
+            return
+        try:
             self.handle.close()
+        except OSError as e:  # a delayed write error (NFS, a full disk)
+            self.close_error = f"--rttm {self.rttm}: closing failed: {e.strerror or e}"
 
     def where(self) -> str:
         """Where the output goes, for messages."""
@@ -460,15 +482,49 @@ class RTTMOutput:
         return self.rttm if self.rttm not in (None, "-") else "standard output"
 
     def write(self, annotation: Any) -> None:
-        """Write one file's annotation (:func:`skseg.io.write_rttm`)."""
+        """Write one file's annotation (:func:`skseg.io.write_rttm`).
+
+        Raises
+        ------
+        FileError
+            Naming the output, if the annotation cannot be written as RTTM or
+            the write fails.
+        """
+        import io
+
+        from ..exceptions import FileError
         from ..io import write_rttm
 
-        if self.handle is not None:
-            write_rttm(annotation, self.handle)
-            self.handle.flush()
+        if self.handle is None:
+            # one file per uri, replaced atomically (and fsynced): never a partial RTTM
+            write_rttm(annotation, Path(self.out) / f"{annotation.uri}.rttm")
             return
-        # one file per uri, replaced atomically (and fsynced): never a partial RTTM
-        write_rttm(annotation, Path(self.out) / f"{annotation.uri}.rttm")
+        text = io.StringIO()
+        write_rttm(annotation, text)  # every value checked before the output is touched
+        try:
+            if self.handle is sys.stdout:
+                self.handle.write(text.getvalue())
+                self.handle.flush()
+            else:
+                self._write_all(text.getvalue().encode())
+        except OSError as e:
+            raise FileError(self.where(), e.strerror or str(e)) from None
+
+    def _write_all(self, data: bytes) -> None:
+        handle = self.handle
+        assert handle is not None
+        start = handle.tell() if handle.seekable() else None
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[handle.write(view) :]
+        except OSError:
+            if start is not None:
+                # a half-written line would read as another turn, or not at all
+                with contextlib.suppress(OSError):
+                    handle.truncate(start)
+                    handle.seek(start)
+            raise
 
     def check_not_inputs(self, files: list[dict], extra: Sequence[str] = ()) -> None:
         """Refuse, before anything is written, an output that is also an input.
@@ -495,14 +551,41 @@ class RTTMOutput:
           ...
         skseg.cli.common.UsageError: ...keep.wav...; write the results elsewhere
         """
-        from ..exceptions import FileError
-        from ..io import check_not_inputs
-
         outputs = [self.rttm] if self.rttm not in (None, "-") else []
         if self.out is not None:
             outputs += [Path(self.out) / f"{file['uri']}.rttm" for file in files]
-        inputs = [file["audio"] for file in files] + list(extra)
-        try:
-            check_not_inputs(outputs, inputs)
-        except FileError as e:
-            raise UsageError(f"{e}; write the results elsewhere") from None
+        refuse_overwriting(outputs, [file["audio"] for file in files] + list(extra))
+
+
+def refuse_overwriting(
+    outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]
+) -> None:
+    """Refuse outputs that are inputs, as a usage error.
+
+    :func:`skseg.io.check_not_inputs`, whose refusal becomes a usage error.
+    Every command that writes calls it before any work, with every file it
+    reads: the audio, the list files and folders named on the command line,
+    RTTM and UEM files, a grid, a baseline.
+
+    Raises
+    ------
+    UsageError
+        Naming the output, when it is (or links to) one of the inputs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> listing = os.path.join(tempfile.mkdtemp(), "files.txt")
+    >>> open(listing, "w").close()
+    >>> refuse_overwriting([listing], [listing])
+    Traceback (most recent call last):
+      ...
+    skseg.cli.common.UsageError: ...files.txt: is also an input; ...elsewhere
+    """
+    from ..exceptions import FileError
+    from ..io import check_not_inputs
+
+    try:
+        check_not_inputs(outputs, inputs)
+    except FileError as e:
+        raise UsageError(f"{e}; write the results elsewhere") from None

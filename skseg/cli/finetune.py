@@ -14,9 +14,14 @@ interrupted with Ctrl-C (the best weights so far are saved).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from .common import (
@@ -25,6 +30,7 @@ from .common import (
     positive_float,
     positive_int,
     progress,
+    refuse_overwriting,
 )
 
 __all__ = ["register", "summary_table"]
@@ -218,12 +224,41 @@ def _load(folder: str, option: str) -> tuple[list, list]:
         raise UsageError(f"{option}{e}") from None
 
 
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C back while the network is written; yield the signals caught.
+
+    The save takes a second: a second Ctrl-C then (the first one stopped the
+    training) would otherwise leave no network at all. Only the main thread can
+    set a signal handler; elsewhere nothing is deferred.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if not caught:
+            print(
+                "skseg finetune: saving the network; it is written whole first",
+                file=sys.stderr,
+            )
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run ``skseg finetune``; return its exit status."""
     import torch
 
     from ..exceptions import CheckpointError, FileError, WeightsUnavailableError
-    from ..serialization import is_saved_network
+    from ..io import annotation_files
+    from ..serialization import CONFIG_NAME, WEIGHTS_NAME, is_saved_network
     from ..training import SegmentationTrainer, TrainingError
 
     out = args.out
@@ -233,6 +268,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--out {out}: already exists (pass --force to replace it)"
             )
+        if not os.path.isdir(out):
+            raise UsageError(f"--out {out}: is a file, not a network folder")
         if not is_saved_network(out):
             # --force replaces a network, never a folder of something else
             raise UsageError(
@@ -242,6 +279,17 @@ def _run(args: argparse.Namespace) -> int:
     X, y = _load(args.data_dir, "")
     validation = (
         _load(args.validation, "--validation ") if args.validation is not None else None
+    )
+    inputs = [args.segmentation]
+    for folder, files in (
+        (args.data_dir, X),
+        (args.validation, (validation or [[]])[0]),
+    ):
+        if folder is not None:
+            inputs += [file["audio"] for file in files]
+            inputs += itertools.chain(*annotation_files(folder))
+    refuse_overwriting(
+        [os.path.join(out, name) for name in (WEIGHTS_NAME, CONFIG_NAME)], inputs
     )
     try:
         device = torch.device(args.device)
@@ -323,9 +371,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         return status
     try:
-        trainer.save(out, overwrite=args.force)
+        with _interrupts_deferred() as interrupted:
+            trainer.save(out, overwrite=args.force)
     except FileError as e:
         raise UsageError(f"--out {e}") from None
+    if interrupted and status == 0:
+        status = 130  # Ctrl-C during the save of a finished training
     print(summary_table(trainer, out))
     if status == 130:
         print(

@@ -16,6 +16,7 @@ from .common import (
     positive_float,
     positive_int,
     read_annotations,
+    refuse_overwriting,
 )
 
 __all__ = ["register"]
@@ -88,6 +89,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"--baseline {args.baseline}: no turns for uri {file['uri']!r}"
             )
     reference = _reference_of(args.reference, file["uri"]) if args.reference else None
+    inputs = [file["audio"], args.reference, args.baseline, args.segmentation]
+    refuse_overwriting([args.out], [p for p in inputs if p])
     check_ready(estimator)
     try:
         figure = plot_file(file, estimator, reference=reference, width=args.width)

@@ -135,10 +135,10 @@ def _run(args: argparse.Namespace) -> int:
     name = f"skseg {args.command}"
     estimator = build_estimator(args, args.command)
     files, problems = _files(args, estimator)
-    # before RTTMOutput opens (and truncates) anything
-    RTTMOutput(args.rttm, args.out).check_not_inputs(
-        files, [args.baseline] if getattr(args, "baseline", None) else []
-    )
+    # before RTTMOutput opens (and truncates) anything; the list files and
+    # folders named on the command line are inputs too
+    baseline = [args.baseline] if getattr(args, "baseline", None) else []
+    RTTMOutput(args.rttm, args.out).check_not_inputs(files, [*args.inputs, *baseline])
     check_ready(estimator)
     total = len(files) + len(problems)
     # one file (a long meeting, typically): count its chunks, not the one file
@@ -172,6 +172,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"{name}: interrupted; finished files are written", file=sys.stderr
             )
             return 130
+    if output.close_error is not None:
+        print(f"{name}: {output.close_error}", file=sys.stderr)
     failed = len(result.failures) + len(problems)
     if failed:
         print(
@@ -180,4 +182,4 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return 1 if output.close_error is not None else 0

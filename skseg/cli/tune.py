@@ -20,6 +20,7 @@ from .common import (
     positive_float,
     positive_int,
     progress,
+    refuse_overwriting,
     set_progress,
 )
 
@@ -153,7 +154,7 @@ def _run(args: argparse.Namespace) -> int:
     from sklearn.model_selection import ParameterGrid
 
     from ..exceptions import FileError
-    from ..io import load_folder
+    from ..io import annotation_files, atomic_write, load_folder
     from ..tuning import (
         default_grid,
         default_scorer,
@@ -181,6 +182,17 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--baseline {args.baseline}: no turns for uri(s) {', '.join(missing)}"
             )
+    out = args.out or f"{task}.joblib"
+    # refused before the search: hours of tuning must not end by replacing an input
+    refuse_overwriting(
+        [out],
+        [
+            args.data_dir,
+            *(file["audio"] for file in X),
+            *itertools.chain(*annotation_files(args.data_dir)),
+            *(p for p in (args.baseline, args.grid, args.segmentation) if p),
+        ],
+    )
     check_ready(estimator)
     try:
         n_candidates = len(ParameterGrid(grid or default_grid(estimator)))
@@ -198,7 +210,6 @@ def _run(args: argparse.Namespace) -> int:
         else args.folds
     )
     dataset = args.dataset or Path(args.data_dir).resolve().name
-    out = args.out or f"{task}.joblib"
     scorer = default_scorer(estimator)
     with progress(args, f"tune {task}", "fits", n_candidates * splits) as bar:
         counter = itertools.count(1)
@@ -221,9 +232,11 @@ def _run(args: argparse.Namespace) -> int:
         )
     result.metric = metric_name(scorer)
     try:
-        joblib.dump(result.estimator, out)
-    except OSError as e:
-        raise UsageError(f"--out {out}: {e.strerror or e}") from None
+        # atomically: a failed write leaves the previous file, not a broken one
+        with atomic_write(out, "wb") as handle:
+            joblib.dump(result.estimator, handle)
+    except FileError as e:
+        raise UsageError(f"--out {e}") from None
     print(hyperparameter_table([result.table_row(dataset)]))
     print(
         f"skseg tune: {type(estimator).__name__} on {len(X)} file(s) of "
