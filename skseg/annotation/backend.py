@@ -21,7 +21,10 @@ backend protocol (``skseg labelstudio serve``).
 Where the audio is: a task made by ``skseg labelstudio setup``
 (:func:`~skseg.annotation.labelstudio.to_labelstudio`) names its file in
 ``data.path``; otherwise the backend maps Label Studio's local-file URLs
-(``/data/local-files/?d=...``) under ``document_root``.
+(``/data/local-files/?d=...``) under ``document_root``. Task data is written by
+whoever may import tasks into a project, so the backend reads audio only from
+regular files that resolve (symlinks followed) under ``document_root``; it fetches
+nothing over the network, so a task cannot make it connect anywhere.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -99,55 +104,117 @@ def _identity(value: Any) -> str:
 
 
 def task_audio_path(task: Mapping, document_root: str | os.PathLike | None) -> str:
-    """Return the local audio file of a Label Studio task.
+    """Return the local audio file of a Label Studio task, inside the document root.
 
     Parameters
     ----------
     task : mapping
         A Label Studio task (``{"id", "data": {...}}``).
     document_root : str or PathLike, optional
-        Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``, to map
-        ``/data/local-files/?d=REL`` URLs to files.
+        Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``: ``/data/local-files/?d=REL``
+        URLs, ``data.path`` and plain paths name files under it. None: no file
+        can be read.
 
     Returns
     -------
     path : str
+        The file, resolved (no symlink left in it).
 
     Raises
     ------
     FileError
-        Naming the task, when its audio is neither a path nor a local-file URL
-        under ``document_root`` (a file that is missing or unreadable is named
-        when it is read).
+        Naming the task, when its audio is not a regular file under
+        ``document_root`` (a path outside it, a symlink out of it, a device or
+        a pipe), or is a URL of another kind (``http://`` elsewhere, ``file://``):
+        the backend never fetches audio over the network.
 
     Examples
     --------
-    >>> task_audio_path({"id": 1, "data": {"audio": "/data/local-files/?d=a/b.wav"}},
-    ...                 "/srv")
-    '/srv/a/b.wav'
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> open(os.path.join(root, "b.wav"), "wb").close()
+    >>> task = {"id": 1, "data": {"audio": "/data/local-files/?d=b.wav"}}
+    >>> path = task_audio_path(task, root)
+    >>> path == os.path.join(os.path.realpath(root), "b.wav")
+    True
+    >>> task_audio_path({"id": 2, "data": {"path": "/etc/passwd"}}, root)
+    Traceback (most recent call last):
+    ...
+    skseg.exceptions.FileError: Label Studio task 2: audio '/etc/passwd' lies outside \
+the document root ...
     """
-    data = task.get("data") or {}
+    data = task.get("data")
     where = f"Label Studio task {task.get('id')}"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise FileError(where, "its 'data' is not an object")
     if data.get("path"):
-        path = str(data["path"])
+        name = data["path"]
+        if not isinstance(name, str):
+            raise FileError(where, f"its 'path' {name!r} is not a string")
     else:
-        audio = str(data.get("audio") or "")
+        audio = data.get("audio") or ""
+        if not isinstance(audio, str):
+            raise FileError(where, f"its 'audio' {audio!r} is not a string")
         parsed = urlparse(audio)
         relative = parse_qs(parsed.query).get("d", [None])[0]
-        if parsed.path.endswith(LOCAL_FILES) and relative and document_root:
-            root = Path(document_root).resolve()
-            path = str(root / relative)
-            if not Path(path).resolve().is_relative_to(root):
-                raise FileError(where, f"audio {audio!r} lies outside {root}")
-        elif audio and not parsed.scheme and not audio.startswith("/data/"):
-            path = audio
+        if (
+            parsed.scheme in ("", "http", "https")
+            and parsed.path.endswith(LOCAL_FILES)
+            and relative
+        ):
+            name = relative
+        elif audio and not (parsed.scheme or parsed.netloc or audio[:6] == "/data/"):
+            name = audio
         else:
             raise FileError(
                 where,
-                f"audio {audio!r} is not a file the backend can read (give tasks a "
-                "'path', or serve local files and pass the document root)",
+                f"audio {audio!r} is not a file the backend can read (it reads "
+                "local files under its document root only: give tasks a 'path', "
+                "or Label Studio's /data/local-files/ URLs)",
             )
-    return path
+    return _inside_root(where, name, document_root)
+
+
+def _inside_root(where: str, name: str, document_root: str | os.PathLike | None) -> str:
+    shown = name if len(name) <= 200 else name[:200] + "..."
+    if document_root is None:
+        raise FileError(
+            where,
+            f"audio {shown!r} not read: the backend has no document root (start it "
+            "with --audio-root, Label Studio's LOCAL_FILES_DOCUMENT_ROOT)",
+        )
+    root = Path(document_root).resolve()
+    try:
+        # resolve follows every symlink: one pointing out of the root is seen
+        path = (root / name).resolve()
+        inside = path.is_relative_to(root)
+        mode = os.stat(path).st_mode if inside else 0
+    except FileNotFoundError:
+        raise FileError(where, f"audio {shown!r}: no such file under {root}") from None
+    except (OSError, ValueError) as e:  # a NUL byte, a name too long, a loop
+        raise FileError(where, f"audio {shown!r} cannot be read ({e})") from None
+    if not inside:
+        raise FileError(where, f"audio {shown!r} lies outside the document root {root}")
+    if not stat.S_ISREG(mode):
+        # a pipe would block the reader forever, a device never end
+        raise FileError(where, f"audio {shown!r} is not a regular file")
+    return str(path)
+
+
+def _stamp(annotation: Mapping) -> tuple:
+    # Label Studio stamps an annotation when it is saved; its id breaks ties
+    text = annotation.get("updated_at") or annotation.get("created_at")
+    try:
+        when = datetime.fromisoformat(str(text)).timestamp() if text else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        when = None
+    ident = annotation.get("id")
+    return (
+        when if when is not None else float("-inf"),
+        ident if isinstance(ident, int) else -1,
+    )
 
 
 class LabelStudioBackend:
@@ -162,7 +229,8 @@ class LabelStudioBackend:
         The ``<Labels>`` control and ``<Audio>`` object of the labeling config
         (:func:`~skseg.annotation.labelstudio.labeling_config`).
     document_root : str or PathLike, optional
-        Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``, see :func:`task_audio_path`.
+        Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``: the only folder whose files
+        the backend reads, see :func:`task_audio_path`. None: no audio is read.
     retune : bool, default=True
         Re-tune on each annotation event.
     min_annotations : int, default=1
@@ -181,7 +249,10 @@ class LabelStudioBackend:
     estimator_ : estimator
         The pipeline serving now.
     examples : dict
-        Label Studio task id -> its latest annotation, in file time.
+        Label Studio task id -> its latest annotation, in file time. Latest by
+        Label Studio's ``updated_at`` (then annotation id): webhooks handled
+        concurrently may arrive out of order, and an older one never replaces
+        a newer one.
     history : list of dict
         One entry per successful update: ``{"model_version", "n_annotations",
         "best_params", "best_score", "metric"}``.
@@ -190,12 +261,14 @@ class LabelStudioBackend:
 
     Examples
     --------
+    >>> import os
     >>> from skseg import VADEstimator, fetch_sample
+    >>> audio = fetch_sample()["audio"]
     >>> backend = LabelStudioBackend(VADEstimator(onset=0.5, offset=0.5,
-    ...     min_duration_on=0.0, min_duration_off=0.0))
+    ...     min_duration_on=0.0, min_duration_off=0.0),
+    ...     document_root=os.path.dirname(audio))
     >>> task = {"id": 1, "data": {"audio": "/data/local-files/?d=sample.wav",
-    ...         "path": fetch_sample()["audio"], "uri": "sample", "start": 0.0,
-    ...         "end": 10.0}}
+    ...         "path": audio, "uri": "sample", "start": 0.0, "end": 10.0}}
     >>> prediction = backend.predict([task])[0]
     >>> [r["value"]["start"] for r in prediction["result"]]
     [6.713, 7.574]
@@ -227,6 +300,7 @@ class LabelStudioBackend:
         self.fine_tune = fine_tune
         self.estimator_ = estimator
         self.examples: dict[Any, dict] = {}
+        self._stamps: dict[Any, tuple] = {}  # task id -> its latest annotation's
         self.history: list[dict] = []
         self.failures: list[str] = []
         self._lock = threading.Lock()  # guards estimator_ and examples
@@ -259,12 +333,16 @@ class LabelStudioBackend:
             estimator, version = self.estimator_, self.model_version
         out = []
         for task in tasks:
+            if not isinstance(task, Mapping):
+                self._fail(f"prediction for a task {task!r:.80}: not an object")
+                out.append({"model_version": version, "result": []})
+                continue
             try:
                 result = self._regions(estimator, task)
             except SksegError as error:
-                self._fail(
-                    f"prediction for Label Studio task {task.get('id')}: {error}"
-                )
+                where = f"Label Studio task {task.get('id')}"
+                named = str(error).startswith(where)
+                self._fail(f"prediction for {'' if named else where + ': '}{error}")
                 result = []
             # no "score": the pipeline gives regions, not a confidence in them
             out.append({"model_version": version, "result": result})
@@ -273,8 +351,13 @@ class LabelStudioBackend:
     def _regions(self, estimator: Any, task: Mapping) -> list[dict]:
         path = task_audio_path(task, self.document_root)
         data = task.get("data") or {}
-        start = float(data.get("start") or 0.0)
-        end = data.get("end")
+        try:
+            start = float(data.get("start") or 0.0)
+            end = float(data["end"]) if data.get("end") is not None else None
+        except (TypeError, ValueError):
+            raise FileError(
+                path, f"task {task.get('id')}: 'start'/'end' are not numbers"
+            ) from None
         if end is None:
             end = _duration(path)
         file = {"audio": path, "uri": str(data.get("uri") or Path(path).stem)}
@@ -326,8 +409,18 @@ class LabelStudioBackend:
         """
         if payload.get("action") not in ANNOTATION_ACTIONS:
             return False
-        task = dict(payload.get("task") or {})
+        task, annotation = payload.get("task") or {}, payload.get("annotation") or {}
+        if not isinstance(task, Mapping) or not isinstance(annotation, Mapping):
+            self._fail("annotation not used: 'task' or 'annotation' not an object")
+            return False
+        task = dict(task)
         where = f"Label Studio task {task.get('id')}"
+        stamp = _stamp(annotation)
+        try:
+            hash(task.get("id"))
+        except TypeError:
+            self._fail(f"annotation not used: {where}: the task id is not a value")
+            return False
         try:
             path = task_audio_path(task, self.document_root)
             # a whole-file task not made by skseg: its region is the file
@@ -336,23 +429,30 @@ class LabelStudioBackend:
                 data["end"] = _duration(path)
             data["path"] = path
             task["data"] = data
-            task["annotations"] = [payload.get("annotation") or {}]
+            task["annotations"] = [annotation]
             examples = from_labelstudio([task], from_name=self.from_name)
             if not examples:
                 return False
             example = examples[0]
             if example.get("skseg_error"):
                 raise ValueError(example["skseg_error"])
-            if example["answer"] != "accept":
-                with self._lock:
-                    self.examples.pop(task.get("id"), None)
-                return False
-            example = to_file_time(example)
-            self._check_inside_audio(example)
-        except (SksegError, ValueError) as error:
+            if example["answer"] == "accept":
+                example = to_file_time(example)
+                self._check_inside_audio(example)
+            else:
+                example = None  # cancelled (skipped): forget the task
+        except (SksegError, ValueError, TypeError, KeyError, AttributeError) as error:
             self._fail(f"annotation not used: {where}: {error}")
             return False
         with self._lock:
+            # check and keep at once: concurrent webhooks may arrive out of order
+            if stamp < self._stamps.get(task.get("id"), stamp):
+                logger.info("%s: an older annotation arrived late, not kept", where)
+                return False
+            self._stamps[task.get("id")] = stamp
+            if example is None:
+                self.examples.pop(task.get("id"), None)
+                return False
             self.examples[task.get("id")] = example
         return True
 

@@ -20,13 +20,21 @@ The routes are those Label Studio 1.23 calls (``label_studio/ml/api_connector.py
   "updating", "history", "failures"}``.
 
 Access control: with ``basic_auth=(user, password)`` every route answers
-401 without those credentials. Label Studio sends them when the backend is
-connected with ``auth_method="BASIC_AUTH"``, ``basic_auth_user`` and
-``basic_auth_pass``, and a project webhook sends them as an ``Authorization``
-header (:func:`~skseg.annotation.labelstudio_client.LabelStudioClient.connect_backend`
-sets up both). Bind to 127.0.0.1 unless the backend must be reached from another
-machine; basic auth over plain HTTP is readable on the network, so put a TLS proxy
-in front of a backend that is.
+401 without those credentials (compared in constant time). Label Studio sends
+them when the backend is connected with ``auth_method="BASIC_AUTH"``,
+``basic_auth_user`` and ``basic_auth_pass``, and a project webhook sends them as
+an ``Authorization`` header
+(:func:`~skseg.annotation.labelstudio_client.LabelStudioClient.connect_backend`
+sets up both). ``skseg labelstudio serve`` always asks for them unless told
+``--no-auth``. :func:`serve` binds to 127.0.0.1 by default and refuses any other
+address without credentials; basic auth over plain HTTP is readable on the
+network, so put a TLS proxy in front of a backend reached from another machine.
+
+Hostile requests: a body over ``max_body`` bytes is refused with 413 as soon as
+its ``Content-Length`` says so, or when that many bytes have arrived (it is never
+read whole); a body that is not a JSON object, or one nested too deeply, is a 400
+naming the route; an error inside the backend is a 500 naming its type, never a
+traceback (that goes to the server's log).
 
 Why not ``label-studio-ml``: its last release on the package index (1.0.9, January
 2023) pins Flask 1.1.2 and Werkzeug 2.0.2, does not import without ``rq`` and
@@ -40,6 +48,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -47,9 +57,39 @@ from typing import Any
 
 from .backend import LabelStudioBackend
 
-__all__ = ["make_app", "serve"]
+__all__ = ["MAX_BODY", "is_loopback", "make_app", "serve"]
 
 logger = logging.getLogger(__name__)
+
+#: the largest request body read, in bytes: far above a batch of tasks or
+#: annotations, far below what a JSON decoder turns into too much memory
+MAX_BODY = 8 * 2**20
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address of this machine only.
+
+    Parameters
+    ----------
+    host : str
+        An IP address or ``"localhost"``; any other name counts as not loopback
+        (it may resolve anywhere).
+
+    Returns
+    -------
+    loopback : bool
+
+    Examples
+    --------
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_auth(header: str | None, basic_auth: tuple[str, str]) -> bool:
@@ -96,7 +136,10 @@ class _Updates:
 
 
 def make_app(
-    backend: LabelStudioBackend, *, basic_auth: tuple[str, str] | None = None
+    backend: LabelStudioBackend,
+    *,
+    basic_auth: tuple[str, str] | None = None,
+    max_body: int = MAX_BODY,
 ) -> Any:
     """Return the ASGI application serving ``backend`` to Label Studio.
 
@@ -105,6 +148,8 @@ def make_app(
     backend : LabelStudioBackend
     basic_auth : (str, str), optional
         ``(user, password)`` every request must carry (HTTP basic auth).
+    max_body : int, default=MAX_BODY
+        The largest request body read, in bytes; a larger one gets 413.
 
     Returns
     -------
@@ -128,10 +173,24 @@ def make_app(
     updates = _Updates(backend)
 
     async def body(request: Request) -> dict:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise _BadRequest(f"Content-Length {declared[:40]!r} is not a number")
+            if int(declared) > max_body:
+                raise _TooLarge(int(declared), max_body)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:  # stop reading: the rest is never buffered
+                raise _TooLarge(size, max_body)
+            chunks.append(chunk)
         try:
-            data = await request.json()
-        except ValueError:
-            data = None
+            data = json.loads(b"".join(chunks))
+        except RecursionError:
+            raise _BadRequest("the body is nested too deeply") from None
+        except ValueError as e:  # UnicodeDecodeError is one
+            raise _BadRequest(f"the body is not JSON ({e})") from None
         if not isinstance(data, dict):
             raise _BadRequest("the body is not a JSON object")
         return data
@@ -181,7 +240,8 @@ def make_app(
         for task in tasks:
             if not isinstance(task, dict):
                 continue
-            for annotation in task.get("annotations") or []:
+            annotations = task.get("annotations")
+            for annotation in annotations if isinstance(annotations, list) else []:
                 payload = {
                     "action": "ANNOTATION_UPDATED",
                     "task": task,
@@ -215,6 +275,21 @@ def make_app(
                     {"error": f"skseg ML backend: {request.url.path}: {e}"},
                     status_code=400,
                 )
+            except _TooLarge as e:
+                return JSONResponse(
+                    {"error": f"skseg ML backend: {request.url.path}: {e}"},
+                    status_code=413,
+                    headers={"Connection": "close"},
+                )
+            except Exception as e:  # noqa: BLE001 -- the log has the traceback
+                logger.exception("%s %s failed", request.method, request.url.path)
+                return JSONResponse(
+                    {
+                        "error": f"skseg ML backend: {request.url.path}: internal "
+                        f"error ({type(e).__name__}); see the backend's log"
+                    },
+                    status_code=500,
+                )
 
     return Starlette(
         routes=[
@@ -234,6 +309,13 @@ class _BadRequest(Exception):
     pass
 
 
+class _TooLarge(Exception):
+    def __init__(self, size: int, limit: int):
+        super().__init__(
+            f"the body is larger than {limit} bytes (at least {size}); not read"
+        )
+
+
 def serve(
     backend: LabelStudioBackend,
     *,
@@ -241,6 +323,7 @@ def serve(
     port: int = 9090,
     basic_auth: tuple[str, str] | None = None,
     log_level: str = "info",
+    max_body: int = MAX_BODY,
 ) -> None:
     """Serve ``backend`` with uvicorn until interrupted.
 
@@ -252,16 +335,33 @@ def serve(
     basic_auth : (str, str), optional
         See :func:`make_app`.
     log_level : str, default="info"
+    max_body : int, default=MAX_BODY
+        See :func:`make_app`.
+
+    Raises
+    ------
+    ValueError
+        If ``host`` is not a loopback address and ``basic_auth`` is None:
+        anyone on the network could read the audio's predictions and re-tune.
 
     Examples
     --------
-    >>> serve  # doctest: +ELLIPSIS
-    <function serve at ...>
+    >>> serve(None, host="0.0.0.0")
+    Traceback (most recent call last):
+    ...
+    ValueError: skseg ML backend: refusing to listen on 0.0.0.0 without \
+authentication: ...
     """
+    if basic_auth is None and not is_loopback(host):
+        raise ValueError(
+            f"skseg ML backend: refusing to listen on {host} without "
+            "authentication: anyone who reaches it could read predictions and "
+            "re-tune the pipeline; give credentials, or listen on 127.0.0.1"
+        )
     import uvicorn
 
     uvicorn.run(
-        make_app(backend, basic_auth=basic_auth),
+        make_app(backend, basic_auth=basic_auth, max_body=max_body),
         host=host,
         port=port,
         log_level=log_level,

@@ -13,12 +13,15 @@ The Label Studio token is read from an environment variable
 (``LABEL_STUDIO_API_KEY`` by default, ``--token-env``), never from the command
 line, where other users of the machine would see it; the backend's basic-auth
 credentials likewise (``SKSEG_BACKEND_AUTH="user:password"``, ``--auth-env``).
+``serve`` always asks for credentials: without the variable it makes a password
+and prints it once; ``--no-auth`` (127.0.0.1 only) turns that off.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,17 +64,22 @@ def register(commands: Any) -> None:
         help="serve skseg's ML backend to Label Studio",
         description="Serve pre-annotations of TASK's pipeline to Label Studio, and "
         "re-tune its thresholds on each annotation (ANNOTATION_CREATED/UPDATED "
-        f"webhooks). With ${AUTH_ENV}=user:password set, every request needs those "
-        "basic-auth credentials.",
+        "webhooks). Every request needs HTTP basic-auth credentials: those of "
+        f"${AUTH_ENV}=user:password, else a password made now and printed once.",
     )
     serve.add_argument("task", choices=TASKS, help="what is annotated")
-    serve.add_argument("--host", default="127.0.0.1", help="address (127.0.0.1)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address (127.0.0.1); another needs authentication",
+    )
     serve.add_argument("--port", type=positive_int, default=9090, help="port (9090)")
     serve.add_argument(
         "--audio-root",
         metavar="DIR",
-        help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, for tasks not made by "
-        "`skseg labelstudio setup`",
+        default=os.environ.get("LOCAL_FILES_DOCUMENT_ROOT"),
+        help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT (default: that variable): "
+        "the only folder whose audio the backend reads",
     )
     serve.add_argument(
         "--no-retune", action="store_true", help="serve the pipeline as it is"
@@ -104,6 +112,12 @@ def register(commands: Any) -> None:
         metavar="VAR",
         help=f"environment variable holding user:password ({AUTH_ENV})",
     )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="accept requests without credentials: anyone who can reach the port "
+        "reads predictions and re-tunes the pipeline (loopback --host only)",
+    )
     add_model_flags(serve)
     serve.set_defaults(run=_serve, parser=serve)
 
@@ -135,6 +149,11 @@ def register(commands: Any) -> None:
         default=AUTH_ENV,
         metavar="VAR",
         help=f"environment variable holding the backend's user:password ({AUTH_ENV})",
+    )
+    setup.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="connect the backend without credentials (one served with --no-auth)",
     )
     setup.add_argument(
         "--labels",
@@ -196,6 +215,32 @@ def _basic_auth(variable: str) -> tuple[str, str] | None:
     return user, password
 
 
+def _serve_auth(args: argparse.Namespace) -> tuple[tuple[str, str] | None, str]:
+    """Return the backend's credentials, and how the start line names them."""
+    from ..annotation.labelstudio_server import is_loopback
+
+    given = _basic_auth(args.auth_env)
+    if args.no_auth:
+        if given:
+            raise UsageError(f"--no-auth: ${args.auth_env} is set; unset one of them")
+        if not is_loopback(args.host):
+            raise UsageError(
+                f"--no-auth refused on --host {args.host}: anyone on the network "
+                "could re-tune the pipeline; listen on 127.0.0.1 or keep "
+                "authentication"
+            )
+        return None, "no authentication (--no-auth)"
+    if given:
+        return given, f"basic auth from ${args.auth_env}"
+    made = ("skseg", secrets.token_urlsafe(18))
+    return made, (
+        f"basic auth, user {made[0]!r}, password {made[1]!r} made for this run: "
+        "give them to Label Studio (the model's Authentication: Basic Auth), or "
+        f"export {args.auth_env}='{made[0]}:{made[1]}' before `skseg labelstudio "
+        "setup --backend`"
+    )
+
+
 def _default_labels(task: str) -> list[str]:
     from ..annotation.estimators import TASKS as ESTIMATORS
     from ..annotation.estimators import estimator_labels
@@ -213,7 +258,7 @@ def _serve(args: argparse.Namespace) -> int:
     estimator = build_estimator(args, args.task, default_cache=True)
     check_ready(estimator)
     grid = read_grid(args.grid)
-    basic_auth = _basic_auth(args.auth_env)
+    basic_auth, auth_line = _serve_auth(args)
     fine_tune = None
     if args.finetune:
         if args.task != "segment":
@@ -241,8 +286,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(
         f"skseg labelstudio serve: {type(estimator).__name__} on "
         f"http://{args.host}:{args.port} (model version {backend.model_version}, "
-        f"{'basic auth' if basic_auth else 'no authentication'}"
-        f"{', fine-tuning on annotations' if fine_tune else ''})",
+        f"{'fine-tuning on annotations, ' if fine_tune else ''}"
+        f"audio read under {args.audio_root or 'no folder: give --audio-root'}); "
+        f"{auth_line}",
         file=sys.stderr,
     )
     serve(backend, host=args.host, port=args.port, basic_auth=basic_auth)
@@ -270,7 +316,13 @@ def _setup(args: argparse.Namespace) -> int:
             "Studio cannot serve its files"
         )
     client = _client(args)
-    basic_auth = _basic_auth(args.auth_env)
+    basic_auth = None if args.no_auth else _basic_auth(args.auth_env)
+    if args.backend and basic_auth is None and not args.no_auth:
+        raise UsageError(
+            f"--backend: ${args.auth_env} is not set: set it to the user:password "
+            "that `skseg labelstudio serve` printed (or --no-auth for a backend "
+            "served with --no-auth)"
+        )
     tasks, failed = [], 0
     for path in paths:
         try:
