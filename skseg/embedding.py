@@ -537,6 +537,12 @@ class EmbeddingModel(nn.Module):
         embeddings : torch.Tensor
             ``(batch, dimension)``.
 
+        Raises
+        ------
+        ValueError
+            If the shapes differ from the above, a waveform is shorter than
+            0.1 s, or a weight lies outside [0, 1] (or is NaN).
+
         Examples
         --------
         >>> import torch
@@ -562,7 +568,12 @@ class EmbeddingModel(nn.Module):
                 f"weights must be (batch, frames) with batch {waveforms.shape[0]}, "
                 f"got shape {tuple(weights.shape)}"
             )
-        embeddings = self.network(self.features(waveforms), weights)
+        if weights is not None and not bool(
+            ((weights >= 0) & (weights <= 1)).all()  # False for NaN too
+        ):
+            raise ValueError("weights must lie in [0, 1]")
+        dtype = self.network.xvector.dense.linear.weight.dtype
+        embeddings = self.network(self.features(waveforms.to(dtype)), weights)
         return F.relu(embeddings) if self.relu else embeddings
 
     @classmethod

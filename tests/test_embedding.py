@@ -146,6 +146,19 @@ def test_bad_weights_shape(embedder):
         embedder(torch.zeros(2, 1, 16000), torch.ones(3, 10))
 
 
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_weights_outside_unit_interval(embedder, bad):
+    weights = torch.ones(1, 10)
+    weights[0, 3] = bad
+    with pytest.raises(ValueError, match=r"weights must lie in \[0, 1\]"):
+        embedder(torch.zeros(1, 1, 16000), weights)
+
+
+def test_float64_waveforms(embedder, sample_waveform):
+    x = crop(sample_waveform, 1.0, 2.0)[None, None]
+    torch.testing.assert_close(embed(embedder, x.double()), embed(embedder, x))
+
+
 # -- masked pooling ------------------------------------------------------------------
 def test_pool_all_ones_is_unweighted():
     x = torch.randn(2, 5, 40, generator=torch.Generator().manual_seed(0))
