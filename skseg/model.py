@@ -544,6 +544,18 @@ def check_architecture_fits(
     CheckpointError
         A head that does not fit, invalid hyper-parameters, missing, extra or
         misshapen tensors.
+
+    Examples
+    --------
+    >>> from skseg.checkpoint import Specifications
+    >>> config = {"hyper_parameters": {"lstm": {"hidden_size": 4096}},
+    ...           "specifications": Specifications()}
+    >>> shapes = {"classifier.weight": (3, 128), "classifier.bias": (3,)}
+    >>> try:
+    ...     check_architecture_fits(config, shapes, "model.safetensors")
+    ... except CheckpointError as e:
+    ...     print(str(e)[:59])
+    model.safetensors: the weights do not fit the architecture:
     """
     meta = {
         name: torch.empty(tuple(shape), device="meta") for name, shape in shapes.items()
