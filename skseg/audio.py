@@ -8,6 +8,13 @@ style: ``{"audio": path}`` or ``{"waveform": (channel, time) array,
 decoding, downmixing and resampling only the blocks asked for, so a long file is
 never held in memory whole, whatever its rate and channels.
 
+A waveform's samples are float (read as given, in [-1, 1]) or PCM integers, scaled
+as libsndfile reads a PCM file of that width, so that an array gives the samples
+of the file it came from: ``int8`` ``x / 128``, ``uint8`` ``(x - 128) / 128`` (8-bit
+WAV is unsigned), ``int16`` ``x / 32768``, ``int32`` ``x / 2**31``. Other dtypes
+(``bool``, complex, ``object``, ``int64``, unsigned 16 to 64 bits) have no standard
+scale and are refused.
+
 Every failure is an :class:`~skseg.exceptions.AudioError` that names the file.
 """
 
@@ -131,9 +138,10 @@ def file_identity(file: AudioFile) -> str:
     inode and status-change time (``ctime``), so an edited file is not served
     stale scores, even when rewritten with the same size and its modification
     time restored (``ctime`` changes with any write and cannot be set back); an
-    in-memory waveform by a hash of its samples and rate. A ``chmod``, a new
-    hard link or a ``touch`` also change ``ctime``: the scores are then computed
-    again, which is only slower.
+    in-memory waveform by a hash of its samples, dtype (with the PCM scale an
+    integer one is read with) and rate. A ``chmod``, a new hard link or a
+    ``touch`` also change ``ctime``: the scores are then computed again, which is
+    only slower.
 
     Parameters
     ----------
@@ -144,6 +152,12 @@ def file_identity(file: AudioFile) -> str:
     -------
     key : str
         A hexadecimal digest.
+
+    Raises
+    ------
+    AudioError
+        A path that cannot be examined, or a waveform dtype that
+        :class:`AudioReader` refuses.
 
     Examples
     --------
@@ -156,8 +170,17 @@ def file_identity(file: AudioFile) -> str:
     h = hashlib.sha256()
     if "waveform" in file:
         wav = _as_numpy(file["waveform"])
+        pcm = _pcm_scale(wav.dtype)
+        if isinstance(pcm, str):
+            # refused here as when read: an object array's buffer holds pointers,
+            # whose hash would not follow the samples
+            raise AudioError(file_label(file), pcm)
         h.update(b"waveform")
         h.update(str((wav.shape, wav.dtype.str, int(file["sample_rate"]))).encode())
+        if pcm is not None:
+            # integer waveforms were once read unscaled: naming the scale keeps a
+            # cache directory filled then from serving those scores for these samples
+            h.update(f"pcm=(x-{pcm[0]})/{pcm[1]}".encode())
         # a buffer, not tobytes(): hashing must not copy a long waveform
         h.update(memoryview(np.ascontiguousarray(wav)).cast("B"))
     else:
@@ -189,6 +212,54 @@ def _as_numpy(waveform: Any) -> np.ndarray:
     if hasattr(waveform, "detach"):  # a torch tensor, without importing torch here
         waveform = waveform.detach().cpu().numpy()
     return np.asarray(waveform)
+
+
+#: PCM integer dtypes, by (kind, bytes per sample), with the (offset, divisor) that
+#: libsndfile's PCM readers use to make float samples in [-1, 1]: an array then gives
+#: the samples of the WAV it came from.
+_PCM_SCALES = {
+    ("i", 1): (0, 1 << 7),
+    ("u", 1): (1 << 7, 1 << 7),
+    ("i", 2): (0, 1 << 15),
+    ("i", 4): (0, 1 << 31),
+}
+
+
+def _pcm_scale(dtype: np.dtype) -> tuple[int, int] | str | None:
+    """Return how samples of ``dtype`` become float.
+
+    ``None``: as they are (float); ``(offset, divisor)``: PCM, read as
+    ``(x - offset) / divisor``; a ``str``: the problem that refuses them.
+    """
+    if dtype.kind == "f":
+        return None
+    if dtype.kind in "iu":
+        scale = _PCM_SCALES.get((dtype.kind, dtype.itemsize))
+        if scale is not None:
+            return scale
+        return (
+            f"'waveform' of dtype {dtype} has no standard PCM scale (int8, uint8, "
+            f"int16 and int32 have one): convert it to float in [-1, 1]"
+        )
+    return (
+        f"'waveform' must be float or PCM integers (int8, uint8, int16, int32), "
+        f"not {dtype}: convert it to float in [-1, 1]"
+    )
+
+
+def _to_float32(block: np.ndarray) -> np.ndarray:
+    """Return a waveform block as float32 samples, scaled as :func:`_pcm_scale` says."""
+    pcm = _pcm_scale(block.dtype)
+    if pcm is None:
+        return block.astype(np.float32, copy=False)
+    offset, divisor = pcm
+    # float32 first, then a power-of-two factor, as libsndfile does: every step is
+    # exact except int32's rounding to float32, which libsndfile's reading shares
+    out = block.astype(np.float32)
+    if offset:
+        out -= offset
+    out *= np.float32(1.0 / divisor)
+    return out
 
 
 def _os_problem(e: OSError) -> str:
@@ -237,9 +308,10 @@ SAMPLE_RATE_RANGE = (1_000, 384_000)
 #: (383,999 Hz to 16 kHz would need 8 M taps, 356 MB and 4.5 s).
 MAX_RESAMPLING_FACTOR = 1 << 16
 
-#: Largest absolute sample value accepted. Float audio lies in [-1, 1] and integer
-#: PCM within 2**31; far beyond, the network's float32 statistics overflow and every
-#: score becomes NaN, which would silently read as "no speech".
+#: Largest absolute sample value accepted. Float audio lies in [-1, 1], and PCM
+#: values cast to float (within 2**31) are plausible; far beyond, the network's
+#: float32 statistics overflow and every score becomes NaN, which would silently
+#: read as "no speech".
 MAX_AMPLITUDE = float(1 << 32)
 
 
@@ -403,7 +475,8 @@ class AudioReader:
         invalid channel, a sample rate outside :data:`SAMPLE_RATE_RANGE` (or a
         ``bool``), a resampling factor beyond :data:`MAX_RESAMPLING_FACTOR`, or
         non-finite samples or samples beyond :data:`MAX_AMPLITUDE` (for a path,
-        when the samples are read; for an in-memory waveform, at once).
+        when the samples are read; for an in-memory waveform, at once), or a
+        waveform dtype with no standard scale (see the module's docstring).
 
     Examples
     --------
@@ -468,8 +541,8 @@ class AudioReader:
                 f"'waveform' must be (channel, time), got {wav.shape[0]} channels "
                 f"for {wav.shape[1]} samples: transpose it"
             )
-        if not np.issubdtype(wav.dtype, np.number):
-            raise self._fail(f"'waveform' must be numeric, not {wav.dtype}")
+        if isinstance(problem := _pcm_scale(wav.dtype), str):
+            raise self._fail(problem)
         self.native_sample_rate = self._check_rate(self.file["sample_rate"])
         self._channel_index(wav.shape[0])
         self._wav = wav
@@ -570,7 +643,7 @@ class AudioReader:
     def _decode(self, start: int, stop: int) -> np.ndarray:
         """Native-rate mono samples ``[start, stop)``, checked, from the source."""
         if self._wav is not None:
-            block = self._wav[:, start:stop].astype(np.float32, copy=False)
+            block = _to_float32(self._wav[:, start:stop])
         else:
             block = self._read_handle(start, stop)
         mono = self._mix(block)
