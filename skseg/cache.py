@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import math
 import os
 import stat
@@ -366,8 +367,8 @@ class ScoreCache:
 def _entry_directory(path: Path) -> None:
     """Create the directory of the entry ``path``, refusing a symbolic link.
 
-    Only the user can write the cache directory, but a link planted in it (a
-    shared directory) would have entries written wherever it points.
+    Whoever else can write a shared cache directory may plant a link in it:
+    entries written through it would land wherever it points.
 
     Raises
     ------
@@ -397,7 +398,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
         return _read_archive(handle, st.st_size)
 
 
-def _read_archive(handle, st_size: int) -> dict[str, np.ndarray] | None:
+def _read_archive(
+    handle: io.BufferedReader, st_size: int
+) -> dict[str, np.ndarray] | None:
     """Read the arrays of the archive open as ``handle``, ``st_size`` bytes long."""
     arrays = {}
     with zipfile.ZipFile(handle) as archive:
