@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import math
 import os
 import stat
@@ -38,6 +39,7 @@ import numpy as np
 from pyannote.core import SlidingWindow
 
 from .aggregation import ChunkScores
+from .hub import make_dirs
 
 try:  # POSIX; elsewhere processes sharing a directory may compute a file twice
     import fcntl
@@ -266,8 +268,9 @@ class ScoreCache:
             return
         path = self._path(key).with_suffix(".lock")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            _entry_directory(path)
+            # O_NOFOLLOW: a planted link is not opened, nor its target created
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError:
             # read-only or odd filesystem: computing twice is still correct
             yield
@@ -313,7 +316,10 @@ class ScoreCache:
 
     @staticmethod
     def _write(path: Path, scores: ChunkScores) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _entry_directory(path)
+        except OSError:
+            return  # the entry stays in memory only
         w, f = scores.sliding_window, scores.frames
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
@@ -330,7 +336,8 @@ class ScoreCache:
                 # is the old file or the whole new one, never a renamed empty one
                 handle.flush()
                 os.fsync(handle.fileno())
-            # atomic: concurrent readers see the old file or the whole new one
+            # atomic: concurrent readers see the old file or the whole new one; an
+            # entry that is a symbolic link is itself replaced, its target untouched
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -357,22 +364,52 @@ class ScoreCache:
             return None
 
 
+def _entry_directory(path: Path) -> None:
+    """Create the directory of the entry ``path``, refusing a symbolic link.
+
+    Whoever else can write a shared cache directory may plant a link in it:
+    entries written through it would land wherever it points.
+
+    Raises
+    ------
+    OSError
+        If the directory is a symbolic link (or cannot be made).
+    """
+    make_dirs(path.parent, 0o700)
+    if stat.S_ISLNK(os.lstat(path.parent).st_mode):
+        raise OSError(f"{path.parent} is a symbolic link")
+
+
 _ENTRY_ARRAYS = ("data", "window", "frames", "num_samples", "sample_rate")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
     """Read the arrays of an ``np.savez`` archive, each within its stored size."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        return None
+    if stat.S_ISLNK(os.lstat(path.parent).st_mode):
+        return None  # a planted link: what it points at is not an entry
+    # O_NOFOLLOW: a link is never read; O_NONBLOCK: a FIFO opens at once, and is
+    # then refused as not a regular file
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    handle = os.fdopen(fd, "rb")
+    with handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return _read_archive(handle, st.st_size)
+
+
+def _read_archive(
+    handle: io.BufferedReader, st_size: int
+) -> dict[str, np.ndarray] | None:
+    """Read the arrays of the archive open as ``handle``, ``st_size`` bytes long."""
     arrays = {}
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(handle) as archive:
         infos = {info.filename: info for info in archive.infolist()}
         if len(infos) != len(archive.infolist()):
             return None  # the same name twice
         for name in _ENTRY_ARRAYS:
             info = infos[f"{name}.npy"]
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size > st.st_size:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > st_size:
                 return None
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)

