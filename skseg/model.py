@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import os
 import threading
 import warnings
@@ -29,6 +28,7 @@ from pyannote.core import SlidingWindow
 from torch import nn
 
 from .checkpoint import Checkpoint, Specifications, load_checkpoint
+from .digest import tensors_digest
 from .exceptions import CheckpointError
 from .heads import OutputHead, head_for
 from .hub import resolve_checkpoint
@@ -226,31 +226,19 @@ class SegmentationModel(nn.Module):
         >>> tuned.weights_digest == model.weights_digest
         False
         """
-        state = self.network.state_dict(keep_vars=True)
-        # torch counts in-place modifications per tensor: a changed count means
-        # changed weights, and costs nothing to read
-        versions = tuple(t._version for t in state.values())
-        memo = self.__dict__.get("_digest_memo")
-        if memo is not None and memo[0] == versions:
-            return memo[1]
-        h = hashlib.sha256()
-        h.update(repr(sorted(self.network.hparams.items())).encode())
-        h.update(repr((self.num_classes, self.sample_rate)).encode())
+        header = b""
+        header += repr(sorted(self.network.hparams.items())).encode()
+        header += repr((self.num_classes, self.sample_rate)).encode()
         if self.network.activation != "sigmoid":
             # (only then: multi-label digests stay what they were)
-            h.update(self.network.activation.encode())
+            header += self.network.activation.encode()
         if self.head != _implied_head(self.specifications, self.num_classes):
             # a head the specifications do not call for (only then: the pretrained
             # models' digests stay what they were)
-            h.update(repr(self.head.config()).encode())
-        h.update(repr(self.specifications).encode())
-        for name in sorted(state):
-            tensor = state[name].detach().cpu().contiguous()
-            h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-            h.update(tensor.numpy().tobytes())
-        digest = h.hexdigest()
-        self.__dict__["_digest_memo"] = (versions, digest)
-        return digest
+            header += repr(self.head.config()).encode()
+        header += repr(self.specifications).encode()
+        state = self.network.state_dict(keep_vars=True)
+        return tensors_digest(self, header, state)
 
     def __deepcopy__(self, memo: dict) -> SegmentationModel:
         # a real copy (pickling's __reduce__ would hand back the shared model)
