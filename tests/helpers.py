@@ -1,5 +1,7 @@
 """Small builders shared by the tests."""
 
+import io
+
 import numpy as np
 import soundfile as sf
 from pyannote.core import Annotation, Segment, Timeline
@@ -43,3 +45,20 @@ def max_boundary_diff(a, b):
         if a
         else 0.0
     )
+
+
+class Recorder(io.RawIOBase):
+    """A byte stream that records how much each read asks for."""
+
+    def __init__(self, data):
+        self.data, self.position, self.reads = data, 0, []
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        n = len(self.data) - self.position if n < 0 else n
+        self.reads.append(n)
+        out = self.data[self.position : self.position + n]
+        self.position += len(out)
+        return out

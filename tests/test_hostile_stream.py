@@ -18,6 +18,7 @@ from skseg.cli import main
 from skseg.sources import MAX_READ_BYTES, byte_blocks
 from skseg.streaming import StreamError, stream
 
+from .helpers import Recorder
 from .hostile import peak_memory
 
 SR = 16000
@@ -117,23 +118,6 @@ def test_absurd_channels_flag_is_a_usage_error(capsys):
         main(["stream", "vad", "-", "--channels", "100000000"])
     assert exit.value.code == 2
     assert "--channels must lie between 1 and 256" in capsys.readouterr().err
-
-
-class Recorder(io.RawIOBase):
-    """A byte stream that records how much each read asks for."""
-
-    def __init__(self, data):
-        self.data, self.position, self.reads = data, 0, []
-
-    def readable(self):
-        return True
-
-    def read(self, n=-1):
-        n = len(self.data) - self.position if n < 0 else n
-        self.reads.append(n)
-        out = self.data[self.position : self.position + n]
-        self.position += len(out)
-        return out
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from skseg.cli import main
 from skseg.sources import PCMDecoder, Resampler, byte_blocks, microphone
 from skseg.streaming import Region, StreamError, stream, to_annotation
 
-from .helpers import max_boundary_diff, rttm_segments, segments
+from .helpers import Recorder, max_boundary_diff, rttm_segments, segments
 
 SR = 16000
 
@@ -244,23 +244,6 @@ def test_pcm_decoder_odd_bytes_and_channels():
         decode.finish()
     with pytest.raises(StreamError, match="unknown sample format"):
         PCMDecoder("s24le")
-
-
-class Recorder(io.RawIOBase):
-    """A byte stream that records each read (how much was asked, when)."""
-
-    def __init__(self, data):
-        self.data, self.position, self.reads = data, 0, []
-
-    def readable(self):
-        return True
-
-    def read(self, n=-1):
-        n = len(self.data) - self.position if n < 0 else n
-        self.reads.append(n)
-        out = self.data[self.position : self.position + n]
-        self.position += len(out)
-        return out
 
 
 def test_reads_are_pulled_one_block_at_a_time():
