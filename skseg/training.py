@@ -50,13 +50,14 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   started from), and training stops after ``patience`` epochs without
   improvement.
 
-A powerset network (pyannote/segmentation-3.0, ``model.powerset`` set) is
+A powerset network (pyannote/segmentation-3.0, ``model.head`` a
+:class:`~skseg.heads.PowersetHead`) is
 trained as pyannote.audio 3.x's ``SpeakerDiarization`` with
 ``max_speakers_per_frame``: targets of ``num_speakers`` (3) speakers, permuted
 to the network's hard speakers, turned into powerset classes
-(:func:`powerset_targets`), negative log-likelihood with the warm-up weights
-(:func:`segmentation_loss`); validation on the hard speakers' DER at 0.5;
-``vad_loss`` is refused, as pyannote does.
+(:func:`~skseg.heads.powerset_targets`), negative log-likelihood with the
+warm-up weights (:func:`segmentation_loss`); validation on the hard speakers'
+DER at 0.5; ``vad_loss`` is refused, as pyannote does.
 
 Failures: a file without reference is a :class:`~skseg.exceptions.FileError`;
 a NaN or infinite loss stops training with a :class:`TrainingError`, and
@@ -84,7 +85,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .audio import AudioReader, file_label, validate_file
 from .exceptions import FileError, SksegError
-from .heads import OutputHead, permutate, powerset_targets, segmentation_loss
+from .heads import OutputHead, permutate, segmentation_loss
 from .metrics import annotated
 from .model import SegmentationModel, build_model, load_model
 
@@ -95,7 +96,6 @@ __all__ = [
     "TrainingError",
     "TrainingProgress",
     "chunk_targets",
-    "powerset_targets",
     "segmentation_loss",
 ]
 
