@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from pyannote.core import SlidingWindow
+from sklearn.utils._param_validation import validate_parameter_constraints
 from torch import nn
 
 from .checkpoint import Checkpoint, load_checkpoint
@@ -657,12 +658,26 @@ def load_model(
     model : SegmentationModel
         Shared; do not modify it in place.
 
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``checkpoint`` is not a path or an identifier.
+    WeightsUnavailableError
+        No such file, and no pretrained network of that name.
+    CheckpointError
+        The file is not a network skseg can load (the message says why).
+
     Examples
     --------
     >>> model = load_model("pyannote/segmentation")
     >>> model is load_model()  # one network per process and checkpoint
     True
     """
+    validate_parameter_constraints(
+        {"checkpoint": [str, os.PathLike]},
+        {"checkpoint": checkpoint},
+        caller_name="load_model",
+    )
     path = resolve_checkpoint(checkpoint).resolve()
     st = path.stat()
     with _LOCK:

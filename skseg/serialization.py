@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from .checkpoint import (
     MAX_DEPTH,
@@ -599,6 +600,9 @@ def save_model(
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A bad argument (not a model, a path, a mapping, a bool), named in the
+        message, before anything is written.
     FileError
         If ``path`` exists and ``overwrite`` is False, or it exists and is not a
         saved network (never deleted), or it cannot be written.
@@ -625,6 +629,21 @@ def save_model(
     """
     from . import __version__
 
+    validate_parameter_constraints(
+        {
+            "model": [SegmentationModel],
+            "path": [str, os.PathLike],
+            "provenance": [Mapping, None],
+            "overwrite": ["boolean"],
+        },
+        {
+            "model": model,
+            "path": path,
+            "provenance": provenance,
+            "overwrite": overwrite,
+        },
+        caller_name="save_model",
+    )
     folder = Path(path).expanduser()
     if folder.exists():
         if not folder.is_dir():
@@ -783,9 +802,12 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``path`` is not a path.
     CheckpointError
-        Bad JSON, missing or extra tensors, shapes that do not fit, weights whose
-        digest differs from the config's, NaN or infinite weights.
+        No saved network there (naming the missing file), bad JSON, missing or
+        extra tensors, shapes that do not fit, weights whose digest differs from
+        the config's, NaN or infinite weights.
 
     Examples
     --------
@@ -800,6 +822,9 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
     ...     print(torch.equal(model(x), load_model()(x)))
     True
     """
+    validate_parameter_constraints(
+        {"path": [str, os.PathLike]}, {"path": path}, caller_name="load_network"
+    )
     folder = _folder(path)
     config = read_config(folder)
     # every value under the checkpoint loader's rule before anything is read
