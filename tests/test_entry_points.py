@@ -260,3 +260,13 @@ def test_a_bad_argument_is_refused_at_once_naming_it(case, tmp_path):
     assert "\n" not in str(caught.value), "one line"
     # nothing was written before the refusal
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_the_command_line_says_it_in_the_flags_terms(tmp_path, capsys):
+    from skseg.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["tune", str(tmp_path), "--pipeline", "vad", "--folds", "1"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "skseg tune: error: --folds 1: cross-validation needs at least 2"
