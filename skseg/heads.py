@@ -291,7 +291,7 @@ class OutputHead:
             Outputs of the classifier.
         entries : mapping, optional
             The saved specifications (``config.json``), for what the head writes
-            there beyond :class:`~skseg.checkpoint.Specifications`
+            there beyond :class:`Specifications`
             (:meth:`specifications_entries`).
 
         Raises
