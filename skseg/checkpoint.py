@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from .audio import SAMPLE_RATE_RANGE
 from .exceptions import CheckpointError, UnsafeCheckpointError
@@ -918,6 +919,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``path`` is not a path.
     UnsafeCheckpointError
         If the pickle names anything outside the allow-list.
     CheckpointError
@@ -936,6 +939,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     >>> checkpoint.state_dict["classifier.weight"].shape
     torch.Size([3, 128])
     """
+    validate_parameter_constraints(
+        {"path": [str, os.PathLike]}, {"path": path}, "load_checkpoint"
+    )
     path = Path(path)
     source = str(path)
     with _open_regular(path, source) as handle:

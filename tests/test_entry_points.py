@@ -12,6 +12,7 @@ import math
 import os
 
 import pytest
+from pyannote.core import Annotation
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skseg import (
@@ -19,11 +20,18 @@ from skseg import (
     Inference,
     SegmentationTrainer,
     VADEstimator,
+    aggregate,
     fetch_sample,
+    load_checkpoint,
+    load_folder,
     load_model,
     predict_many,
+    read_rttm,
+    read_uem,
     save_model,
     tune,
+    write_rttm,
+    write_uem,
 )
 from skseg.exceptions import CheckpointError
 from skseg.serialization import load_network
@@ -173,6 +181,67 @@ CASES = {
         lambda tmp: load_model(5),
         InvalidParameterError,
         r"'checkpoint' parameter of load_model",
+    ),
+    "load_checkpoint path": (
+        lambda tmp: load_checkpoint(5),
+        InvalidParameterError,
+        r"'path' parameter of load_checkpoint",
+    ),
+    # RTTM, UEM, folders (an integer path would read or write a file descriptor)
+    "read_rttm path": (
+        lambda tmp: read_rttm(0),
+        InvalidParameterError,
+        r"'path' parameter of read_rttm .* Got 0",
+    ),
+    "read_uem path": (
+        lambda tmp: read_uem(0),
+        InvalidParameterError,
+        r"'path' parameter of read_uem .* Got 0",
+    ),
+    "read_rttm missing": (
+        lambda tmp: read_rttm(tmp / "nothing.rttm"),
+        FileError,
+        r"nothing\.rttm: no such file",
+    ),
+    "write_rttm file": (
+        lambda tmp: write_rttm(Annotation(uri="a"), 1),
+        InvalidParameterError,
+        r"'file' parameter of write_rttm",
+    ),
+    "write_rttm annotations": (
+        lambda tmp: write_rttm(["a"], tmp / "out.rttm"),
+        TypeError,
+        r"annotations must be Annotations, got a str",
+    ),
+    "write_rttm mapping": (
+        lambda tmp: write_rttm({"a": "b"}, tmp / "out.rttm"),
+        TypeError,
+        r"annotations must be Annotations, got a str",
+    ),
+    "write_uem timelines": (
+        lambda tmp: write_uem([1], tmp / "out.uem"),
+        InvalidParameterError,
+        r"'timelines' parameter of write_uem",
+    ),
+    "write_uem file": (
+        lambda tmp: write_uem({}, 1),
+        InvalidParameterError,
+        r"'file' parameter of write_uem",
+    ),
+    "load_folder folder": (
+        lambda tmp: load_folder(5),
+        InvalidParameterError,
+        r"'folder' parameter of load_folder",
+    ),
+    "load_folder missing": (
+        lambda tmp: load_folder(tmp / "nothing"),
+        FileError,
+        r"nothing: no such folder",
+    ),
+    "aggregate chunks": (
+        lambda tmp: aggregate(5),
+        TypeError,
+        r"chunks must be ChunkScores or a SlidingWindowFeature, not int",
     ),
     # fetch_sample
     "fetch_sample data_home": (
