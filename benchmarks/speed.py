@@ -101,10 +101,10 @@ def skseg_worker(args: argparse.Namespace) -> None:
     import torch
 
     from skseg import Binarize, Inference, aggregate, fetch_sample
+    from skseg.heads import PowersetHead
     from skseg.inference import _quantized
     from skseg.metrics import DetectionErrorRateScorer
     from skseg.model import load_model
-    from skseg.powerset import reduction_name
 
     torch.set_num_threads(args.threads)
     if args.variant.endswith("-nomalloc"):
@@ -112,10 +112,10 @@ def skseg_worker(args: argparse.Namespace) -> None:
     mode, step, shared, int8 = VARIANTS[args.variant]
     model = load_model(args.segmentation)
     inference = Inference(model, step=step, mode=mode)
-    reduction, defaults = "speech", VAD_DEFAULTS
-    if model.powerset is not None:
-        reduction = reduction_name("speech", "hard", model.powerset)
-        defaults = VAD_DEFAULTS_POWERSET
+    # the head's default rule: pyannote's hard decision on a powerset network
+    reduction = model.head.reduction("speech")
+    powerset = isinstance(model.head, PowersetHead)
+    defaults = VAD_DEFAULTS_POWERSET if powerset else VAD_DEFAULTS
     # the variants outside the three modes swap the forward methods it runs
     runner = _quantized(model) if int8 else model
     if int8:
@@ -280,12 +280,9 @@ def _aggregated(
 
     from skseg import ChunkScores, aggregate
     from skseg.model import load_model
-    from skseg.powerset import reduction_name
 
     model = load_model(segmentation)
-    overlap = "overlap"
-    if model.powerset is not None:
-        overlap = reduction_name("overlap", "hard", model.powerset)
+    overlap = model.head.reduction("overlap")  # hard on a powerset network
     scores = ChunkScores(
         chunks,
         SlidingWindow(start=0.0, duration=model.duration, step=model.duration / 10),

@@ -57,17 +57,34 @@ html_static_path: list[str] = []
 
 
 # -- the API reference ------------------------------------------------------------
-# api.rst holds a marker that is replaced, at read time, by one section per public
-# module (every module and package of skseg whose dotted name has no part starting
-# with "_"). Each section documents that module's own ``__all__`` names with
-# autodoc; names a package merely re-exports are listed with a link to where they
-# are documented. A new module or a new public name therefore appears without
-# anyone editing api.rst, and tests/test_docstrings.py checks the same walk.
+# api.rst holds two markers, replaced at read time by one section per module:
+# the public modules, then the internal ones. Every module and package of skseg
+# whose dotted name has no part starting with "_" is one or the other: internal
+# when it is, or lies under, an entry of INTERNAL_MODULES, else public. Each
+# section documents that module's own ``__all__`` names with autodoc; names a
+# module merely re-exports are listed with a link to where they are documented.
+# A new module or a new public name therefore appears without anyone editing
+# api.rst, and tests/test_docstrings.py and tests/test_api.py check the same walk.
 API_MARKER = ".. skseg-api-reference::"
+INTERNAL_MARKER = ".. skseg-internal-reference::"
+
+#: implementation modules: documented for contributors, not API (a package
+#: entry covers its submodules); nothing in ``skseg.__all__`` comes from them
+INTERNAL_MODULES: tuple[str, ...] = (
+    "skseg.allocator",
+    "skseg.cache",
+    "skseg.cli",
+    "skseg.digest",
+    "skseg.features",
+    "skseg.pipelines.parameters",
+    "skseg.pipelines.presets",
+    "skseg.scores",
+    "skseg.sources",
+)
 
 
-def public_modules() -> list[str]:
-    """Return the dotted names of skseg's public modules, sorted, packages first."""
+def documented_modules() -> list[str]:
+    """Return the dotted names of all of skseg's modules without a private part."""
     import pkgutil
 
     names = ["skseg"]
@@ -75,6 +92,21 @@ def public_modules() -> list[str]:
         if not any(part.startswith("_") for part in info.name.split(".")[1:]):
             names.append(info.name)
     return sorted(names)
+
+
+def is_internal(dotted: str) -> bool:
+    """Whether a module is, or lies under, an entry of :data:`INTERNAL_MODULES`."""
+    return any(dotted == m or dotted.startswith(m + ".") for m in INTERNAL_MODULES)
+
+
+def public_modules() -> list[str]:
+    """Return the dotted names of skseg's public modules, sorted, packages first."""
+    return [name for name in documented_modules() if not is_internal(name)]
+
+
+def internal_modules() -> list[str]:
+    """Return the dotted names of skseg's internal modules, sorted."""
+    return [name for name in documented_modules() if is_internal(name)]
 
 
 def _canonical(module, name: str) -> str | None:
@@ -99,18 +131,22 @@ def _summary(obj) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def api_reference_rst() -> str:
+def api_reference_rst(modules: list[str] | None = None) -> str:
+    """The reST of the modules' sections (the public modules by default)."""
     import importlib
     import inspect
 
     out: list[str] = []
-    for dotted in public_modules():
+    for dotted in public_modules() if modules is None else modules:
         module = importlib.import_module(dotted)
         names = list(getattr(module, "__all__", []))
         own = [n for n in names if _canonical(module, n) is None]
         reexported = [(n, _canonical(module, n)) for n in names if n not in own]
+        if dotted == "skseg":
+            # api.rst's own tables list the package's names, grouped
+            reexported = []
         title = f"``{dotted}``"
-        out += [title, "-" * len(title), ""]
+        out += [title, "~" * len(title), ""]
         out += [f".. automodule:: {dotted}", "   :no-members:", ""]
         if reexported:
             out += [
@@ -155,6 +191,10 @@ def api_reference_rst() -> str:
 def _inject_api(app, docname, source):
     if API_MARKER in source[0]:
         source[0] = source[0].replace(API_MARKER, api_reference_rst())
+    if INTERNAL_MARKER in source[0]:
+        source[0] = source[0].replace(
+            INTERNAL_MARKER, api_reference_rst(internal_modules())
+        )
 
 
 def _api_outdated(app, env, added, changed, removed):

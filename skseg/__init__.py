@@ -1,4 +1,10 @@
-"""skseg: pyannote's speaker segmentation model as scikit-learn estimators."""
+"""skseg: pyannote's speaker segmentation model as scikit-learn estimators.
+
+What a user needs is importable from here; ``docs/api.rst`` lists the same names
+in the same groups (``tests/test_api.py`` keeps the two in step). The modules
+behind them are documented in the API reference; those it marks *internal* are
+implementation, not API.
+"""
 
 from .audio import AudioReader, validate_file
 from .batch import BatchResult, FileFailure, predict_many
@@ -9,6 +15,7 @@ from .exceptions import (
     AudioError,
     CheckpointError,
     FileError,
+    LabelStudioError,
     SksegError,
     UnsafeCheckpointError,
     WeightsUnavailableError,
@@ -22,38 +29,52 @@ from .pipelines import (
     SegmentationEstimator,
     VADEstimator,
 )
+from .serialization import save_model
+from .streaming import StreamError
+from .training import SegmentationTrainer, TrainingError
 from .tuning import tune
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "AudioError",
-    "AudioReader",
-    "Binarize",
-    "CheckpointError",
-    "ChunkScores",
-    "FileError",
-    "OSDEstimator",
-    "ResegmentationEstimator",
-    "SegmentationEstimator",
+    # estimators
     "VADEstimator",
-    "Inference",
-    "SegmentationModel",
-    "SksegError",
-    "UnsafeCheckpointError",
-    "WeightsUnavailableError",
-    "aggregate",
-    "fetch_sample",
-    "load_checkpoint",
-    "load_model",
-    "validate_file",
+    "OSDEstimator",
+    "SegmentationEstimator",
+    "ResegmentationEstimator",
+    # many files: batch prediction and tuning
+    "predict_many",
     "BatchResult",
     "FileFailure",
-    "predict_many",
+    "tune",
+    # networks: loading, fine-tuning, saving
+    "SegmentationModel",
+    "load_model",
+    "load_checkpoint",
+    "SegmentationTrainer",
+    "save_model",
+    # scores: inference, aggregation, binarization
+    "Inference",
+    "ChunkScores",
+    "aggregate",
+    "Binarize",
+    # audio and annotations
+    "AudioReader",
+    "validate_file",
+    "fetch_sample",
     "load_folder",
     "read_rttm",
     "read_uem",
     "write_rttm",
     "write_uem",
-    "tune",
+    # errors
+    "SksegError",
+    "FileError",
+    "AudioError",
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "WeightsUnavailableError",
+    "StreamError",
+    "TrainingError",
+    "LabelStudioError",
 ]

@@ -456,6 +456,11 @@ def aggregate(
     >>> out.data.ravel().tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
     """
+    if not isinstance(chunks, SlidingWindowFeature):
+        raise TypeError(
+            f"chunks must be ChunkScores or a SlidingWindowFeature, not "
+            f"{type(chunks).__name__}"
+        )
     if frames is None:
         frames = getattr(chunks, "frames", None)
         if frames is None:

@@ -36,6 +36,7 @@ __all__ = [
     "AudioFile",
     "AudioReader",
     "validate_file",
+    "check_files",
     "file_label",
     "file_identity",
     "SAMPLE_RATE_RANGE",
@@ -77,6 +78,53 @@ def file_label(file: AudioFile) -> str:
         if "waveform" in file:
             return "<waveform>"
     return repr(file)
+
+
+def check_files(X: Any, hint: str = "use [file]") -> list:
+    """Return the files of ``X`` as a list; refuse one file, or no iterable.
+
+    How every entry point that takes many files (the estimators, ``predict_many``,
+    ``tune``, the trainer) reads its ``X``: a path or a dict given alone would
+    otherwise be iterated as characters or keys. The files themselves are checked
+    as they are used (:func:`validate_file`), each failure naming its file.
+
+    Parameters
+    ----------
+    X : iterable of files
+    hint : str, default="use [file]"
+        What the message suggests instead of a single file.
+
+    Returns
+    -------
+    files : list
+
+    Raises
+    ------
+    TypeError
+        ``X`` is a single file (a path or a dict), bytes, or not iterable.
+
+    Examples
+    --------
+    >>> check_files(("a.wav", {"audio": "b.wav"}))
+    ['a.wav', {'audio': 'b.wav'}]
+    >>> try:
+    ...     check_files("a.wav")
+    ... except TypeError as e:
+    ...     print(e)
+    X must be a list of files, got a single str ('a.wav'): use [file]
+    """
+    if isinstance(X, str | os.PathLike | Mapping):
+        raise TypeError(
+            f"X must be a list of files, got a single {type(X).__name__} "
+            f"({file_label(X)!r}): {hint}"
+        )
+    if isinstance(X, bytes | bytearray):
+        raise TypeError(f"X must be a list of files, got {type(X).__name__}")
+    try:
+        files = iter(X)
+    except TypeError:
+        raise TypeError(f"X must be a list of files, got {type(X).__name__}") from None
+    return list(files)
 
 
 def validate_file(file: AudioFile) -> dict:

@@ -14,16 +14,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 from joblib import Parallel, delayed
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
-from .audio import file_label
+from .audio import check_files, file_label
 from .exceptions import FileError
 
 __all__ = ["BatchResult", "FileFailure", "predict_many", "deliver"]
 
 METHODS = ("predict", "decision_function", "transform")
+
+#: joblib's ``n_jobs``: None, a count, or -1 for every CPU (-2 all but one, ...)
+N_JOBS = [
+    Interval(Integral, 1, None, closed="left"),
+    Interval(Integral, None, -1, closed="right"),
+    None,
+]
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,10 @@ def predict_many(
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A bad argument, named in the message, before any file is read.
+    TypeError
+        ``X`` is a single file, or not iterable.
     FileError
         With ``errors="raise"``, the first failing file's error.
 
@@ -178,11 +196,31 @@ def predict_many(
     >>> result.outputs[0].uri
     'sample'
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if errors not in ("raise", "collect"):
-        raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
-    files = list(X)
+    validate_parameter_constraints(
+        {
+            "method": [StrOptions(set(METHODS))],
+            "errors": [StrOptions({"raise", "collect"})],
+            "n_jobs": N_JOBS,
+            "on_result": [callable, None],
+            "on_error": [callable, None],
+            "progress": [callable, None],
+        },
+        {
+            "method": method,
+            "errors": errors,
+            "n_jobs": n_jobs,
+            "on_result": on_result,
+            "on_error": on_error,
+            "progress": progress,
+        },
+        caller_name="predict_many",
+    )
+    if not callable(getattr(estimator, method, None)):
+        raise InvalidParameterError(
+            f"The 'estimator' parameter of predict_many must have a {method!r} "
+            f"method. Got {type(estimator).__name__} instead."
+        )
+    files = check_files(X)
     _prepare(estimator)
     result = BatchResult(outputs=[None] * len(files))
     done = 0

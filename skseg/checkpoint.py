@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from .audio import SAMPLE_RATE_RANGE
 from .exceptions import CheckpointError, UnsafeCheckpointError
+from .heads import Specifications, read_encoding
 
 __all__ = [
     "Checkpoint",
@@ -49,46 +51,6 @@ __all__ = [
     "SAMPLE_RATE_RANGE",
     "MAX_CLASSES",
 ]
-
-
-@dataclass(frozen=True)
-class Specifications:
-    """What the model was trained to output (pyannote's ``Specifications``).
-
-    Parameters
-    ----------
-    problem : str
-        ``"multi-label"``, ``"mono-label"``, ``"binary"``, ...
-    resolution : str
-        ``"frame"`` or ``"chunk"``.
-    duration : float
-        Training chunk duration, in seconds.
-    classes : tuple of str
-        Output names.
-    warm_up : tuple of float
-        Left and right warm-up, in seconds.
-    permutation_invariant : bool
-        Whether output slots are local speakers whose order means nothing.
-    powerset : bool
-        Whether outputs are powerset classes (not supported by the estimators).
-
-    Examples
-    --------
-    >>> from skseg import load_checkpoint
-    >>> from skseg.hub import resolve_checkpoint
-    >>> checkpoint = load_checkpoint(resolve_checkpoint("pyannote/segmentation"))
-    >>> spec = checkpoint.specifications
-    >>> spec.problem, spec.resolution, spec.duration, len(spec.classes)
-    ('multi-label', 'frame', 5.0, 3)
-    """
-
-    problem: str = "multi-label"
-    resolution: str = "frame"
-    duration: float = 5.0
-    classes: tuple[str, ...] = ("speaker#1", "speaker#2", "speaker#3")
-    warm_up: tuple[float, float] = (0.0, 0.0)
-    permutation_invariant: bool = True
-    powerset: bool = False
 
 
 @dataclass
@@ -670,7 +632,9 @@ def _real(value: Any, what: str, source: str, low: float, high: float) -> float:
     return value
 
 
-def check_specifications(raw: Any, source: str) -> Specifications:
+def check_specifications(
+    raw: Any, source: str, *, saved: bool = False
+) -> Specifications:
     """Validate a checkpoint's or a saved network's specifications.
 
     The one rule for both formats (:func:`load_checkpoint` and
@@ -684,10 +648,14 @@ def check_specifications(raw: Any, source: str) -> Specifications:
         ``duration`` (seconds, in :data:`DURATION_RANGE`), ``classes`` (1 to
         :data:`MAX_CLASSES` distinct names), ``warm_up`` (2 numbers in
         ``[0, duration / 2]``), ``permutation_invariant`` (a bool) and
-        ``powerset_max_classes`` (an integer, or absent). None gives the
-        defaults.
+        the output encoding's entries (read by
+        :func:`skseg.heads.read_encoding`). None gives the defaults.
     source : str
         The file, named in the error.
+    saved : bool, default=False
+        The specifications of a network saved by skseg
+        (:func:`skseg.serialization.save_model`), which also records the
+        encoding's flag.
 
     Returns
     -------
@@ -750,12 +718,6 @@ def check_specifications(raw: Any, source: str) -> Specifications:
             f"{source}: specifications permutation_invariant {_short(invariant)} "
             "is not a bool"
         )
-    powerset = raw.get("powerset_max_classes")
-    if powerset is not None and not _is_int(powerset):
-        raise CheckpointError(
-            f"{source}: specifications powerset_max_classes {_short(powerset)} is "
-            "not an integer"
-        )
     return Specifications(
         problem=problem,
         resolution=resolution,
@@ -763,7 +725,7 @@ def check_specifications(raw: Any, source: str) -> Specifications:
         classes=tuple(classes),
         warm_up=warm,
         permutation_invariant=invariant,
-        powerset=bool(powerset),
+        **read_encoding(raw, source, saved=saved),
     )
 
 
@@ -957,6 +919,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``path`` is not a path.
     UnsafeCheckpointError
         If the pickle names anything outside the allow-list.
     CheckpointError
@@ -975,6 +939,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     >>> checkpoint.state_dict["classifier.weight"].shape
     torch.Size([3, 128])
     """
+    validate_parameter_constraints(
+        {"path": [str, os.PathLike]}, {"path": path}, "load_checkpoint"
+    )
     path = Path(path)
     source = str(path)
     with _open_regular(path, source) as handle:

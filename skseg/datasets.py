@@ -17,7 +17,9 @@ import os
 from pathlib import Path
 
 from pyannote.core import Segment, Timeline
+from sklearn.utils._param_validation import validate_parameter_constraints
 
+from .exceptions import FileError
 from .hub import (
     SourceMember,
     WheelMember,
@@ -61,6 +63,15 @@ def fetch_sample(data_home: str | os.PathLike | None = None) -> dict:
         ``{"audio": path, "uri": "sample", "annotation": Annotation,
         "annotated": Timeline}`` (30 s, 16 kHz mono, 2 speakers).
 
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``data_home`` is not a path.
+    FileError
+        ``data_home`` exists and is not a folder.
+    WeightsUnavailableError
+        The files are not cached and cannot be fetched.
+
     Examples
     --------
     >>> sample = fetch_sample()  # downloaded once, then read from the cache
@@ -69,7 +80,14 @@ def fetch_sample(data_home: str | os.PathLike | None = None) -> dict:
     >>> sample["uri"], sample["annotated"].duration()
     ('sample', 30.0)
     """
+    validate_parameter_constraints(
+        {"data_home": [str, os.PathLike, None]},
+        {"data_home": data_home},
+        caller_name="fetch_sample",
+    )
     home = Path(data_home) if data_home else cache_dir() / "data" / "pyannote-sample"
+    if home.exists() and not home.is_dir():
+        raise FileError(home, "is not a folder (data_home is where the sample is kept)")
     missing = [
         (spec, home / name)
         for name, spec in SAMPLE.items()
@@ -191,7 +209,16 @@ def fetch_ami_excerpts(
     >>> sorted(splits["test"][0]["annotation"].labels())
     ['FEO070', 'FEO072', 'MEE071', 'MEE073']
     """
+    validate_parameter_constraints(
+        {"data_home": [str, os.PathLike, None]},
+        {"data_home": data_home},
+        caller_name="fetch_ami_excerpts",
+    )
     home = Path(data_home) if data_home else cache_dir() / "data" / "ami-excerpts"
+    if home.exists() and not home.is_dir():
+        raise FileError(
+            home, "is not a folder (data_home is where the excerpts are kept)"
+        )
     missing = [
         (spec, home / split / name)
         for split, members in AMI_EXCERPTS.items()

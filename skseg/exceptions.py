@@ -15,6 +15,7 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "WeightsUnavailableError",
+    "LabelStudioError",
 ]
 
 
@@ -121,4 +122,20 @@ class WeightsUnavailableError(SksegError, FileNotFoundError):
     ... except WeightsUnavailableError as e:
     ...     print(str(e)[:52])
     nobody/nothing: weights not found (no verified mirro
+    """
+
+
+class LabelStudioError(SksegError):
+    """Label Studio could not be reached, refused the token, or refused a request.
+
+    Raised by :class:`skseg.annotation.labelstudio_client.LabelStudioClient`;
+    defined here so that ``import skseg`` exports it without importing the
+    annotation tools.
+
+    Examples
+    --------
+    >>> raise LabelStudioError("http://127.0.0.1:8080: not reachable")
+    Traceback (most recent call last):
+    ...
+    skseg.exceptions.LabelStudioError: http://127.0.0.1:8080: not reachable
     """

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from .aggregation import overlap_reduction, speech_reduction
-from .checkpoint import Specifications
+from .exceptions import CheckpointError
 from .powerset import Powerset, powerset_reduction, reduction_name
 
 __all__ = [
@@ -49,10 +49,12 @@ __all__ = [
     "OutputHead",
     "PowersetHead",
     "Reduction",
+    "Specifications",
     "head_for",
     "named_reduction",
     "permutate",
     "powerset_targets",
+    "read_encoding",
     "register_head",
     "segmentation_loss",
 ]
@@ -62,6 +64,118 @@ KINDS: tuple[str, ...] = ("speech", "overlap", "speakers")
 
 # OptimalDiarizationErrorRate's threshold grid (pyannote.audio's torchmetrics)
 _THRESHOLDS = torch.linspace(0.0, 1.0, 51)
+
+
+@dataclass(frozen=True)
+class Specifications:
+    """What the model was trained to output (pyannote's ``Specifications``).
+
+    Parameters
+    ----------
+    problem : str
+        ``"multi-label"``, ``"mono-label"``, ``"binary"``, ...
+    resolution : str
+        ``"frame"`` or ``"chunk"``.
+    duration : float
+        Training chunk duration, in seconds.
+    classes : tuple of str
+        Output names.
+    warm_up : tuple of float
+        Left and right warm-up, in seconds.
+    permutation_invariant : bool
+        Whether output slots are local speakers whose order means nothing.
+    powerset : bool
+        Whether outputs are powerset classes (:class:`PowersetHead`); the field
+        of pyannote's checkpoint format, so that its ``repr`` (part of a
+        network's weights digest) stays what it was.
+
+    Examples
+    --------
+    >>> from skseg import load_checkpoint
+    >>> from skseg.hub import resolve_checkpoint
+    >>> checkpoint = load_checkpoint(resolve_checkpoint("pyannote/segmentation"))
+    >>> spec = checkpoint.specifications
+    >>> spec.problem, spec.resolution, spec.duration, len(spec.classes)
+    ('multi-label', 'frame', 5.0, 3)
+    """
+
+    problem: str = "multi-label"
+    resolution: str = "frame"
+    duration: float = 5.0
+    classes: tuple[str, ...] = ("speaker#1", "speaker#2", "speaker#3")
+    warm_up: tuple[float, float] = (0.0, 0.0)
+    permutation_invariant: bool = True
+    powerset: bool = False
+
+
+def read_encoding(
+    raw: Mapping[str, Any], source: str, *, saved: bool = False
+) -> dict[str, Any]:
+    """Return the :class:`Specifications` fields that name a network's encoding.
+
+    The one place where the specifications' file formats say which head a
+    network has: pyannote's checkpoints record ``powerset_max_classes`` (an
+    integer, or absent for multi-label outputs); a network saved by skseg also
+    records the ``powerset`` flag, which must agree with it. The head checks the
+    set size against the outputs (:meth:`OutputHead.from_specifications`).
+
+    Parameters
+    ----------
+    raw : mapping
+        The specifications as read from the file.
+    source : str
+        The file, named in the error.
+    saved : bool, default=False
+        ``raw`` comes from a saved network's ``config.json``.
+
+    Returns
+    -------
+    fields : dict
+        Keyword arguments of :class:`Specifications`.
+
+    Raises
+    ------
+    CheckpointError
+        A set size that is not an integer, a flag that is not a bool, or a set
+        size without the flag.
+
+    Examples
+    --------
+    >>> read_encoding({"powerset_max_classes": 2}, "model.ckpt")
+    {'powerset': True}
+    >>> try:
+    ...     read_encoding({"powerset": "no"}, "config.json", saved=True)
+    ... except CheckpointError as e:
+    ...     print(e)
+    config.json: specifications powerset 'no' is not a bool
+    """
+    max_set_size = raw.get("powerset_max_classes")
+    if max_set_size is not None and (
+        isinstance(max_set_size, bool) or not isinstance(max_set_size, int)
+    ):
+        shown = (
+            repr(max_set_size)
+            if isinstance(max_set_size, float | bool)
+            else repr(max_set_size[:80])
+            if isinstance(max_set_size, str)
+            else f"of type {type(max_set_size).__name__}"
+        )
+        raise CheckpointError(
+            f"{source}: specifications powerset_max_classes {shown} is not an integer"
+        )
+    if not saved:
+        return {"powerset": bool(max_set_size)}
+    flag = raw.get("powerset", False)
+    if not isinstance(flag, bool):
+        raise CheckpointError(
+            f"{source}: specifications powerset {flag!r:.40} is not a bool"
+        )
+    if max_set_size is not None and not flag:
+        raise CheckpointError(
+            f"{source}: specifications powerset_max_classes is given but powerset "
+            "is false"
+        )
+    return {"powerset": flag}
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +291,7 @@ class OutputHead:
             Outputs of the classifier.
         entries : mapping, optional
             The saved specifications (``config.json``), for what the head writes
-            there beyond :class:`~skseg.checkpoint.Specifications`
+            there beyond :class:`Specifications`
             (:meth:`specifications_entries`).
 
         Raises

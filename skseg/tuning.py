@@ -14,13 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 from pyannote.core import Annotation, Segment, Timeline
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    validate_parameter_constraints,
+)
 
-from .audio import validate_file
+from .audio import check_files, validate_file
+from .batch import N_JOBS
 from .metrics import annotated, get_scorer
 from .pipelines.parameters import HYPER_PARAMETERS
 
@@ -292,6 +299,7 @@ def tune(
     n_jobs : int, optional
         Candidates evaluated in parallel (GridSearchCV's ``n_jobs``).
     folds : int, default=3
+        At least 2.
     excerpt : float, optional
         Cut files into excerpts of this many seconds before cross-validating.
         Chosen automatically (each file cut into ``folds`` parts) when there are
@@ -300,6 +308,15 @@ def tune(
     Returns
     -------
     result : TuningResult
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A bad argument, named in the message, before any file is read.
+    TypeError
+        ``X`` is a single file, or ``y`` a single reference.
+    ValueError
+        No files, not as many references as files, or files without references.
 
     Examples
     --------
@@ -315,9 +332,37 @@ def tune(
     >>> result.best_params["onset"] in (0.5, 0.6), 0 < result.best_score <= 1
     (True, True)
     """
-    X = list(X)
+    validate_parameter_constraints(
+        {
+            "estimator": [HasMethods(["fit", "predict", "get_params"])],
+            "param_grid": [Mapping, None],
+            "scoring": [callable, str, None],
+            "n_jobs": N_JOBS,
+            "folds": [Interval(Integral, 2, None, closed="left")],
+            "excerpt": [Interval(Real, 0, None, closed="neither"), None],
+        },
+        {
+            "estimator": estimator,
+            "param_grid": param_grid,
+            "scoring": scoring,
+            "n_jobs": n_jobs,
+            "folds": folds,
+            "excerpt": excerpt,
+        },
+        caller_name="tune",
+    )
+    X = check_files(X)
     if not X:
         raise ValueError("no files to tune on")
+    if y is not None:
+        if isinstance(y, Annotation):
+            raise TypeError(
+                "y must be a list of references (one Annotation per file), got a "
+                "single Annotation: use [y]"
+            )
+        y = list(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} files but y has {len(y)} references")
     if y is None:
         y = [validate_file(f).get("annotation") for f in X]
         missing = sum(reference is None for reference in y)

@@ -29,12 +29,15 @@ _SECTION = re.compile(r"^(?P<title>[A-Z][A-Za-z ]+)\n-{3,}\s*$", re.MULTILINE)
 
 @functools.cache
 def public_modules() -> list[str]:
-    """The modules the API reference is generated from (``docs/conf.py``'s walk)."""
+    """The modules the API reference is generated from (``docs/conf.py``'s walk).
+
+    Public and internal alike: an internal module is documented too.
+    """
     path = Path(__file__).resolve().parents[1] / "docs" / "conf.py"
     spec = importlib.util.spec_from_file_location("_skseg_docs_conf", path)
     conf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conf)
-    return conf.public_modules()
+    return conf.documented_modules()
 
 
 @functools.cache

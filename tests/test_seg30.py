@@ -83,7 +83,7 @@ def test_weights_resolve_from_the_pinned_wheel_member():
 
 def test_powerset_head_from_the_specifications(model30):
     assert model30.specifications.powerset
-    assert model30.powerset == Powerset(3, 2)
+    assert model30.head.powerset == Powerset(3, 2)
     assert (model30.duration, model30.num_classes, model30.num_speakers) == (10, 7, 3)
     assert model30.network.activation == "log_softmax"
     assert model30.network.hparams["lstm"]["num_layers"] == 4

@@ -193,7 +193,7 @@ def test_powerset_round_trip(sample, tmp_path):
         2,
     )
     loaded = load_network(folder)
-    assert loaded.powerset == model.powerset
+    assert loaded.head.powerset == model.head.powerset
     assert loaded.network.activation == "log_softmax"
     x = torch.randn(2, 1, 160000)
     with torch.inference_mode():

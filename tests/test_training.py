@@ -12,6 +12,7 @@ from sklearn.base import clone
 from skseg import VADEstimator, load_model
 from skseg.checkpoint import Specifications
 from skseg.exceptions import CheckpointError, FileError
+from skseg.heads import powerset_targets
 from skseg.model import SegmentationModel
 from skseg.network import PyanNet
 from skseg.powerset import Powerset
@@ -20,7 +21,6 @@ from skseg.training import (
     SegmentationTrainer,
     TrainingError,
     chunk_targets,
-    powerset_targets,
     segmentation_loss,
 )
 
@@ -368,7 +368,7 @@ def test_powerset_fine_tuning_reduces_the_loss(sample):
     ).fit([file], callback=lambda p: losses.append(p.loss))
     assert np.mean(losses[3:6]) < 0.8 * np.mean(losses[:2])
     model = trainer.model_
-    assert model.powerset == Powerset(3, 2)
+    assert model.head.powerset == Powerset(3, 2)
     assert model.network.activation == "log_softmax"
     with torch.inference_mode():
         out = model(torch.zeros(1, 1, 160000))
@@ -420,7 +420,7 @@ def test_a_fine_tuned_powerset_network_serves_the_estimators(sample, tmp_path):
     ).fit([sample])
     path = trainer.save(tmp_path / "net")
     loaded = load_model(path)
-    assert loaded.powerset == Powerset(3, 2)
+    assert loaded.head.powerset == Powerset(3, 2)
     x = torch.randn(1, 1, 80000)
     with torch.inference_mode():
         assert torch.equal(loaded(x), trainer.model_(x))

@@ -7,9 +7,9 @@ Bearer ...``, and exchanges it again when Label Studio answers 401. Legacy token
 (40 hex characters, disabled by default since 1.22 and enabled per organisation)
 are sent as ``Authorization: Token ...``.
 
-Every failure is a :class:`LabelStudioError` naming the server and the problem:
-the server not reachable, the token refused, a project that does not exist, an
-answer that is not JSON.
+Every failure is a :class:`~skseg.exceptions.LabelStudioError` naming the server
+and the problem: the server not reachable, the token refused, a project that does
+not exist, an answer that is not JSON.
 """
 
 from __future__ import annotations
@@ -19,25 +19,12 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..exceptions import SksegError
+from ..exceptions import LabelStudioError
 
 __all__ = ["LabelStudioClient", "LabelStudioError"]
 
 #: the actions a project webhook sends to the ML backend
 WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
-
-
-class LabelStudioError(SksegError):
-    """Label Studio could not be reached, refused the token, or refused a request.
-
-    Examples
-    --------
-    >>> raise LabelStudioError("http://127.0.0.1:8080: not reachable")
-    Traceback (most recent call last):
-    ...
-    skseg.annotation.labelstudio_client.LabelStudioError: http://127.0.0.1:8080: \
-not reachable
-    """
 
 
 def _is_jwt(token: str) -> bool:
@@ -62,7 +49,7 @@ class LabelStudioClient:
     >>> client.projects()
     Traceback (most recent call last):
     ...
-    skseg.annotation.labelstudio_client.LabelStudioError: Label Studio at \
+    skseg.exceptions.LabelStudioError: Label Studio at \
 http://127.0.0.1:9 is not reachable (connection refused); is it running?
     """
 

@@ -164,6 +164,9 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     task = args.pipeline_task
+    if args.folds < 2:
+        # (tune refuses it too, but in its own terms: say it in the flag's)
+        raise UsageError(f"--folds {args.folds}: cross-validation needs at least 2")
     # the grid search reuses one network pass per file
     estimator = build_estimator(args, task, default_cache=True)
     grid = read_grid(args.grid)

@@ -11,15 +11,14 @@ cache, so a grid search runs it once per file.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from pyannote.core import Annotation, SlidingWindowFeature
 from sklearn.base import BaseEstimator
 
 from ..aggregation import ChunkScores
-from ..audio import AudioFile, file_label
+from ..audio import AudioFile, check_files
 from ..binarize import Binarize
 from ..heads import Reduction
 from ..model import SegmentationModel, resolve_model
@@ -290,12 +289,7 @@ class BaseSegmentationEstimator(BaseEstimator):
 
     @staticmethod
     def _files(X: Any) -> list:
-        if isinstance(X, str | os.PathLike | Mapping):
-            raise TypeError(
-                f"X must be a list of files, got a single {type(X).__name__} "
-                f"({file_label(X)!r}); use [file], or call the estimator on one file"
-            )
-        return list(X)
+        return check_files(X, "use [file], or call the estimator on one file")
 
     # -- public API -----------------------------------------------------------------
     def predict(self, X: Iterable[AudioFile]) -> list[Annotation]:
