@@ -10,7 +10,7 @@ from .audio import AudioReader, validate_file
 from .batch import BatchResult, FileFailure, predict_many
 from .binarize import Binarize
 from .checkpoint import load_checkpoint
-from .datasets import fetch_sample
+from .datasets import fetch_ami_excerpts, fetch_sample
 from .exceptions import (
     AudioError,
     CheckpointError,
@@ -62,6 +62,7 @@ __all__ = [
     "AudioReader",
     "validate_file",
     "fetch_sample",
+    "fetch_ami_excerpts",
     "load_folder",
     "read_rttm",
     "read_uem",
