@@ -1,11 +1,13 @@
-"""Synthetic multi-speaker conversations with exact references, from Debian TTS engines.
+"""Synthetic multi-speaker conversations with exact references, from TTS engines.
 
 No annotated corpus reaches the machines skseg is developed on, yet fine-tuning and
 tuning need data whose reference is *right*. This module makes it: conversations
 between synthetic speakers voiced by `espeak-ng <https://github.com/espeak-ng/espeak-ng>`_
-and `Flite <http://cmuflite.org>`_ (both packaged by Debian: ``apt-get install
-espeak-ng flite``), with turn taking, back-channels, overlaps at a controlled ratio,
-level changes, noise at several SNRs and telephone band limits, 16 kHz mono.
+(its library and data from the ``espeakng-loader`` wheel: ``pip install
+"skseg[synthetic]"``) and `Flite <http://cmuflite.org>`_ (a Debian command:
+``apt-get install flite``), with turn taking, back-channels, overlaps at a
+controlled ratio, level changes, noise at several SNRs and telephone band limits,
+16 kHz mono.
 
 The reference is exact because every utterance is synthesized alone: its speech
 is where its clean waveform exceeds a threshold set on that utterance (40 dB
