@@ -4,10 +4,11 @@ No annotated corpus reaches the machines skseg is developed on, yet fine-tuning 
 tuning need data whose reference is *right*. This module makes it: conversations
 between synthetic speakers voiced by `espeak-ng <https://github.com/espeak-ng/espeak-ng>`_
 (its library and data from the ``espeakng-loader`` wheel: ``pip install
-"skseg[synthetic]"``) and `Flite <http://cmuflite.org>`_ (a Debian command:
-``apt-get install flite``), with turn taking, back-channels, overlaps at a
-controlled ratio, level changes, noise at several SNRs and telephone band limits,
-16 kHz mono.
+"skseg[synthetic]"``, nothing from the system), with turn taking, back-channels,
+overlaps at a controlled ratio, level changes, noise at several SNRs and telephone
+band limits, 16 kHz mono. `Flite <http://cmuflite.org>`_ voices can be added where
+its command is installed (``apt-get install flite``; no package index carries it):
+it is used only when asked for, with ``engines=("espeak-ng", "flite")``.
 
 The reference is exact because every utterance is synthesized alone: its speech
 is where its clean waveform exceeds a threshold set on that utterance (40 dB
@@ -83,9 +84,9 @@ ENGINES = {
     "espeak-ng": 'pip install "skseg[synthetic]"',
     "flite": "apt-get install flite",
 }
-#: the engines used when none are named (Flite still needs its command: see
-#: docs/data.md)
-DEFAULT_ENGINES = ("espeak-ng", "flite")
+#: the engines used when none are named: those a ``pip install`` brings, so that a
+#: corpus, and the tests and docs that generate one, need nothing from the system
+DEFAULT_ENGINES = ("espeak-ng",)
 
 _SPLITS = ("train", "val", "test")
 
@@ -357,15 +358,18 @@ def _engines(engines: Sequence[str] | str) -> tuple[str, ...]:
     return engines
 
 
-@functools.cache
 def _engine_version(engine: str) -> str:
     if engine == "espeak-ng":
         version, _ = espeak_library().info
         loader = importlib.metadata.version("espeakng-loader")
         return f"eSpeak NG {version} (espeakng-loader {loader})"
-    out = subprocess.run(
-        [_require(engine), "--version"], capture_output=True, text=True, check=False
-    )
+    return _command_version(_require(engine))
+
+
+# keyed by the command's path: another flite on PATH is asked again
+@functools.cache
+def _command_version(path: str) -> str:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
     lines = [line.strip() for line in (out.stdout + out.stderr).splitlines()]
     return " ".join(line for line in lines if "version" in line.lower())
 
@@ -376,12 +380,17 @@ def _espeak_variants() -> tuple[str, ...]:
     return tuple(v for v in _ESPEAK_VARIANTS if v in installed)
 
 
-@functools.cache
 def _flite_voices() -> tuple[str, ...]:
-    out = subprocess.run(
-        [_require("flite"), "-lv"], capture_output=True, text=True, check=True
-    ).stdout
-    installed = set(out.replace("Voices available:", "").split())
+    return _flite_command_voices(_require("flite"))
+
+
+@functools.cache
+def _flite_command_voices(path: str) -> tuple[str, ...]:
+    out = subprocess.run([path, "-lv"], capture_output=True, text=True)
+    if out.returncode != 0:
+        message = out.stderr.strip() or f"exit {out.returncode}"
+        raise SksegError(f"{path} -lv failed listing Flite's voices: {message}")
+    installed = set(out.stdout.replace("Voices available:", "").split())
     return tuple(v for v in _FLITE_VOICES if v in installed)
 
 
@@ -1004,7 +1013,11 @@ def generate_conversation(
     backchannels : float, default=0.3
         Probability that a listener drops a back-channel into a turn of 1.5 s or more.
     snr : sequence of float or None, default=(None, 20, 10, 5)
-        SNRs in dB (speech power over noise power) to draw from; None is clean.
+        SNRs in dB to draw from; None is clean. The SNR is the power of the speech
+        (where the reference says someone speaks) over the power of the noise, as
+        they are mixed: the channel's level changes come after and scale both
+        alike, so they keep it at every instant. The channel's draws (level
+        changes, band, peak level) do not depend on the SNR drawn.
     noise : sequence of {"white", "pink", "brown", "babble"}
         Noise types to draw from ("babble" is speech-shaped noise with syllabic
         modulation, no words).
@@ -1152,12 +1165,15 @@ def generate_conversation(
         noise_level = np.sqrt(speech_power / 10 ** (snr_value / 10))
         mixture = mixture + noise_level * _noise(rng, noise_kind, n)
 
-    # the channel: level changes (a gain step, smoothed over 50 ms) and band
+    # the channel: level changes (a gain step, smoothed over 50 ms) and band. Its
+    # draws have their own stream: the noise consumes a number of draws that
+    # depends on the SNR drawn, and the channel must not change with it
+    channel = np.random.default_rng([seed, 3])
     level_changes = []
     gain = np.ones(n)
-    for _ in range(int(rng.choice(3, p=[0.6, 0.25, 0.15]))):
-        at = int(rng.integers(n))
-        step_db = float(rng.choice([-1, 1]) * rng.uniform(3.0, 10.0))
+    for _ in range(int(channel.choice(3, p=[0.6, 0.25, 0.15]))):
+        at = int(channel.integers(n))
+        step_db = float(channel.choice([-1, 1]) * channel.uniform(3.0, 10.0))
         gain[at:] *= 10 ** (step_db / 20)
         level_changes.append((round(at / SAMPLE_RATE, 3), round(step_db, 2)))
     if level_changes:
@@ -1165,12 +1181,12 @@ def generate_conversation(
         gain = np.convolve(np.pad(gain, width, mode="edge"), np.ones(width) / width)
         gain = gain[width + width // 2 : width + width // 2 + n]
         mixture = mixture * gain
-    band_kind = bands[rng.integers(len(bands))]
+    band_kind = bands[channel.integers(len(bands))]
     if band_kind == "telephone":
         # zero-phase, so that nothing moves against the reference
         sos = signal.butter(4, [300, 3400], "bandpass", fs=SAMPLE_RATE, output="sos")
         mixture = signal.sosfiltfilt(sos, mixture)
-    peak_db = float(rng.uniform(-20.0, -1.0))
+    peak_db = float(channel.uniform(-20.0, -1.0))
     scale = 10 ** (peak_db / 20) / (np.abs(mixture).max() + 1e-12)
     waveform = (mixture * scale).astype(np.float32)[None]
 

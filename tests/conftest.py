@@ -10,19 +10,6 @@ import soundfile as sf
 DATA = Path(__file__).parent / "data"
 
 
-def pytest_collection_modifyitems(config, items):
-    # Flite is optional (no package index carries it): its tests run where its
-    # command is installed and are deselected elsewhere, as the gpu tests are
-    import shutil
-
-    if shutil.which("flite") is not None:
-        return
-    kept = [item for item in items if item.get_closest_marker("flite") is None]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
-        items[:] = kept
-
-
 @pytest.fixture(scope="session")
 def checkpoint_path():
     from skseg.hub import resolve_checkpoint
