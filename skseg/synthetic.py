@@ -232,6 +232,15 @@ class EspeakLibrary:
     ------
     EngineUnavailableError
         If ``espeakng-loader`` is not installed.
+
+    Examples
+    --------
+    >>> library = espeak_library()
+    >>> samples, sample_rate = library.synthesize("en-gb+f2", 50, 175, "Hello.")
+    >>> samples.dtype, sample_rate
+    (dtype('int16'), 22050)
+    >>> {"m3", "f2", "klatt"} <= library.variants()
+    True
     """
 
     def __init__(self):

@@ -275,6 +275,7 @@ def test_reference_is_exactly_where_each_clean_source_sounds(conversation):
         )
 
 
+@pytest.mark.slow
 def test_overlap_ratio_is_steered(splits):
     none = generate_conversation(
         splits["train"], 40.0, seed=3, n_speakers=3, overlap=0.0, backchannels=0.0
@@ -335,6 +336,7 @@ def test_snr_is_what_was_asked(splits):
     assert abs(snr - 5.0) < 0.5
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes(tmp_path):
     a = make_corpus(tmp_path / "a", 2, 1, 1, duration=6.0, seed=5)
     b = make_corpus(tmp_path / "b", 2, 1, 1, duration=6.0, seed=5)
@@ -463,6 +465,7 @@ def test_missing_engine_says_how_to_install_it(monkeypatch, tmp_path):
         espeak_library.cache_clear()
 
 
+@pytest.mark.slow
 def test_command_line_writes_a_corpus(tmp_path):
     args = ["--train", "1", "--val", "0", "--test", "1", "--duration", "5"]
     run = [sys.executable, "-m", "skseg.synthetic", str(tmp_path / "c"), *args]
