@@ -9,6 +9,36 @@ import soundfile as sf
 
 DATA = Path(__file__).parent / "data"
 
+# Fixtures whose set-up alone is too long for the fast tier (`make test-fast`, see
+# docs/testing.md): a test that uses one is slow whatever it does itself.
+SLOW_FIXTURES = {
+    "labelstudio": "starts a Label Studio server",
+    "corpus": "generates a synthetic corpus to fine-tune on",
+}
+
+
+def unmarked_slow_tests(items) -> list[str]:
+    """The tests that use a slow fixture without the ``slow`` marker."""
+    return [
+        f"{item.nodeid} (its {name!r} fixture {SLOW_FIXTURES[name]})"
+        for item in items
+        if item.get_closest_marker("slow") is None
+        for name in sorted(
+            SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ()))
+        )
+    ]
+
+
+def pytest_collection_modifyitems(config, items):
+    # checked as the suite is collected, so a new test cannot bring a slow fixture
+    # into the fast tier unnoticed (a check of timings would be flaky on a loaded
+    # machine; this one is not)
+    unmarked = unmarked_slow_tests(items)
+    if unmarked:
+        raise pytest.UsageError(
+            "mark these tests @pytest.mark.slow:\n  " + "\n  ".join(unmarked)
+        )
+
 
 @pytest.fixture(scope="session")
 def checkpoint_path():
