@@ -10,22 +10,23 @@ import soundfile as sf
 DATA = Path(__file__).parent / "data"
 
 # Fixtures whose set-up alone is too long for the fast tier (`make test-fast`, see
-# docs/testing.md): a test that uses one is slow whatever it does itself.
+# docs/testing.md): a test that uses one is slow whatever it does itself. Each is
+# named with the test module that defines it, so that a fixture of the same name
+# elsewhere is not taken for it.
 SLOW_FIXTURES = {
-    "labelstudio": "starts a Label Studio server",
-    "corpus": "generates a synthetic corpus to fine-tune on",
+    ("test_labelstudio_server.py", "labelstudio"): "starts a Label Studio server",
+    ("test_cli_finetune.py", "corpus"): "generates a synthetic corpus to fine-tune on",
 }
 
 
 def unmarked_slow_tests(items) -> list[str]:
     """The tests that use a slow fixture without the ``slow`` marker."""
     return [
-        f"{item.nodeid} (its {name!r} fixture {SLOW_FIXTURES[name]})"
+        f"{item.nodeid} (its {name!r} fixture {why})"
         for item in items
         if item.get_closest_marker("slow") is None
-        for name in sorted(
-            SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ()))
-        )
+        for (module, name), why in SLOW_FIXTURES.items()
+        if item.path.name == module and name in getattr(item, "fixturenames", ())
     ]
 
 
