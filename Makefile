@@ -11,7 +11,7 @@ STAMP := $(VENV)/.skseg-installed
 DOCTESTS := --doctest-modules --doctest-glob="*.md" --ignore=docs/_build --ignore=docs/conf.py
 SPHINX := $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-.PHONY: setup demo test test-gpu fuzz lint docs clean
+.PHONY: setup demo test test-fast test-gpu fuzz lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: setup
 	$(PY) -m ruff check .
 	$(SPHINX) -q
 	$(PY) -m pytest tests skseg docs $(DOCTESTS)
+
+# the edit-test loop: lint and every test and example not marked `slow` (no real
+# network on real audio, no training, servers or fuzzing; tiny fixtures), in under
+# 2 minutes on 2 quiet cores. `make test` (what CI runs) stays the whole suite.
+test-fast: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest tests skseg docs $(DOCTESTS) -m "not slow and not gpu" -q
 
 # on a machine with a GPU and a CUDA build of torch: CUDA matches CPU within 1e-4
 test-gpu: setup

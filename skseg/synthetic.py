@@ -1,11 +1,14 @@
-"""Synthetic multi-speaker conversations with exact references, from Debian TTS engines.
+"""Synthetic multi-speaker conversations with exact references, from TTS engines.
 
 No annotated corpus reaches the machines skseg is developed on, yet fine-tuning and
 tuning need data whose reference is *right*. This module makes it: conversations
 between synthetic speakers voiced by `espeak-ng <https://github.com/espeak-ng/espeak-ng>`_
-and `Flite <http://cmuflite.org>`_ (both packaged by Debian: ``apt-get install
-espeak-ng flite``), with turn taking, back-channels, overlaps at a controlled ratio,
-level changes, noise at several SNRs and telephone band limits, 16 kHz mono.
+(its library and data from the ``espeakng-loader`` wheel: ``pip install
+"skseg[synthetic]"``, nothing from the system), with turn taking, back-channels,
+overlaps at a controlled ratio, level changes, noise at several SNRs and telephone
+band limits, 16 kHz mono. `Flite <http://cmuflite.org>`_ voices can be added where
+its command is installed (``apt-get install flite``; no package index carries it):
+it is used only when asked for, with ``engines=("espeak-ng", "flite")``.
 
 The reference is exact because every utterance is synthesized alone: its speech
 is where its clean waveform exceeds a threshold set on that utterance (40 dB
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import io
 import json
 import math
@@ -57,7 +61,10 @@ from .exceptions import SksegError
 from .io import write_rttm, write_uem
 
 __all__ = [
+    "DEFAULT_ENGINES",
     "ENGINES",
+    "EspeakLibrary",
+    "espeak_library",
     "EngineUnavailableError",
     "Persona",
     "list_voices",
@@ -69,8 +76,17 @@ __all__ = [
 
 #: sample rate of everything this module produces
 SAMPLE_RATE = 16000
-#: the engines this module drives, with the Debian package that provides each
-ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite"}
+#: the engines this module drives, with how to install each: espeak-ng comes from
+#: the package index (its library and data ship in the ``espeakng-loader`` wheel, the
+#: ``skseg[synthetic]`` extra); Flite, which no package index carries, is optional
+#: and used only where asked for and its command is installed
+ENGINES = {
+    "espeak-ng": 'pip install "skseg[synthetic]"',
+    "flite": "apt-get install flite",
+}
+#: the engines used when none are named: those a ``pip install`` brings, so that a
+#: corpus, and the tests and docs that generate one, need nothing from the system
+DEFAULT_ENGINES = ("espeak-ng",)
 
 _SPLITS = ("train", "val", "test")
 
@@ -106,20 +122,27 @@ class EngineUnavailableError(SksegError, RuntimeError):
     Parameters
     ----------
     engine : str
-        The engine's command (``"espeak-ng"`` or ``"flite"``).
+        The engine's name (``"espeak-ng"`` or ``"flite"``).
 
     Examples
     --------
     >>> print(EngineUnavailableError("flite"))
     the 'flite' text-to-speech engine is not installed (no 'flite' command on PATH); \
 install it with: apt-get install flite
+    >>> print(EngineUnavailableError("espeak-ng"))
+    the 'espeak-ng' text-to-speech engine is not installed (no espeakng_loader \
+package); install it with: pip install "skseg[synthetic]"
     """
 
     def __init__(self, engine: str):
-        package = ENGINES.get(engine, engine)
+        where = (
+            "no espeakng_loader package"
+            if engine == "espeak-ng"
+            else f"no {engine!r} command on PATH"
+        )
         super().__init__(
-            f"the {engine!r} text-to-speech engine is not installed (no {engine!r} "
-            f"command on PATH); install it with: apt-get install {package}"
+            f"the {engine!r} text-to-speech engine is not installed ({where}); "
+            f"install it with: {ENGINES.get(engine, engine)}"
         )
         self.engine = engine
 
@@ -127,9 +150,204 @@ install it with: apt-get install flite
         return type(self), (self.engine,)
 
 
-def _require(engine: str) -> str:
+# The program that speaks one text through libespeak-ng's C API (speak_lib.h), run
+# in a fresh interpreter per text, as the espeak-ng command is: the library keeps
+# state from one text to the next (its random generator, the voice's flutter), so a
+# text would otherwise sound different depending on what the process spoke before,
+# and a file would change when more files are asked for. Only ctypes is imported
+# (-I -S: no site, no user path), so a text costs a few milliseconds of start-up.
+# argv: library, data folder, voice ("en-gb+m3" or "info"), pitch, rate; the text
+# on stdin; stdout: the sample rate (4 bytes) then int16 samples.
+_SPEAKER = r"""
+import ctypes, sys
+library, data, voice, pitch, rate = sys.argv[1:6]
+lib = ctypes.CDLL(library)
+lib.espeak_Initialize.argtypes = [
+    ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int
+]
+# AUDIO_OUTPUT_SYNCHRONOUS, espeakINITIALIZE_DONT_EXIT
+sample_rate = lib.espeak_Initialize(2, 0, data.encode(), 0x8000)
+if sample_rate <= 0:
+    sys.exit("cannot initialize with the data in " + data)
+if voice == "info":
+    path = ctypes.c_char_p()
+    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    lib.espeak_Info.restype = ctypes.c_char_p
+    version = lib.espeak_Info(ctypes.byref(path))
+    sys.stdout.buffer.write(version + b"\n" + (path.value or b""))
+    sys.exit(0)
+class Voice(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p),
+                ("identifier", ctypes.c_char_p), ("gender", ctypes.c_ubyte),
+                ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
+                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int),
+                ("spare", ctypes.c_void_p)]
+lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(Voice)]
+# as the espeak-ng command's -v: a voice's name, else a language and a variant
+if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+    if lib.espeak_SetVoiceByProperties(ctypes.byref(Voice(languages=voice.encode()))):
+        sys.exit("no voice " + repr(voice))
+# 1.52 seeds its random generator (intonation, flutter) from the clock: fixed here
+# so that a text gives the same samples every time
+if hasattr(lib, "espeak_ng_SetRandSeed"):
+    lib.espeak_ng_SetRandSeed(ctypes.c_long(0))
+lib.espeak_SetParameter(1, int(rate), 0)  # espeakRATE
+lib.espeak_SetParameter(3, int(pitch), 0)  # espeakPITCH
+chunks = []
+def collect(wav, n_samples, events):
+    if n_samples > 0:
+        chunks.append(ctypes.string_at(wav, 2 * n_samples))
+    return 0
+Callback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+callback = Callback(collect)
+lib.espeak_SetSynthCallback(callback)
+text = sys.stdin.buffer.read()
+lib.espeak_Synth.argtypes = [
+    ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+    ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+]
+# POS_CHARACTER; the command's flags: espeakCHARS_AUTO | espeakPHONEMES |
+# espeakENDPAUSE
+status = lib.espeak_Synth(text, len(text) + 1, 0, 1, 0, 0x1100, None, None)
+if status != 0:
+    sys.exit("espeak_Synth failed with status " + str(status))
+sys.stdout.buffer.write(sample_rate.to_bytes(4, "little") + b"".join(chunks))
+"""
+
+
+class EspeakLibrary:
+    """libespeak-ng and its voice data from the ``espeakng-loader`` wheel.
+
+    The library is loaded by its absolute path inside the wheel, with the wheel's
+    data folder, so an espeak-ng installed on the system (``/usr/lib``) is never
+    the one that speaks: the same wheel gives the same samples on every machine.
+    Each text is spoken by a fresh interpreter driving the library's C API through
+    ctypes, as the espeak-ng command would (see :meth:`synthesize`). Use
+    :func:`espeak_library`, which finds it once per process.
+
+    Raises
+    ------
+    EngineUnavailableError
+        If ``espeakng-loader`` is not installed.
+
+    Examples
+    --------
+    >>> library = espeak_library()
+    >>> samples, sample_rate = library.synthesize("en-gb+f2", 50, 175, "Hello.")
+    >>> samples.dtype, sample_rate
+    (dtype('int16'), 22050)
+    >>> {"m3", "f2", "klatt"} <= library.variants()
+    True
+    """
+
+    def __init__(self):
+        try:
+            import espeakng_loader
+        except ImportError:
+            raise EngineUnavailableError("espeak-ng") from None
+        self.library_path = os.path.realpath(espeakng_loader.get_library_path())
+        self.data_path = os.path.realpath(espeakng_loader.get_data_path())
+
+    def _run(self, voice: str, pitch: int, rate: int, text: bytes) -> bytes:
+        command = [
+            sys.executable, "-I", "-S", "-c", _SPEAKER,
+            self.library_path, self.data_path, voice, str(pitch), str(rate),
+        ]  # fmt: skip
+        out = subprocess.run(command, input=text, capture_output=True)
+        if out.returncode != 0:
+            message = out.stderr.decode(errors="replace").strip().splitlines()
+            raise SksegError(
+                f"espeak-ng ({self.library_path}) failed on {text.decode()!r} with "
+                f"voice {voice!r}: {message[-1] if message else out.returncode}"
+            )
+        return out.stdout
+
+    @functools.cached_property
+    def info(self) -> tuple[str, str]:
+        """The library's version and the data folder it loaded.
+
+        Returns
+        -------
+        info : tuple of str
+        """
+        version, data = self._run("info", 50, 175, b"").decode().split("\n", 1)
+        return version, os.path.realpath(data)
+
+    def variants(self) -> set[str]:
+        """Names of the voice variants (timbres) in the library's data.
+
+        Returns
+        -------
+        variants : set of str
+        """
+        folder = Path(self.data_path) / "voices" / "!v"
+        return {path.name for path in folder.iterdir() if path.is_file()}
+
+    def synthesize(
+        self, voice: str, pitch: int, rate: int, text: str
+    ) -> tuple[np.ndarray, int]:
+        """Speak ``text``: int16 samples and their sample rate.
+
+        Parameters
+        ----------
+        voice : str
+            ``"language+variant"``, as the espeak-ng command's ``-v``.
+        pitch : int
+            0-99, 50 is the voice's own (``-p``).
+        rate : int
+            Words per minute (``-s``).
+        text : str
+
+        Returns
+        -------
+        samples : ndarray of int16
+        sample_rate : int
+
+        Raises
+        ------
+        SksegError
+            If the voice is unknown or the library fails.
+        """
+        data = self._run(voice, int(pitch), int(rate), text.encode())
+        sample_rate = int.from_bytes(data[:4], "little")
+        return np.frombuffer(data[4:], dtype="<i2"), sample_rate
+
+
+@functools.cache
+def espeak_library() -> EspeakLibrary:
+    """Return the process's :class:`EspeakLibrary`, found on first use.
+
+    Returns
+    -------
+    library : EspeakLibrary
+
+    Raises
+    ------
+    EngineUnavailableError
+        If ``espeakng-loader`` is not installed (``pip install "skseg[synthetic]"``).
+
+    Examples
+    --------
+    >>> library = espeak_library()
+    >>> Path(library.library_path).parent.name
+    'espeakng_loader'
+    >>> version, data = library.info
+    >>> data == library.data_path
+    True
+    """
+    return EspeakLibrary()
+
+
+def _require(engine: str) -> str | None:
+    """Check that ``engine`` is known and installed; the command's path for Flite."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {list(ENGINES)}")
+    if engine == "espeak-ng":
+        espeak_library()
+        return None
     path = shutil.which(engine)
     if path is None:
         raise EngineUnavailableError(engine)
@@ -149,42 +367,43 @@ def _engines(engines: Sequence[str] | str) -> tuple[str, ...]:
     return engines
 
 
-@functools.cache
 def _engine_version(engine: str) -> str:
-    out = subprocess.run(
-        [_require(engine), "--version"], capture_output=True, text=True, check=False
-    )
+    if engine == "espeak-ng":
+        version, _ = espeak_library().info
+        loader = importlib.metadata.version("espeakng-loader")
+        return f"eSpeak NG {version} (espeakng-loader {loader})"
+    return _command_version(_require(engine))
+
+
+# keyed by the command's path: another flite on PATH is asked again
+@functools.cache
+def _command_version(path: str) -> str:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
     lines = [line.strip() for line in (out.stdout + out.stderr).splitlines()]
-    return " ".join(line for line in lines if "version" in line.lower() or "NG" in line)
+    return " ".join(line for line in lines if "version" in line.lower())
 
 
 @functools.cache
 def _espeak_variants() -> tuple[str, ...]:
-    out = subprocess.run(
-        [_require("espeak-ng"), "--voices=variant"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    installed = set()
-    for line in out.splitlines()[1:]:
-        # the File column ("!v/m3") names the variant as -v takes it
-        for field in line.split():
-            if field.startswith("!v/"):
-                installed.add(field[3:])
+    installed = espeak_library().variants()
     return tuple(v for v in _ESPEAK_VARIANTS if v in installed)
 
 
-@functools.cache
 def _flite_voices() -> tuple[str, ...]:
-    out = subprocess.run(
-        [_require("flite"), "-lv"], capture_output=True, text=True, check=True
-    ).stdout
-    installed = set(out.replace("Voices available:", "").split())
+    return _flite_command_voices(_require("flite"))
+
+
+@functools.cache
+def _flite_command_voices(path: str) -> tuple[str, ...]:
+    out = subprocess.run([path, "-lv"], capture_output=True, text=True)
+    if out.returncode != 0:
+        message = out.stderr.strip() or f"exit {out.returncode}"
+        raise SksegError(f"{path} -lv failed listing Flite's voices: {message}")
+    installed = set(out.stdout.replace("Voices available:", "").split())
     return tuple(v for v in _FLITE_VOICES if v in installed)
 
 
-def list_voices(engines: Sequence[str] | str = ("espeak-ng", "flite")) -> list[str]:
+def list_voices(engines: Sequence[str] | str = DEFAULT_ENGINES) -> list[str]:
     """List the voices of the given engines installed on this machine.
 
     A voice is ``"engine/name"``: an espeak-ng variant (a timbre, spoken in any
@@ -193,7 +412,7 @@ def list_voices(engines: Sequence[str] | str = ("espeak-ng", "flite")) -> list[s
 
     Parameters
     ----------
-    engines : str or sequence of str, default=("espeak-ng", "flite")
+    engines : str or sequence of str, default=DEFAULT_ENGINES
 
     Returns
     -------
@@ -490,25 +709,30 @@ class Persona:
             raise ValueError(f"text must be a non-empty string, got {text!r}")
         exe = _require(self.engine)
         if self.engine == "espeak-ng":
+            samples, sample_rate = espeak_library().synthesize(
+                f"{self.language}+{self.voice}",
+                int(round(self.pitch)),
+                int(round(self.speed)),
+                text,
+            )
+            if not len(samples):
+                raise SksegError(
+                    f"espeak-ng failed for persona {self.label} on {text!r}: "
+                    "no audio produced"
+                )
+            # the scale soundfile reads 16-bit PCM with
+            return self._at_16_khz(samples / 32768.0, sample_rate)
+        mean_f0 = _FLITE_VOICES.get(self.voice, 100.0) * self.pitch
+        with tempfile.TemporaryDirectory(prefix="skseg-flite-") as tmp:
+            wav_path = os.path.join(tmp, "out.wav")
             command = [
-                exe, "--stdout", "-v", f"{self.language}+{self.voice}",
-                "-p", str(int(round(self.pitch))), "-s", str(int(round(self.speed))),
+                exe, "-voice", self.voice,
+                "--setf", f"duration_stretch={self.speed:.4f}",
+                "--setf", f"int_f0_target_mean={mean_f0:.2f}",
+                "-t", text, "-o", wav_path,
             ]  # fmt: skip
-            # text on stdin: a sentence starting with "-" is not an option
-            out = subprocess.run(command, input=text.encode(), capture_output=True)
-            data = out.stdout
-        else:
-            mean_f0 = _FLITE_VOICES.get(self.voice, 100.0) * self.pitch
-            with tempfile.TemporaryDirectory(prefix="skseg-flite-") as tmp:
-                wav_path = os.path.join(tmp, "out.wav")
-                command = [
-                    exe, "-voice", self.voice,
-                    "--setf", f"duration_stretch={self.speed:.4f}",
-                    "--setf", f"int_f0_target_mean={mean_f0:.2f}",
-                    "-t", text, "-o", wav_path,
-                ]  # fmt: skip
-                out = subprocess.run(command, capture_output=True)
-                data = Path(wav_path).read_bytes() if os.path.exists(wav_path) else b""
+            out = subprocess.run(command, capture_output=True)
+            data = Path(wav_path).read_bytes() if os.path.exists(wav_path) else b""
         if out.returncode != 0 or len(data) <= 44:
             message = out.stderr.decode(errors="replace").strip()
             raise SksegError(
@@ -516,7 +740,10 @@ class Persona:
                 f"(exit {out.returncode}): {message or 'no audio produced'}"
             )
         wav, sr = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
-        wav = wav.mean(axis=1)
+        return self._at_16_khz(wav.mean(axis=1), sr)
+
+    @staticmethod
+    def _at_16_khz(wav: np.ndarray, sr: int) -> np.ndarray:
         if sr != SAMPLE_RATE:
             g = math.gcd(int(sr), SAMPLE_RATE)
             wav = signal.resample_poly(wav, SAMPLE_RATE // g, int(sr) // g)
@@ -538,7 +765,7 @@ def _check_seed(seed) -> int:
 def split_personas(
     seed: int = 0,
     *,
-    engines: Sequence[str] | str = ("espeak-ng", "flite"),
+    engines: Sequence[str] | str = DEFAULT_ENGINES,
     fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
     personas_per_voice: int = 2,
 ) -> dict[str, list[Persona]]:
@@ -552,7 +779,7 @@ def split_personas(
     Parameters
     ----------
     seed : int, default=0
-    engines : str or sequence of str, default=("espeak-ng", "flite")
+    engines : str or sequence of str, default=DEFAULT_ENGINES
     fractions : tuple of 3 floats, default=(0.6, 0.15, 0.25)
         Shares of each engine's voices for train, validation and test.
     personas_per_voice : int, default=2
@@ -795,7 +1022,11 @@ def generate_conversation(
     backchannels : float, default=0.3
         Probability that a listener drops a back-channel into a turn of 1.5 s or more.
     snr : sequence of float or None, default=(None, 20, 10, 5)
-        SNRs in dB (speech power over noise power) to draw from; None is clean.
+        SNRs in dB to draw from; None is clean. The SNR is the power of the speech
+        (where the reference says someone speaks) over the power of the noise, as
+        they are mixed: the channel's level changes come after and scale both
+        alike, so they keep it at every instant. The channel's draws (level
+        changes, band, peak level) do not depend on the SNR drawn.
     noise : sequence of {"white", "pink", "brown", "babble"}
         Noise types to draw from ("babble" is speech-shaped noise with syllabic
         modulation, no words).
@@ -943,12 +1174,15 @@ def generate_conversation(
         noise_level = np.sqrt(speech_power / 10 ** (snr_value / 10))
         mixture = mixture + noise_level * _noise(rng, noise_kind, n)
 
-    # the channel: level changes (a gain step, smoothed over 50 ms) and band
+    # the channel: level changes (a gain step, smoothed over 50 ms) and band. Its
+    # draws have their own stream: the noise consumes a number of draws that
+    # depends on the SNR drawn, and the channel must not change with it
+    channel = np.random.default_rng([seed, 3])
     level_changes = []
     gain = np.ones(n)
-    for _ in range(int(rng.choice(3, p=[0.6, 0.25, 0.15]))):
-        at = int(rng.integers(n))
-        step_db = float(rng.choice([-1, 1]) * rng.uniform(3.0, 10.0))
+    for _ in range(int(channel.choice(3, p=[0.6, 0.25, 0.15]))):
+        at = int(channel.integers(n))
+        step_db = float(channel.choice([-1, 1]) * channel.uniform(3.0, 10.0))
         gain[at:] *= 10 ** (step_db / 20)
         level_changes.append((round(at / SAMPLE_RATE, 3), round(step_db, 2)))
     if level_changes:
@@ -956,12 +1190,12 @@ def generate_conversation(
         gain = np.convolve(np.pad(gain, width, mode="edge"), np.ones(width) / width)
         gain = gain[width + width // 2 : width + width // 2 + n]
         mixture = mixture * gain
-    band_kind = bands[rng.integers(len(bands))]
+    band_kind = bands[channel.integers(len(bands))]
     if band_kind == "telephone":
         # zero-phase, so that nothing moves against the reference
         sos = signal.butter(4, [300, 3400], "bandpass", fs=SAMPLE_RATE, output="sos")
         mixture = signal.sosfiltfilt(sos, mixture)
-    peak_db = float(rng.uniform(-20.0, -1.0))
+    peak_db = float(channel.uniform(-20.0, -1.0))
     scale = 10 ** (peak_db / 20) / (np.abs(mixture).max() + 1e-12)
     waveform = (mixture * scale).astype(np.float32)[None]
 
@@ -1073,7 +1307,7 @@ def make_corpus(
     duration: float = 30.0,
     seed: int = 0,
     *,
-    engines: Sequence[str] | str = ("espeak-ng", "flite"),
+    engines: Sequence[str] | str = DEFAULT_ENGINES,
     personas_per_voice: int = 2,
     overwrite: bool = False,
     **options,
@@ -1093,7 +1327,7 @@ def make_corpus(
     duration : float, default=30.0
         Seconds per file.
     seed : int, default=0
-    engines : str or sequence of str, default=("espeak-ng", "flite")
+    engines : str or sequence of str, default=DEFAULT_ENGINES
     personas_per_voice : int, default=2
     overwrite : bool, default=False
         Remove the split folders (``train``, ``val``, ``test``) if they exist, even
@@ -1214,7 +1448,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overlap", type=float, default=0.1)
-    parser.add_argument("--engines", nargs="+", default=["espeak-ng", "flite"])
+    parser.add_argument("--engines", nargs="+", default=list(DEFAULT_ENGINES))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:

@@ -9,6 +9,37 @@ import soundfile as sf
 
 DATA = Path(__file__).parent / "data"
 
+# Fixtures whose set-up alone is too long for the fast tier (`make test-fast`, see
+# docs/testing.md): a test that uses one is slow whatever it does itself. Each is
+# named with the test module that defines it, so that a fixture of the same name
+# elsewhere is not taken for it.
+SLOW_FIXTURES = {
+    ("test_labelstudio_server.py", "labelstudio"): "starts a Label Studio server",
+    ("test_cli_finetune.py", "corpus"): "generates a synthetic corpus to fine-tune on",
+}
+
+
+def unmarked_slow_tests(items) -> list[str]:
+    """The tests that use a slow fixture without the ``slow`` marker."""
+    return [
+        f"{item.nodeid} (its {name!r} fixture {why})"
+        for item in items
+        if item.get_closest_marker("slow") is None
+        for (module, name), why in SLOW_FIXTURES.items()
+        if item.path.name == module and name in getattr(item, "fixturenames", ())
+    ]
+
+
+def pytest_collection_modifyitems(config, items):
+    # checked as the suite is collected, so a new test cannot bring a slow fixture
+    # into the fast tier unnoticed (a check of timings would be flaky on a loaded
+    # machine; this one is not)
+    unmarked = unmarked_slow_tests(items)
+    if unmarked:
+        raise pytest.UsageError(
+            "mark these tests @pytest.mark.slow:\n  " + "\n  ".join(unmarked)
+        )
+
 
 @pytest.fixture(scope="session")
 def checkpoint_path():

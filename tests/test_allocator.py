@@ -7,6 +7,11 @@ import platform
 import subprocess
 import sys
 
+import pytest
+
+# the fast tier (make test-fast) leaves this module out: it runs inference in fresh processes
+pytestmark = pytest.mark.slow
+
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 # Runs Inference twice on the same minute of audio in a fresh process and reports

@@ -70,6 +70,7 @@ def test_raise_is_the_default_and_keeps_what_was_done(fifty):
     assert seen == list(range(7))
 
 
+@pytest.mark.slow
 def test_parallel_matches_sequential(fifty):
     paths, bad = fifty
     files = paths[:6] + [paths[7]]

@@ -46,6 +46,7 @@ def test_model_strict_load_and_size(checkpoint_path):
     assert model.num_frames(80000) == 293
 
 
+@pytest.mark.slow
 def test_loading_never_imports_foreign_packages(checkpoint_path, tmp_path):
     # a process where importing omegaconf / lightning / pyannote.audio fails outright
     code = f"""

@@ -68,6 +68,7 @@ def files(tmp_path_factory, sample):
 
 
 # -- subprocess: the real command ------------------------------------------------------
+@pytest.mark.slow
 def test_vad_list_with_missing_file_writes_others_and_exits_1(files):
     out = files / "vad.rttm"
     run = skseg("vad", files / "list.txt", "--rttm", out)
@@ -83,6 +84,7 @@ def test_vad_list_with_missing_file_writes_others_and_exits_1(files):
     assert run.stdout == ""  # RTTM went to the file, not to stdout
 
 
+@pytest.mark.slow
 def test_one_file_counts_its_chunks(files, tmp_path):
     # a single long file would otherwise show "0/1 files" until it is done
     run = skseg("vad", files / "a.wav", "--rttm", tmp_path / "a.rttm", "--progress")
@@ -98,6 +100,7 @@ def test_one_file_counts_its_chunks(files, tmp_path):
     assert "2/2 files" in run.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_pipeline_joblib_round_trip_out_dir(files, tmp_path):
     tuned = OSDEstimator(onset=0.6, offset=0.3, min_duration_on=0.05)
     joblib.dump(tuned, tmp_path / "osd.joblib")
@@ -113,6 +116,7 @@ def test_pipeline_joblib_round_trip_out_dir(files, tmp_path):
     assert sorted((out / "a.rttm").read_text().splitlines()) == rttm_text(expected)
 
 
+@pytest.mark.slow
 def test_usage_error_exits_2():
     run = skseg("vad", "--onset")  # --onset without its value, no input
     assert run.returncode == 2
@@ -120,6 +124,7 @@ def test_usage_error_exits_2():
     assert "error:" in run.stderr and run.stdout == ""
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png_showing_the_regions(files, tmp_path, sample):
     reference = tmp_path / "ref.rttm"
     annotation = sample["annotation"].copy()
@@ -146,6 +151,7 @@ def test_plot_writes_a_png_showing_the_regions(files, tmp_path, sample):
         assert share > 0.01, (rgb, share)
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_scorers_detection_error_rate(tmp_path, sample):
     hypothesis = tmp_path / "hyp.rttm"
     write_rttm(VADEstimator().predict([sample]), hypothesis)
@@ -407,6 +413,7 @@ def test_a_preset_for_a_pipeline_the_card_has_no_row_for_is_a_usage_error(capsys
     assert "no model card preset for pipeline 'segment'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_bad_runtime_parameter_of_a_joblib_pipeline_is_one_usage_error(
     files, tmp_path
 ):

@@ -22,6 +22,9 @@ from skseg.serialization import read_config, save_model
 from skseg.synthetic import make_corpus
 from skseg.training import SegmentationTrainer, TrainingError
 
+# the fast tier (make test-fast) leaves this module out: it fine-tunes the network through the command line
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2"]
 

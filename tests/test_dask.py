@@ -21,6 +21,9 @@ from skseg.metrics import get_scorer
 
 from .helpers import excerpt, segments
 
+# the fast tier (make test-fast) leaves this module out: it starts a Dask cluster
+pytestmark = pytest.mark.slow
+
 GRID = {
     "onset": [0.4, 0.6, 0.8],
     "offset": [0.3, 0.5],

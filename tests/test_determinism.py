@@ -26,6 +26,9 @@ from skseg.metrics import get_scorer
 
 from .helpers import excerpt, segments
 
+# the fast tier (make test-fast) leaves this module out: it runs the real network from several threads and processes
+pytestmark = pytest.mark.slow
+
 CLASSES = [VADEstimator, OSDEstimator, SegmentationEstimator, ResegmentationEstimator]
 
 

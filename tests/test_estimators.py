@@ -63,6 +63,7 @@ def test_sklearn_data_free_checks(estimator, check):
     getattr(checks, check)(type(estimator).__name__, estimator)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "params, rttm",
     [
@@ -150,6 +151,7 @@ def test_resegmentation_needs_a_baseline(sample):
         )
 
 
+@pytest.mark.slow
 def test_network_runs_once_per_file_across_candidates(sample, monkeypatch):
     calls = []
     original = skseg.inference.Inference.__call__
@@ -169,6 +171,7 @@ def test_network_runs_once_per_file_across_candidates(sample, monkeypatch):
     assert sorted(calls) == ["once-a", "once-b"]
 
 
+@pytest.mark.slow
 def test_disk_cache_is_reused_across_processes(sample, tmp_path):
     vad = VADEstimator(cache=str(tmp_path / "scores"))
     expected = segments(vad.predict([sample])[0])
@@ -202,6 +205,7 @@ GRID = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_grid_search_over_144_candidates(folds, n_jobs):
     search = GridSearchCV(
@@ -240,6 +244,7 @@ def test_multi_metric_cross_validation(folds):
     assert (result["test_deter"] <= 0).all() and (result["test_f"] > 0.9).all()
 
 
+@pytest.mark.slow
 def test_pipeline_tuned_through_step_names(folds):
     pipe = Pipeline(
         [
@@ -265,6 +270,7 @@ def test_score_signs(sample):
     assert 0.7 < OSDEstimator().score([sample]) < 0.75  # pyannote 3.4.0: F = 0.736
 
 
+@pytest.mark.slow
 def test_joblib_round_trip_in_a_fresh_process_without_the_checkpoint(
     sample, checkpoint_path, tmp_path
 ):

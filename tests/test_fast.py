@@ -48,6 +48,7 @@ def test_fast_detection_error_within_half_a_point(sample):
     assert abs(deter - PYANNOTE_DETER) <= 0.005
 
 
+@pytest.mark.slow
 def test_estimators_take_the_mode_as_a_parameter(sample):
     exact, fast = VADEstimator(), VADEstimator(mode="fast")
     assert exact.get_params()["mode"] == "exact" and clone(fast).mode == "fast"
@@ -64,6 +65,7 @@ def test_estimators_take_the_mode_as_a_parameter(sample):
         VADEstimator(mode="turbo").predict([sample])
 
 
+@pytest.mark.slow
 def test_fast_mode_with_explicit_step_and_padding(model, sample_waveform):
     wav = sample_waveform[: int(16000 * 12.34)]
     file = {"waveform": wav[None], "sample_rate": 16000}
@@ -85,6 +87,7 @@ def test_unknown_mode(model):
         Inference(model, mode="turbo")
 
 
+@pytest.mark.slow
 def test_balanced_mode_keeps_frame_scores_within_1e4(model, sample, reference_scores):
     chunks = Inference(model, mode="balanced")(sample)
     assert chunks.sliding_window.step == 0.5 and chunks.data.shape == (51, 293, 3)

@@ -20,6 +20,9 @@ from skseg.model import SegmentationModel
 from skseg.references import speech_reference
 from skseg.training import FineTuner, SegmentationTrainer
 
+# the fast tier (make test-fast) leaves this module out: it fine-tunes the network in the annotation loops
+pytestmark = pytest.mark.slow
+
 PARAMS = {"onset": 0.5, "offset": 0.5, "min_duration_on": 0.0, "min_duration_off": 0.0}
 GRID = {
     "onset": [0.4, 0.6],

@@ -9,9 +9,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import skseg
 
 from . import fuzz
+
+# the fast tier (make test-fast) leaves this module out: it runs the fuzzing harness in a subprocess
+pytestmark = pytest.mark.slow
 
 
 def test_every_reader_of_untrusted_files_holds_its_invariant():

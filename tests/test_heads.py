@@ -140,6 +140,7 @@ def test_estimators_follow_the_head(toy, excerpt):
     assert named_reduction("speech") == "speech"
 
 
+@pytest.mark.slow
 def test_saved_loaded_and_trained(toy, excerpt, sample, tmp_path):
     folder = save_model(toy, tmp_path / "toy")
     assert read_config(folder)["head"] == {"name": "exclusive", "num_speakers": 3}

@@ -28,6 +28,7 @@ def wav_bytes(sample_rate: int, num_frames: int) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [1, 999, 384_001, 3_000_000, 100_000_000])
 def test_implausible_header_rates_are_refused_cheaply(tmp_path, rate):
     path = tmp_path / f"rate{rate}.wav"
@@ -47,6 +48,7 @@ def test_implausible_header_rates_are_refused_cheaply(tmp_path, rate):
     assert result["grown_mib"] < 64
 
 
+@pytest.mark.slow
 def test_a_rate_needing_a_huge_resampling_filter_is_refused_cheaply(tmp_path):
     # 383,999 Hz is in range but shares no factor with 16 kHz: an 8 M-tap filter
     path = tmp_path / "odd.wav"

@@ -148,6 +148,7 @@ def test_a_fortran_ordered_entry_reads_back_unchanged(tmp_path):
     np.testing.assert_array_equal(ScoreCache(tmp_path).get(KEY).data, good.data)
 
 
+@pytest.mark.slow
 def test_reading_a_compressed_entry_costs_no_memory(tmp_path):
     path = tmp_path / "entry.npz"
     path.write_bytes(_bomb())

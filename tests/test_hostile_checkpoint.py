@@ -113,6 +113,7 @@ def test_bad_tensor_geometry(
     assert_genuine_intact(checkpoint_path, genuine)
 
 
+@pytest.mark.slow
 def test_a_huge_view_of_a_tiny_storage_costs_nothing(tmp_path):
     # a 4-byte storage viewed as 1 GiB with stride 0 (what torch.save writes for an
     # expanded tensor): refused before the view is copied
@@ -144,6 +145,7 @@ def _bomb(path, declared_numel, inflated_mib=512):
     return path
 
 
+@pytest.mark.slow
 def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path):
     path = _bomb(tmp_path / "bomb.ckpt", declared_numel=1)
     assert path.stat().st_size < 4 << 20
@@ -159,6 +161,7 @@ def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path):
     assert result["grown_mib"] < 64
 
 
+@pytest.mark.slow
 def test_tensor_bytes_are_bounded_even_when_the_sizes_agree(tmp_path):
     # the storage declares its true (inflated) size: over the tensor budget
     path = _bomb(tmp_path / "bomb.ckpt", declared_numel=(512 << 20) // 4)
@@ -195,6 +198,7 @@ def with_entry(path, key: str, value_ops: bytes):
     return write_checkpoint(path, pkl, {"0": bytes(8)})
 
 
+@pytest.mark.slow
 def test_memo_indices_beyond_the_pickle_are_refused(tmp_path, checkpoint_path, genuine):
     # LONG_BINPUT 2**26: CPython's unpickler would grow its memo to 512 MiB
     path = write_checkpoint(tmp_path / "memo.ckpt", b"\x80\x02]r\x00\x00\x00\x04.")
@@ -222,6 +226,7 @@ def test_deep_nesting_is_a_checkpoint_error(tmp_path, checkpoint_path, genuine):
     assert_genuine_intact(checkpoint_path, genuine)
 
 
+@pytest.mark.slow
 def test_deep_tuple_keys_do_not_crash_the_process(tmp_path):
     # a dict key nested a million tuples deep: hashing it recursed in C and crashed
     pkl = b"\x80\x02}K\x01" + b"\x85" * 1_000_000 + b"K\x02s."
@@ -237,6 +242,7 @@ def test_deep_tuple_keys_do_not_crash_the_process(tmp_path):
     assert str(path) in result["error"] and "nested deeper" in result["error"]
 
 
+@pytest.mark.slow
 def test_shared_references_are_converted_once(tmp_path):
     # hyper-parameters as a DAG of depth 60: copied as a tree, 2**60 steps
     dag = 0
@@ -443,6 +449,7 @@ def _load_in_subprocess(target, timeout=30):
     return out.stdout.strip()
 
 
+@pytest.mark.slow
 def test_a_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "model.ckpt"
     os.mkfifo(fifo)
@@ -450,6 +457,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     assert message == f"{fifo}: is a FIFO, not a checkpoint (a regular file)"
 
 
+@pytest.mark.slow
 def test_a_device_is_refused_without_reading(tmp_path):
     message = _load_in_subprocess("/dev/zero")
     assert message == "/dev/zero: is a device, not a checkpoint (a regular file)"
@@ -475,6 +483,7 @@ def test_absurd_network_sizes_are_refused_at_load(tmp_path, section, key, value)
     refused(path, f"hyper-parameter {section}.{key} .* is not an integer in")
 
 
+@pytest.mark.slow
 def test_hyper_parameters_that_do_not_fit_allocate_nothing(tmp_path, checkpoint_path):
     # the genuine weights, with hyper-parameters describing a 50 GB network: the
     # shapes are compared on the meta device before anything is allocated

@@ -156,6 +156,7 @@ def test_a_failing_output_device_is_named_without_a_traceback(tmp_path, capsys):
     assert "2 of 2 files failed" in err
 
 
+@pytest.mark.slow
 def test_an_output_that_fills_up_keeps_the_whole_lines_written_before(data, tmp_path):
     # the file-size limit makes the disk "full" once the first file's turns are
     # written: the second file's write fails part-way and is cut back
@@ -183,6 +184,7 @@ def test_an_output_that_fills_up_keeps_the_whole_lines_written_before(data, tmp_
     assert list(read_rttm(out)) == ["a"]  # a's turns, whole; none of b's
 
 
+@pytest.mark.slow
 def test_a_tuned_estimator_is_written_atomically(data, tmp_path, capsys):
     folder = _copy(data, tmp_path)
     run = ["tune", str(folder), "--pipeline", "vad", "-q", "--grid"]
@@ -356,6 +358,7 @@ def _plant(folder, kind):
     return folder / "zeros.uem", "is a device, not a regular file"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind",
     ["rttm link loop", "audio link loop", "dangling audio link", "FIFO", "device"],
@@ -402,6 +405,7 @@ def test_absurd_times_in_the_data_are_refused_naming_file_and_line(
     assert not Path("net").exists()
 
 
+@pytest.mark.slow
 def test_millions_of_lines_are_refused_before_they_are_read(data, tmp_path):
     folder = _copy(data, tmp_path)
     line = b"SPEAKER a 1 0 1 <NA> <NA> s <NA> <NA>\n"

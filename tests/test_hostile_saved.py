@@ -66,6 +66,7 @@ def _safetensors(header: dict, data: bytes = b"") -> bytes:
 # -- hyper-parameters and specifications ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_huge_hyper_parameters_are_refused_before_the_network_is_built(saved, tmp_path):
     # 100 M parameters (400 MB) of LSTM asked for by four numbers in config.json;
     # the weights file has 1.5 M: checked on the meta device, nothing is allocated
@@ -128,6 +129,7 @@ def test_specifications_follow_the_checkpoint_loaders_rule(
 # -- config.json ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_huge_config_is_refused_before_it_is_read(saved, tmp_path):
     folder = _copy(saved, tmp_path)
     with open(folder / CONFIG_NAME, "r+b") as f:
@@ -171,6 +173,7 @@ def test_a_key_given_twice_in_the_config_is_refused(saved, tmp_path):
 # -- model.safetensors's header -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_overlapping_tensors_are_refused_before_any_is_copied(tmp_path):
     # 64 names for the same 4 MB: copying each before checking the layout made
     # 256 MB of tensors out of a 4 MB file
@@ -295,6 +298,7 @@ def test_a_huge_weights_file_is_neither_hashed_nor_read(saved, tmp_path):
     assert MAX_WEIGHTS_BYTES < 4 << 30
 
 
+@pytest.mark.slow
 def test_a_huge_bare_state_dict_is_not_read_whole(tmp_path):
     path = tmp_path / "big.safetensors"
     with open(path, "wb") as f:

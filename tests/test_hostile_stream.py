@@ -93,6 +93,7 @@ except StreamError as e:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "format, rate, data",
     [
@@ -229,6 +230,7 @@ result["frames"] = [min(frames[30:]), max(frames[30:])]
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "estimator",
     ["VADEstimator()", "SegmentationEstimator(stitch_threshold=0.05)"],
@@ -247,6 +249,7 @@ def test_an_endless_stream_holds_bounded_state(estimator):
     assert result["rss_growth_mib"] < 16
 
 
+@pytest.mark.slow
 def test_a_full_standard_output_is_one_named_error(sample_waveform):
     with open("/dev/full", "w") as full:
         done = subprocess.run(

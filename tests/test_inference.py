@@ -5,6 +5,7 @@ from scipy.signal import resample_poly
 from skseg.inference import ChunkScores, Inference, aggregate
 
 
+@pytest.mark.slow
 def test_raw_chunks_equal_pyannote(sample_chunks, reference_scores):
     assert isinstance(sample_chunks, ChunkScores)
     assert sample_chunks.data.shape == (51, 293, 3)
@@ -54,6 +55,7 @@ def test_aggregation_arithmetic_is_exact(sample_chunks, reference_scores):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 7])
 def test_batch_size_does_not_matter(model, sample, sample_chunks, batch_size):
     chunks = Inference(model, batch_size=batch_size)(sample)
@@ -97,6 +99,7 @@ def test_step_and_batch_validation(model):
         Inference(model, batch_size=0)
 
 
+@pytest.mark.slow
 def test_progress_hook(model, sample):
     calls = []
     Inference(model, batch_size=16)(
@@ -105,6 +108,7 @@ def test_progress_hook(model, sample):
     assert calls[-1] == (51, 51) and len(calls) == 4
 
 
+@pytest.mark.slow
 def test_default_path_matches_the_plain_forward(model, sample, sample_chunks):
     # old path: every chunk through model(...) in batches of 32, one call each;
     # new path: worker threads, SincNet in sub-batches (bit-identical pieces)
@@ -119,6 +123,7 @@ def test_default_path_matches_the_plain_forward(model, sample, sample_chunks):
     assert np.abs(sample_chunks.data - old).max() <= 1e-6
 
 
+@pytest.mark.slow
 def test_worker_threads_give_the_same_numbers(model, sample, sample_chunks):
     import torch
 

@@ -41,6 +41,7 @@ def test_labeling_config_is_labels_over_audio():
     assert audio.tag == "Audio" and audio.attrib == {"name": "audio", "value": "$audio"}
 
 
+@pytest.mark.slow
 def test_import_json_has_data_and_labels_predictions(tasks):
     imported = to_labelstudio(tasks, audio_url="/data/local-files/?d=audio/{file}")
     json.loads(json.dumps(imported))

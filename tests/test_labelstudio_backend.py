@@ -76,6 +76,7 @@ def test_local_file_urls_map_under_the_document_root_only(root):
         task_audio_path(task(2, audio="https://example.org/a.wav"), root)
 
 
+@pytest.mark.slow
 def test_predictions_are_the_pipeline_regions_in_task_time(root, sample):
     backend = LabelStudioBackend(VADEstimator(**PARAMS), document_root=root)
     (prediction,) = backend.predict([task(1, start=10.0, end=20.0)])
@@ -88,6 +89,7 @@ def test_predictions_are_the_pipeline_regions_in_task_time(root, sample):
     assert prediction["model_version"] == backend.model_version
 
 
+@pytest.mark.slow
 def test_an_unreadable_task_gets_an_empty_prediction_and_is_named(root):
     (root / "calls" / "bad.wav").write_bytes(b"not audio")
     backend = LabelStudioBackend(VADEstimator(**PARAMS), document_root=root)
@@ -120,6 +122,7 @@ def test_annotations_kept_replaced_cancelled_and_refused(root):
     assert backend.examples == {}
 
 
+@pytest.mark.slow
 def test_an_update_retunes_and_a_failed_one_keeps_the_pipeline(root):
     backend = LabelStudioBackend(
         VADEstimator(**PARAMS),
@@ -137,6 +140,7 @@ def test_an_update_retunes_and_a_failed_one_keeps_the_pipeline(root):
     assert backend.estimator.onset == PARAMS["onset"]  # the original is untouched
 
 
+@pytest.mark.slow
 def test_http_routes_and_basic_auth(root):
     backend = LabelStudioBackend(
         VADEstimator(**PARAMS), document_root=root, retune=False
@@ -191,6 +195,7 @@ def test_http_routes_and_basic_auth(root):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_fine_tuned_network_gets_a_new_model_version_and_serves(root, model):
     import copy
 
@@ -226,6 +231,7 @@ def test_a_fine_tuned_network_gets_a_new_model_version_and_serves(root, model):
     assert prediction["result"]
 
 
+@pytest.mark.slow
 def test_the_serve_command_serves_with_basic_auth(root, tmp_path):
     import os
     import subprocess

@@ -253,6 +253,7 @@ def test_a_huge_declared_body_is_refused_before_it_is_read(served):
     assert answer["error"].startswith("skseg ML backend: /predict: the body is larger")
 
 
+@pytest.mark.slow
 def test_a_streamed_body_stops_being_read_at_the_limit():
     # the server in a fresh process: its peak memory is the body it kept
     code = """

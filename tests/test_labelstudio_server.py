@@ -32,6 +32,9 @@ from skseg.references import speech_reference
 
 from .labelstudio_fixtures import BackendThread, free_port, launcher
 
+# the fast tier (make test-fast) leaves this module out: it starts a Label Studio server
+pytestmark = pytest.mark.slow
+
 AUTH = ("labelstudio", "s3cret-backend")
 GRID = {
     "onset": [0.3, 0.5, 0.7],

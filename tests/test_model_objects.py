@@ -50,6 +50,7 @@ def test_a_model_object_is_shared_by_clone_and_validated(perturbed):
     assert isinstance(vad.segmentation, SegmentationModel)
 
 
+@pytest.mark.slow
 def test_cache_entries_follow_the_weights_not_the_checkpoint(
     model, perturbed, sample, tmp_path
 ):
@@ -81,6 +82,7 @@ def test_cache_entries_follow_the_weights_not_the_checkpoint(
     )
 
 
+@pytest.mark.slow
 def test_grid_search_runs_the_in_memory_network_once_per_file(
     perturbed, sample, tmp_path
 ):
@@ -99,6 +101,7 @@ def test_grid_search_runs_the_in_memory_network_once_per_file(
     assert search.best_estimator_.model_ is perturbed
 
 
+@pytest.mark.slow
 def test_joblib_round_trip_of_a_model_object_in_a_fresh_process(
     perturbed, sample, tmp_path
 ):
@@ -123,6 +126,7 @@ np.save({str(tmp_path / "scores.npy")!r},
     np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), expected)
 
 
+@pytest.mark.slow
 def test_a_model_object_goes_with_its_estimators(model, sample):
     import gc
     import weakref

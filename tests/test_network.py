@@ -70,6 +70,7 @@ def _sample_block(sample_waveform, num_chunks=12):
     return torch.from_numpy(sample_waveform[: (num_chunks - 1) * 8000 + 80000].copy())
 
 
+@pytest.mark.slow
 def test_sincnet_sub_batches_are_bit_identical(model, sample_waveform):
     # the default (exact) inference runs SincNet 4 chunks at a time
     net = model.network
@@ -80,6 +81,7 @@ def test_sincnet_sub_batches_are_bit_identical(model, sample_waveform):
             assert torch.equal(net(chunks, sincnet_batch=sub), whole), sub
 
 
+@pytest.mark.slow
 def test_shared_first_convolution_matches_per_chunk(model, sample_waveform):
     # the fast mode's rewrite conv(norm(x)) = a conv(x) + b sum(filter): equal in
     # exact arithmetic, within float32 rounding amplified by the network here

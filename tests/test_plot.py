@@ -139,6 +139,7 @@ def test_annotation_renders_inline_in_notebooks():
     assert isinstance(png, bytes) and png[:8] == PNG and len(png) > 1000
 
 
+@pytest.mark.slow
 def test_a_fast_mode_figure_uses_fast_mode_scores_only(sample, tmp_path):
     from skseg.cache import get_cache
 

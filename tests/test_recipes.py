@@ -222,6 +222,7 @@ def test_correct_components_follow_prodigys_contract(prodigy, sample):
         assert abs(a.start - b.start) < 0.02 and abs(a.end - b.end) < 0.02
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, labels",
     [("skseg.osd.correct", ["OVERLAP"]), ("skseg.segment.correct", None)],
@@ -286,6 +287,7 @@ def corrected(tasks):
     return answers, sorted(expected), Timeline(annotated).support()
 
 
+@pytest.mark.slow
 def test_round_trip_to_rttm_in_file_time_to_the_millisecond(prodigy, sample, tmp_path):
     registry = load_all(prodigy)
     recipe, _ = registry["skseg.vad.correct"]
@@ -406,6 +408,7 @@ def reference_examples(sample, chunk=10.0):
     ]
 
 
+@pytest.mark.slow
 def test_tune_recipe_writes_an_estimator_that_reloads_and_predicts(
     prodigy, sample, tmp_path, capsys
 ):
@@ -440,6 +443,7 @@ def test_tune_recipe_writes_an_estimator_that_reloads_and_predicts(
     assert row[1:5] == [f"{value:.3f}" for value in params]
 
 
+@pytest.mark.slow
 def test_model_in_the_loop_pre_annotates_the_next_tasks_with_retuned_thresholds(sample):
     bad = VADEstimator(onset=0.9, offset=0.9, min_duration_on=1.0, min_duration_off=0.0)
     grid = {
@@ -560,6 +564,7 @@ def test_review_recipe_shows_missed_false_alarm_and_confusion(
 # -- pyannote.database --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pyannote_database_protocol_files_are_accepted_as_X(sample, tmp_path):
     import shutil
 

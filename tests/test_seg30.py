@@ -93,6 +93,7 @@ def test_powerset_head_from_the_specifications(model30):
     np.testing.assert_allclose(out.exp().sum(-1).numpy(), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("uri", URIS)
 def test_raw_log_probabilities_equal_pyannote(chunks30, uri):
     reference = np.load(SEG30 / f"{uri}.npz")
@@ -169,6 +170,7 @@ def test_soft_aggregation_is_pyannotes_overlap_add(chunks30):
     assert powerset_reduction("speech") is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("uri", URIS)
 @pytest.mark.parametrize("on, off", DURATIONS)
 def test_vad_defaults_equal_pyannote_407(files, uri, on, off):
@@ -277,6 +279,7 @@ def test_grid_search_over_thresholds_runs_the_network_once_per_file(
     assert search.best_estimator_.rule_ == "powerset-soft"
 
 
+@pytest.mark.slow
 def test_the_cache_never_mixes_the_two_models(sample, tmp_path):
     cache = str(tmp_path / "scores")
     old = VADEstimator(cache=cache)
@@ -319,6 +322,7 @@ def test_every_pipeline_accepts_both_models(files):
         assert isinstance(cls(model)(file), Annotation)
 
 
+@pytest.mark.slow
 def test_the_command_line_runs_the_powerset_model(tmp_path):
     from skseg.cli import main
     from skseg.io import read_rttm

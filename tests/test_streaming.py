@@ -86,6 +86,7 @@ DETECTORS = [
 
 
 # -- the guarantee: latency = chunk duration gives the offline regions -------------
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", DETECTORS, ids=lambda e: repr(e)[:60])
 def test_offline_regions_at_chunk_latency(estimator, sample_waveform, mixture):
     for audio in (sample_waveform, mixture, mixture[: int(4.2 * SR)]):
@@ -120,6 +121,7 @@ def test_each_chunk_runs_once(sample_waveform):
 
 
 # -- lower latencies: valid, in order, each region once -----------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("latency", [0.5, 1.0, 2.0, 4.5])
 @pytest.mark.parametrize("estimator", DETECTORS[:3], ids=lambda e: repr(e)[:60])
 def test_lower_latencies_emit_valid_regions(estimator, latency, mixture):
@@ -172,6 +174,7 @@ def test_feed_checks_samples():
         live.feed(np.zeros(10))
 
 
+@pytest.mark.slow
 def test_long_silence_keeps_memory_flat(sample_waveform):
     """Three minutes of digital silence, then speech: nothing from the silence, the
     speech at its place, and buffers that do not grow with the stream."""
@@ -374,6 +377,7 @@ def pcm16(audio):
     return (np.clip(audio, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["vad", "osd"])
 def test_command_on_stdin_prints_offline_regions(
     task, tmp_path, capsys, sample, mixture
@@ -394,6 +398,7 @@ def test_command_on_stdin_prints_offline_regions(
         assert max_boundary_diff(on, off) <= 0.001
 
 
+@pytest.mark.slow
 def test_command_resamples_other_rates(tmp_path, capsys, mixture):
     """8 kHz raw PCM with --rate 8000 gives the regions of the 8 kHz file."""
     low = resample_poly(mixture, 1, 2).astype(np.float32)
@@ -421,6 +426,7 @@ def run_stdin(monkeypatch, capsys, argv, data):
     return status, out.out.splitlines(), out.err
 
 
+@pytest.mark.slow
 def test_command_bad_input_keeps_what_was_emitted(monkeypatch, capsys, sample_waveform):
     """An odd byte at the end, or a NaN part-way: the regions of the audio before it
     are printed (each once, as offline), then the problem; exit status 1."""
@@ -517,6 +523,7 @@ def test_command_irregular_reads(monkeypatch, capsys, sample_waveform):
 
 
 # -- speaker turns -----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "latency, estimator",
     [
@@ -558,6 +565,7 @@ def test_segmentation_stream_turns(latency, estimator, sample_waveform, mixture)
                 assert abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6
 
 
+@pytest.mark.slow
 def test_segmentation_stream_memory_and_command(capsys, sample_waveform, sample):
     live = SegmentationEstimator().stream(latency=0.5)
     audio = np.tile(sample_waveform, 4)  # speakers come and go for 2 minutes

@@ -30,6 +30,7 @@ def test_split_excerpts_respects_the_annotated_region(sample):
         split_excerpts([file], None, 0)
 
 
+@pytest.mark.slow
 def test_tune_on_one_file_cross_validates_excerpts(sample, tmp_path):
     result = tune(VADEstimator(), [sample], param_grid=GRID)
     assert (result.n_files, result.n_splits, result.n_candidates) == (3, 3, 12)
