@@ -774,7 +774,7 @@ def load_embedding_model(
     return EmbeddingModel(network.eval(), sha256=checkpoint.sha256, relu=relu).eval()
 
 
-_SHARED: dict[tuple[str, bool], EmbeddingModel] = {}
+_SHARED: dict[str, EmbeddingModel] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -800,12 +800,24 @@ def resolve_embedding_model(
     """
     if isinstance(embedding, EmbeddingModel):
         return embedding
-    path = os.fspath(resolve_embedding(embedding))
-    key = (path, False)
+    name = os.fspath(embedding)
+    ident = _ALIASES.get(name, name)
+    if ident in EMBEDDINGS:
+        key = ident  # verified once, when first loaded
+    else:
+        # a path: its identity, so an edited file is loaded again
+        try:
+            stat = os.stat(name)
+        except OSError:
+            resolve_embedding(name)  # raises, naming the file
+            raise
+        key = f"{os.path.realpath(name)}|{stat.st_size}|{stat.st_mtime_ns}"
     with _SHARED_LOCK:
         model = _SHARED.get(key)
-        if model is None:
-            model = _SHARED[key] = load_embedding_model(path)
+    if model is None:
+        model = load_embedding_model(embedding)
+        with _SHARED_LOCK:
+            model = _SHARED.setdefault(key, model)
     return model
 
 

@@ -18,9 +18,10 @@ from ..pipelines import PIPELINES, OSDEstimator, load_pipeline
 __all__ = ["TASKS", "load_estimator", "estimator_labels", "correction_scorer"]
 
 #: kind of task -> estimator class: the pipelines whose output a person corrects
-#: (:data:`skseg.pipelines.PIPELINES` but resegmentation, which needs a baseline)
+#: (:data:`skseg.pipelines.PIPELINES` but resegmentation, which needs a baseline,
+#: and diarization, whose speaker turns no recipe corrects yet)
 TASKS: dict[str, type] = {
-    name: cls for name, cls in PIPELINES.items() if name != "resegment"
+    name: cls for name, cls in PIPELINES.items() if name not in ("resegment", "diarize")
 }
 
 _PERSISTED = (".joblib", ".pkl", ".pickle")

@@ -209,7 +209,8 @@ class DiarizationEstimator(BaseSegmentationEstimator):
     def score_source(self) -> ScoreSource:
         """Check the parameters; return the source of the segmentation scores.
 
-        Also checks the speaker-count bounds, which pyannote checks per file.
+        Also checks the speaker-count bounds (pyannote checks them per file) and
+        loads the embedding network (once per process).
 
         Returns
         -------
@@ -217,6 +218,7 @@ class DiarizationEstimator(BaseSegmentationEstimator):
         """
         source = super().score_source()
         self._speaker_bounds()
+        self._embedding_model()  # weights that cannot be loaded fail here, once
         return source
 
     def _speaker_bounds(self) -> None:
