@@ -237,6 +237,16 @@ class DiarizationEstimator(BaseSegmentationEstimator):
                     f"({self.max_speakers})."
                 )
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        if not isinstance(self.embedding, EmbeddingModel):
+            # named weights are loaded again where the estimator is unpickled
+            # (verified, shared), as the segmentation network is: a saved
+            # estimator does not carry 28 MB of CAM++ weights
+            state.pop("embedding_model_", None)
+            state.pop("embedding_", None)
+        return state
+
     def _embedding_model(self) -> EmbeddingModel:
         model = getattr(self, "embedding_model_", None)
         if model is not None and getattr(self, "embedding_", None) is self.embedding:
