@@ -27,6 +27,7 @@ import copy
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -830,6 +831,7 @@ def embed_chunk_speakers(
     *,
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    hook: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Embed every local speaker of every chunk of a file.
 
@@ -853,6 +855,9 @@ def embed_chunk_speakers(
         Chunks per forward pass.
     device : str or torch.device, optional
         Where the network runs; CPU by default.
+    hook : callable, optional
+        Called as ``hook(completed, total)`` after each batch (chunks with
+        someone to embed).
 
     Returns
     -------
@@ -893,5 +898,7 @@ def embed_chunk_speakers(
                 torch.from_numpy(np.swapaxes(weights[batch], 1, 2).copy()).to(device),
             )
             out[batch] = embeddings.float().cpu().numpy()
+            if hook is not None:
+                hook(b0 + len(batch), len(todo))
     out[~wanted] = np.nan
     return out

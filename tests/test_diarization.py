@@ -153,6 +153,18 @@ def test_the_2021_multi_label_network_works_too(excerpt):
     assert der(excerpt, result) < 0.5
 
 
+def test_progress_counts_the_segmentation_then_the_embedding_chunks(excerpt):
+    from skseg.inference import chunk_progress
+
+    seen = []
+    with chunk_progress(lambda done, total: seen.append((done, total))):
+        DiarizationEstimator(cache=False, batch_size=2).predict([excerpt])
+    # 3 segmentation chunks, then the chunks with someone to embed, after them
+    assert seen[:2] == [(2, 3), (3, 3)]
+    assert seen[-1][0] == seen[-1][1] > 3
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
 def test_a_loaded_embedding_model_is_shared_by_clones():
     from skseg.embedding import resolve_embedding_model
 

@@ -268,7 +268,17 @@ class DiarizationEstimator(BaseSegmentationEstimator):
         )
 
         def compute() -> np.ndarray:
+            from ..inference import current_chunk_progress
             from ._diarization import embedding_weights
+
+            hook = current_chunk_progress()
+            if hook is not None:
+                # after the segmentation's chunks, on the same progress line
+                done_before = len(binarized)
+                report = hook
+
+                def hook(done: int, total: int) -> None:
+                    report(done_before + done, done_before + total)
 
             weights = embedding_weights(
                 binarized,
@@ -283,6 +293,7 @@ class DiarizationEstimator(BaseSegmentationEstimator):
                 chunks,
                 batch_size=self.batch_size,
                 device=self.device,
+                hook=hook,
             )
 
         cache = source.cache
