@@ -106,10 +106,15 @@ class DiarizationEstimator(BaseSegmentationEstimator):
     the embedding weights and what decides the pooled frames: rule, thresholds,
     ``embedding_exclude_overlap``), so a grid search over the clustering
     parameters, ``min_duration_*`` and the speaker counts runs both networks once
-    per file. Memory grows with the file's length as the chunk scores (chunks x
-    589 x 3 float32), the embeddings (chunks x 3 x 192 float32, 2.3 kB per chunk)
+    per file. The embeddings are a derived entry, kept in memory only: with a
+    cache directory shared by several processes (``n_jobs``, Dask), the
+    segmentation scores are computed once cluster-wide but each process embeds
+    the files it sees once.
+
+    Memory grows with the file's length as the chunk scores (chunks x 589 x 3
+    float32), the embeddings (chunks x 3 x 192 float32, 2.3 kB per chunk)
     and the frame-level outputs; the clustering is quadratic in the number of
-    active (chunk, speaker) pairs (about 2 per second of speech: 14 000 and a
+    active (chunk, speaker) pairs (about 2 per second of audio: 14 000 and a
     0.8 GB distance matrix on a 2-hour meeting).
 
     Differences from pyannote.audio 3.1 (``skseg.pipelines._diarization``): a local
