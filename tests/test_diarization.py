@@ -350,3 +350,22 @@ def test_predict_many_on_dask_matches_local(excerpt_wav, tmp_path):
     assert [f.index for f in remote.failures] == [1]
     assert remote.outputs[0] == local.outputs[0]
     assert len(local.outputs[0].labels()) >= 1
+
+
+def test_a_saved_diarization_pre_annotates_speaker_turns(tmp_path):
+    from skseg import fetch_sample
+    from skseg.annotation import load_estimator
+    from skseg.annotation.recipes import correct_recipe
+
+    path = tmp_path / "diarization.joblib"
+    joblib.dump(DiarizationEstimator(num_speakers=2), path)
+    estimator = load_estimator(path, "segment")
+    assert isinstance(estimator, DiarizationEstimator)
+    with pytest.raises(FileError, match="holds a DiarizationEstimator"):
+        load_estimator(path, "vad")
+    components = correct_recipe(
+        "turns", [fetch_sample()], task="segment", estimator=estimator, audio="none"
+    )
+    tasks = list(components["stream"])
+    labels = {span["label"] for task in tasks for span in task["audio_spans"]}
+    assert labels == {"SPEAKER_00", "SPEAKER_01"}  # the file's, in every chunk

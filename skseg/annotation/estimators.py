@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import DetectionPrecisionRecallFMeasureScorer
-from ..pipelines import PIPELINES, OSDEstimator, load_pipeline
+from ..pipelines import PIPELINES, DiarizationEstimator, OSDEstimator, load_pipeline
 
 __all__ = ["TASKS", "load_estimator", "estimator_labels", "correction_scorer"]
 
@@ -36,12 +36,15 @@ def load_estimator(model: str | os.PathLike | None = None, task: str = "vad") ->
         None: the task's estimator with pyannote's defaults over
         ``"pyannote/segmentation"``. A ``.joblib``/``.pkl`` file: an estimator
         persisted with :func:`joblib.dump` (``joblib.load`` is pickle: load only
-        files you trust). Anything else: a checkpoint path or identifier.
+        files you trust); for ``"segment"``, a persisted
+        :class:`~skseg.DiarizationEstimator` too (speaker turns labelled across
+        the file). Anything else: a checkpoint path or identifier.
     task : {"vad", "osd", "segment"}, default="vad"
 
     Returns
     -------
-    estimator : VADEstimator, OSDEstimator or SegmentationEstimator
+    estimator : VADEstimator, OSDEstimator, SegmentationEstimator or
+        DiarizationEstimator
 
     Raises
     ------
@@ -61,7 +64,14 @@ def load_estimator(model: str | os.PathLike | None = None, task: str = "vad") ->
         return cls()
     if Path(model).suffix.lower() not in _PERSISTED:
         return cls(segmentation=model)
-    return load_pipeline(model, cls)
+    estimator = load_pipeline(model)
+    if isinstance(estimator, cls):
+        return estimator
+    if task == "segment" and isinstance(estimator, DiarizationEstimator):
+        # speaker turns: a (tuned) diarization pre-annotates them too, with
+        # labels consistent across the file
+        return estimator
+    return load_pipeline(model, cls)  # raises, naming what the file holds
 
 
 def estimator_labels(estimator: Any) -> list[str]:
