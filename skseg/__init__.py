@@ -24,6 +24,7 @@ from .inference import ChunkScores, Inference, aggregate
 from .io import load_folder, read_rttm, read_uem, write_rttm, write_uem
 from .model import SegmentationModel, load_model
 from .pipelines import (
+    DiarizationEstimator,
     OSDEstimator,
     ResegmentationEstimator,
     SegmentationEstimator,
@@ -42,6 +43,7 @@ __all__ = [
     "OSDEstimator",
     "SegmentationEstimator",
     "ResegmentationEstimator",
+    "DiarizationEstimator",
     # many files: batch prediction and tuning
     "predict_many",
     "BatchResult",
