@@ -305,13 +305,14 @@ class DiarizationEstimator(BaseSegmentationEstimator):
         if cache is None:
             return compute()
         onset, offset, _ = self.resolve_thresholds(source.model)
-        # what decides the pooled frames; the clustering parameters do not
-        thresholds = () if rule == "powerset-hard" else (onset, offset)
+        # what decides the pooled frames; the clustering parameters do not (a
+        # rule that ignores thresholds resolves them to constants: same key)
         key = scores.key.derive(
             "embeddings",
             model.weights_digest,
             rule,
-            *thresholds,
+            onset,
+            offset,
             bool(self.embedding_exclude_overlap),
             min_num_frames,
         )
