@@ -17,6 +17,7 @@ from .inference import ChunkScores, Inference, aggregate
 from .io import load_folder, read_rttm, read_uem, write_rttm, write_uem
 from .model import SegmentationModel, load_model
 from .pipelines import (
+    DiarizationEstimator,
     OSDEstimator,
     ResegmentationEstimator,
     SegmentationEstimator,
@@ -33,6 +34,7 @@ __all__ = [
     "CheckpointError",
     "ChunkScores",
     "FileError",
+    "DiarizationEstimator",
     "OSDEstimator",
     "ResegmentationEstimator",
     "SegmentationEstimator",

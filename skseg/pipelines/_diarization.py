@@ -80,10 +80,16 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..aggregation import OverlapAdd
 from ..binarize import Binarize, binarize
+from ..clustering import agglomerative_clustering
 from ..inference import ChunkScores, aggregate
 
 __all__ = [
+    "binarize_speakers",
+    "cluster_speakers",
+    "embedding_weights",
+    "reconstruct",
     "resegment",
     "segment_speakers",
     "speaker_count",
@@ -274,6 +280,12 @@ def to_diarization(
         skip_average=True,
         crop=False,
     )
+    return _decide_top(activations, count, pad=pad)
+
+
+def _decide_top(
+    activations: SlidingWindowFeature, count: SlidingWindowFeature, *, pad: bool
+) -> tuple[SlidingWindowFeature, SlidingWindowFeature]:
     scores, rows, cols = _top_count(activations.data, count.data, pad=pad)
     binary = np.zeros_like(scores)
     binary[rows, cols] = 1.0
@@ -282,6 +294,68 @@ def to_diarization(
         SlidingWindowFeature(binary, frames),
         SlidingWindowFeature(scores, frames),
     )
+
+
+def reconstruct(
+    segmentations: SlidingWindowFeature,
+    hard_clusters: np.ndarray,
+    count: SlidingWindowFeature,
+) -> tuple[SlidingWindowFeature, SlidingWindowFeature]:
+    """Global speakers from clustered local ones (pyannote 3.1's ``reconstruct``).
+
+    Each chunk's local speakers are relabelled with their cluster (the maximum
+    of the local scores where several go to one cluster, absent where none
+    does), summed over chunks, and the ``count`` best clusters kept per frame
+    (:func:`to_diarization`).
+
+    Parameters
+    ----------
+    segmentations : SlidingWindowFeature
+        ``(num_chunks, num_frames, num_local_speakers)`` chunk scores (hard 0/1
+        for a powerset network, probabilities for a multi-label one).
+    hard_clusters : ndarray of int, shape (num_chunks, num_local_speakers)
+        Cluster of each local speaker; ``-2`` for none (inactive speakers).
+    count : SlidingWindowFeature
+        ``(num_frames, 1)`` speaker count from :func:`speaker_count`.
+
+    Returns
+    -------
+    discrete : SlidingWindowFeature
+        ``(num_frames, num_clusters')`` 0./1. diarization (zero columns added
+        when the count exceeds the number of clusters).
+    activations : SlidingWindowFeature
+        The summed scores it was decided from.
+
+    Notes
+    -----
+    pyannote fills a ``(num_chunks, num_frames, num_clusters)`` float64 array
+    with NaN and overlap-adds it; here each chunk's clustered scores go straight
+    into the overlap-add (:class:`skseg.aggregation.OverlapAdd`, the same float32
+    sums in the same order), so memory grows with the number of frames only.
+    """
+    data = np.asarray(segmentations.data)
+    num_chunks, num_frames, _ = data.shape
+    hard_clusters = np.asarray(hard_clusters)
+    num_clusters = int(np.max(hard_clusters, initial=-1)) + 1
+    overlap = OverlapAdd(
+        segmentations.sliding_window,
+        count.sliding_window,
+        max(num_clusters, 1),
+        hamming=False,
+    )
+    for c in range(num_chunks):
+        clustered = np.full((num_frames, max(num_clusters, 1)), np.nan)
+        cluster = hard_clusters[c]
+        for k in np.unique(cluster):
+            if k == -2:
+                continue
+            clustered[:, k] = np.max(data[c][:, cluster == k], axis=1)
+        overlap.add(clustered)
+    summed = overlap.release(overlap.num_frames(), missing=0.0, skip_average=True)
+    if num_clusters == 0:
+        summed = summed[:, :0]
+    activations = SlidingWindowFeature(summed, overlap.frames)
+    return _decide_top(activations, count, pad=True)
 
 
 def _top_count(
@@ -736,3 +810,184 @@ def segment_speakers(
         summed[:, active[columns]], count.sliding_window, labels=names
     )
     return annotation, decision
+
+
+# ---------------------------------------------------------------------------
+# speaker diarization (pyannote.audio 3.1's SpeakerDiarization)
+# ---------------------------------------------------------------------------
+
+
+def binarize_speakers(
+    chunks: SlidingWindowFeature, onset: float, offset: float | None
+) -> SlidingWindowFeature:
+    """Per-chunk, per-speaker hysteresis, starting inactive, as 0./1. floats.
+
+    pyannote's ``binarize(segmentations, onset, offset, initial_state=False)``.
+
+    Parameters
+    ----------
+    chunks : SlidingWindowFeature
+        ``(num_chunks, num_frames, num_speakers)`` chunk scores.
+    onset, offset : float
+        Thresholds (``offset=None``: onset).
+
+    Returns
+    -------
+    binarized : SlidingWindowFeature
+        Same shape and window, float64.
+    """
+    data = _binarize_chunks(np.asarray(chunks.data), onset, offset)
+    return SlidingWindowFeature(data, chunks.sliding_window)
+
+
+def embedding_weights(
+    binarized: np.ndarray, *, exclude_overlap: bool, min_num_frames: int
+) -> np.ndarray:
+    """Return the frames each local speaker's embedding pools (pyannote's masks).
+
+    With ``exclude_overlap`` (pyannote 3.1's default), a speaker's frames where
+    another local speaker is active too are left out, unless that leaves
+    ``min_num_frames`` frames or fewer: then all its frames are used.
+
+    Parameters
+    ----------
+    binarized : ndarray, shape (num_chunks, num_frames, num_speakers)
+        0/1 speaker activities (NaN counts as 0).
+    exclude_overlap : bool
+    min_num_frames : int
+
+    Returns
+    -------
+    weights : ndarray of float32, same shape
+
+    Examples
+    --------
+    >>> b = np.array([[[1, 0], [1, 1], [1, 1]]], dtype=float)
+    >>> embedding_weights(b, exclude_overlap=True, min_num_frames=0)[0].T.tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
+    """
+    masks = np.nan_to_num(np.asarray(binarized), nan=0.0).astype(np.float32)
+    if not exclude_overlap:
+        return masks
+    clean = masks * (np.sum(binarized, axis=2, keepdims=True) < 2)
+    enough = np.sum(clean, axis=1, keepdims=True) > min_num_frames
+    return np.where(enough, clean, masks).astype(np.float32)
+
+
+def cluster_speakers(
+    segmentations: SlidingWindowFeature,
+    binarized: SlidingWindowFeature,
+    embeddings: np.ndarray | None,
+    frames: SlidingWindow,
+    *,
+    threshold: float,
+    min_cluster_size: int,
+    method: str = "centroid",
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    constrained: bool = False,
+    min_duration_on: float = 0.0,
+    min_duration_off: float = 0.0,
+    uri: str | None = None,
+) -> tuple[Annotation, np.ndarray, SlidingWindowFeature]:
+    """Clustering and reconstruction of pyannote.audio 3.1's ``SpeakerDiarization``.
+
+    What ``SpeakerDiarization.apply`` does once it has the segmentation and the
+    embeddings: count speakers per frame, cluster the (chunk, local speaker)
+    embeddings (:func:`skseg.clustering.agglomerative_clustering`), cap the count
+    at ``max_speakers``, mark inactive speakers, :func:`reconstruct`, and turn
+    the result into turns labelled ``SPEAKER_00``, ``SPEAKER_01``...
+
+    Parameters
+    ----------
+    segmentations : SlidingWindowFeature
+        ``(num_chunks, num_frames, num_local_speakers)`` chunk scores.
+    binarized : SlidingWindowFeature
+        The same, binarized (:func:`binarize_speakers`; the hard powerset
+        speakers are their own binarization).
+    embeddings : ndarray or None
+        ``(num_chunks, num_local_speakers, dimension)``; None only when at most
+        one speaker is allowed (no clustering).
+    frames : SlidingWindow
+        Frames of a chunk starting at 0 (the model's receptive field).
+    threshold, min_cluster_size, method, constrained
+        The clustering's (see :func:`~skseg.clustering.agglomerative_clustering`).
+    num_speakers, min_speakers, max_speakers : int, optional
+        Constraints on the number of speakers.
+    min_duration_on, min_duration_off : float, default=0.0
+        Turns shorter than ``min_duration_on`` are removed, same-speaker gaps
+        shorter than ``min_duration_off`` filled (seconds).
+    uri : str, optional
+
+    Returns
+    -------
+    annotation : Annotation
+    hard_clusters : ndarray of int, shape (num_chunks, num_local_speakers)
+        ``-2`` for inactive local speakers (empty when nobody speaks).
+    activations : SlidingWindowFeature
+        ``(num_frames, num_labels)`` summed clustered scores, labelled as the
+        output (the decision's input).
+
+    Raises
+    ------
+    ValueError
+        If ``min_speakers > max_speakers``.
+    """
+    min_speakers = num_speakers or min_speakers or 1
+    max_speakers = num_speakers or max_speakers or np.inf
+    if min_speakers > max_speakers:
+        raise ValueError(
+            f"min_speakers must be smaller than (or equal to) max_speakers (here: "
+            f"min_speakers={min_speakers:g} and max_speakers={max_speakers:g})."
+        )
+    if min_speakers == max_speakers:
+        num_speakers = min_speakers
+    data = np.asarray(segmentations.data)
+    num_chunks, _, local_num_speakers = data.shape
+    count = speaker_count(binarized, frames, onset=0.5, offset=0.5, warm_up=0.0)
+    if not len(count) or np.nanmax(count.data) == 0:
+        empty = SlidingWindowFeature(
+            np.zeros((len(count), 0), dtype=np.float32), count.sliding_window, labels=[]
+        )
+        return (
+            Annotation(uri=uri),
+            np.zeros((num_chunks, local_num_speakers), dtype=np.int8)[:0],
+            empty,
+        )
+    active = np.sum(binarized.data, axis=1) > 0
+    if max_speakers < 2 or embeddings is None:
+        hard = np.zeros((num_chunks, local_num_speakers), dtype=np.int8)
+    else:
+        hard = agglomerative_clustering(
+            embeddings,
+            active,
+            threshold=threshold,
+            min_cluster_size=min_cluster_size,
+            method=method,
+            num_clusters=num_speakers,
+            min_clusters=min_speakers,
+            max_clusters=max_speakers,
+            constrained=constrained,
+        ).hard
+    # segmentation errors may count more speakers than allowed
+    count.data = np.minimum(count.data, max_speakers).astype(np.int8)
+    hard = np.array(hard)
+    hard[~active] = -2
+    discrete, activations = reconstruct(segmentations, hard, count)
+    annotation = to_annotation(
+        discrete,
+        min_duration_on=min_duration_on,
+        min_duration_off=min_duration_off,
+        uri=uri,
+    )
+    # pyannote: columns in Annotation.labels() order (as strings) -> SPEAKER_00...
+    columns = sorted(annotation.labels(), key=str)
+    names = [f"SPEAKER_{i:02d}" for i in range(len(columns))]
+    annotation = annotation.rename_labels(dict(zip(columns, names, strict=True)))
+    decision = SlidingWindowFeature(
+        activations.data[:, np.asarray(columns, dtype=np.int64)],
+        activations.sliding_window,
+        labels=names,
+    )
+    return annotation, hard, decision

@@ -21,6 +21,7 @@ from numbers import Integral, Real
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..clustering import LINKAGE_METHODS
 from ..inference import MODES
 from ..model import SegmentationModel
 
@@ -190,6 +191,32 @@ PARAMETERS: dict[str, Parameter] = {
             [Interval(Real, 0, 0.5, closed="left")],
         ),
         Parameter("baseline", "pipeline", [str]),
+        # the diarization pipeline's (skseg.pipelines.diarization)
+        Parameter("embedding", "pipeline", [str, os.PathLike, torch.nn.Module]),
+        Parameter("embedding_exclude_overlap", "pipeline", ["boolean"]),
+        Parameter(
+            "clustering_threshold", "pipeline", [Interval(Real, 0, 2, closed="both")]
+        ),
+        Parameter(
+            "min_cluster_size", "pipeline", [Interval(Integral, 1, None, closed="left")]
+        ),
+        Parameter("linkage", "pipeline", [StrOptions(set(LINKAGE_METHODS))]),
+        Parameter("constrained_assignment", "pipeline", ["boolean"]),
+        Parameter(
+            "num_speakers",
+            "pipeline",
+            [Interval(Integral, 1, None, closed="left"), None],
+        ),
+        Parameter(
+            "min_speakers",
+            "pipeline",
+            [Interval(Integral, 1, None, closed="left"), None],
+        ),
+        Parameter(
+            "max_speakers",
+            "pipeline",
+            [Interval(Integral, 1, None, closed="left"), None],
+        ),
     )
 }
 
