@@ -6,7 +6,7 @@ Usage, from the repository root::
     bash benchmarks/setup_peer34.sh                              # once
     bash benchmarks/setup_peer_senko.sh                          # once, optional
     .venv/bin/python benchmarks/diarization.py DATA --out OUT \\
-        [--peer34 PYTHON] [--senko PYTHON] [--per-count 8] [--dev-per-count 4]
+        [--peer34 PYTHON] [--senko PYTHON] [--per-count N] [--dev-per-count N]
 
 Data sets (``benchmarks/diarization_data.py``; results and method:
 ``docs/diarization.md``):
@@ -14,10 +14,10 @@ Data sets (``benchmarks/diarization_data.py``; results and method:
 * ``synthetic``: the first ``--per-count`` generated test conversations of each
   speaker count (2, 3, 4), test voices; tuned rows tuned on the first
   ``--dev-per-count`` dev conversations of each count (other voices, other seeds);
-* ``ami``: all fourteen 30 s AMI excerpts (:func:`skseg.datasets.fetch_ami_excerpts`),
-  for the systems with fixed parameters;
-* ``ami-test``: its ``test`` split (2 excerpts), where the tuned row (tuned on its
-  ``train`` + ``development`` splits, 12 excerpts) is compared with the others.
+* ``ami``: the ``development`` and ``test`` splits of
+  :func:`skseg.datasets.fetch_ami_excerpts` (4 real meeting excerpts of 30 s, 2 to
+  4 speakers); tuned rows tuned on its ``train`` split (10 excerpts, other
+  meetings).
 
 Systems, each on the same files in the same run:
 
@@ -35,7 +35,13 @@ Systems, each on the same files in the same run:
   skseg's default threshold;
 * ``senko``: senko 0.2.2 on the CPU (``benchmarks/peer_senko.py``, its own
   environment; silero VAD, CAM++, spectral clustering);
+* ``skseg, threshold 0.7045``: the defaults but pyannote 3.1's threshold, the
+  like-for-like row of ``pyannote 3.4`` (same networks, same parameters);
 * ``oracle`` rows: ``num_speakers`` set to the reference's count.
+
+The peers run in processes of their own (one per peer and data set, all at once)
+while skseg runs its sets, so that on a shared machine every system meets the
+same load; the CPU-time ratio is then the steadier measure of speed.
 
 Metrics: DER at collar 0 and 0.25 s (``pyannote.metrics`` ``DiarizationErrorRate``,
 overlap scored, UEM respected, accumulated over the files), speaker-count error
@@ -43,7 +49,7 @@ overlap scored, UEM respected, accumulated over the files), speaker-count error
 systems the real-time factor (wall and CPU seconds per second of audio) with
 ``torch.set_num_threads(--threads)``, reading the audio included, after one
 untimed warm-up call on 10 s of audio outside the set, and the speed as a
-ratio of pyannote's wall time on the same files in the same run.
+ratio of pyannote's wall time and CPU time on the same files in the same run.
 
 Writes ``OUT/results.json``, ``OUT/table.md`` and each system's RTTM.
 """
@@ -262,6 +268,13 @@ def run_peer(command: list[str], env: dict | None = None) -> None:
 
 
 def run_peer_set(args, name, test, folder, seg, emb, default, which: str) -> None:
+    if args.wait_peers:
+        # an earlier invocation's peer processes are still writing into OUT
+        done = folder / which / "timings.json"
+        print(f"waiting for {done}", flush=True)
+        while not done.exists():
+            time.sleep(10)
+        return
     if which == "peer34":
         print(f"pyannote.audio 3.4 on {name}:", flush=True)
         run_peer(
@@ -323,7 +336,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ami-files", type=int, default=None, help="first N test and dev (smoke test)"
     )
+    parser.add_argument(
+        "--ami-dev-files", type=int, default=None, help="tune on the first N of train"
+    )
+    parser.add_argument(
+        "--wait-peers",
+        action="store_true",
+        help="wait for the peers' outputs in OUT (from an earlier run) instead of "
+        "running them",
+    )
+    parser.add_argument(
+        "--table", action="store_true", help="only print the table of OUT/results.json"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads((args.out / "results.json").read_text())))
+        return
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -337,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     if "ami" in args.sets:
         sets["ami"] = (
             (ami["development"] + ami["test"])[: args.ami_files],
-            ami["train"][: args.ami_files],
+            ami["train"][: args.ami_files or args.ami_dev_files],
         )
     seg = resolve_checkpoint("pyannote/segmentation-3.0")
     emb = resolve_embedding("senko/campplus")
@@ -453,10 +481,11 @@ def main(argv: list[str] | None = None) -> None:
                 rows[system] = score(files, hypotheses) | speed(
                     files, times.get(system)
                 )
-            reference = rows.get("pyannote 3.4", {}).get("wall_s")
+            peer = rows.get("pyannote 3.4", {})
             for row in rows.values():
-                if reference and "wall_s" in row:
-                    row["speed_vs_pyannote"] = reference / row["wall_s"]
+                if "wall_s" in peer and "wall_s" in row:
+                    row["speed_vs_pyannote"] = peer["wall_s"] / row["wall_s"]
+                    row["cpu_speed_vs_pyannote"] = peer["cpu_s"] / row["cpu_s"]
             results["sets"][subset] = {
                 "files": len(files),
                 "seconds": sum(map(duration, files)),
@@ -476,20 +505,18 @@ def markdown(results: dict) -> str:
             f"\n**{subset}** ({entry['files']} files, "
             f"{entry['seconds'] / 60:.1f} min)\n",
             "| system | DER % (collar 0) | DER % (0.25 s) | speakers: mean abs error "
-            "| exact | RTF wall | RTF CPU | speed vs pyannote |",
+            "| exact | RTF wall | RTF CPU | speed vs pyannote: wall, CPU |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        peer = entry["rows"].get("pyannote 3.4", {})
         for system, row in entry["rows"].items():
-            timing = (
-                f"{row['rtf_wall']:.3f} | {row['rtf_cpu']:.3f} | "
-                + (
-                    f"{row['speed_vs_pyannote']:.2f}x"
-                    if "speed_vs_pyannote" in row
-                    else ""
-                )
-                if "rtf_wall" in row
-                else " | | "
-            )
+            timing = "| |"
+            if "rtf_wall" in row:
+                timing = f"{row['rtf_wall']:.2f} | {row['rtf_cpu']:.2f} |"
+                if "wall_s" in peer:
+                    wall = peer["wall_s"] / row["wall_s"]
+                    cpu = peer["cpu_s"] / row["cpu_s"]
+                    timing += f" {wall:.2f}x, {cpu:.2f}x"
             lines.append(
                 f"| {system} | {row['der_0']:.1f} | {row['der_0.25']:.1f} | "
                 f"{row['count_error']:.2f} | {row['count_exact']:.0f} % | {timing} |"
