@@ -9,8 +9,9 @@ Panels, one shared time axis: the waveform envelope, the reference speaker turns
 then each system's turns (``skseg`` and ``pyannote 3.4`` by default), each
 hypothesis' labels renamed to the reference speakers they are mapped to by the
 DER's optimal mapping (unmatched ones keep their own), with its DER (collar 0)
-in the panel's title. Drawn with :func:`skseg.plot.plot_annotation`; the PNG is
-kept small (100 dpi, 8 colours).
+in the panel's title. A reference speaker has one colour in every panel (a
+hypothesis speaker matched to no reference speaker is grey), so the eye can follow
+who was confused with whom; the PNG is kept small (100 dpi).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from pyannote.metrics.diarization import DiarizationErrorRate  # noqa: E402
 
 from skseg import read_rttm  # noqa: E402
 from skseg.datasets import fetch_ami_excerpts  # noqa: E402
-from skseg.plot import plot_annotation  # noqa: E402
 
-SYSTEMS = {"skseg": "skseg.rttm", "pyannote 3.4": "pyannote_3.4.rttm"}
+SYSTEMS = {
+    "skseg": "skseg.rttm",
+    "pyannote 3.4": "peer34/threshold-0.704565.rttm",
+    "senko": "senko/senko.rttm",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,14 +73,29 @@ def main(argv: list[str] | None = None) -> None:
     )
     bins = 1500
     edges = np.linspace(0, len(samples), bins + 1).astype(int)
-    low = [samples[a:b].min() for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    high = [samples[a:b].max() for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    pairs = list(zip(edges[:-1], edges[1:], strict=True))
+    low = np.array([samples[a:b].min() for a, b in pairs])
+    high = np.array([samples[a:b].max() for a, b in pairs])
     times = edges[:-1] / rate
-    axes[0].fill_between(times, low, high, color="0.4", linewidth=0)
+    peak = max(np.abs(low).max(), np.abs(high).max()) or 1.0
+    axes[0].fill_between(times, low / peak, high / peak, color="0.4", linewidth=0)
     axes[0].set_yticks([])
     axes[0].set_ylabel("waveform", fontsize=9)
+    palette = plt.get_cmap("tab10").colors
+    colors = {
+        label: palette[i % 10] for i, label in enumerate(sorted(reference.labels()))
+    }
     for ax, (title, annotation) in zip(axes[1:], panels, strict=True):
-        plot_annotation(annotation, ax=ax, title=title)
+        labels = sorted(annotation.labels(), key=str)
+        for row, label in enumerate(labels):
+            spans = [(s.start, s.duration) for s in annotation.label_timeline(label)]
+            color = colors.get(label, "0.6")
+            ax.broken_barh(spans, (row + 0.1, 0.8), facecolors=color)
+        ax.set_yticks([row + 0.5 for row in range(len(labels))])
+        ax.set_yticklabels([str(label) for label in labels], fontsize=8)
+        ax.set_ylim(0, max(len(labels), 1))
+        ax.invert_yaxis()
+        ax.set_ylabel(title, fontsize=9)
     axes[-1].set_xlim(0, len(samples) / rate)
     axes[-1].set_xlabel("time (s)")
     axes[0].set_title(f"AMI excerpt {args.uri}: who spoke when", fontsize=10)
