@@ -13,6 +13,12 @@ scores, no network involved) it runs
 * resegmentation: pyannote.audio 3.4.0's ``Resegmentation.apply`` itself, with the
   model's inference replaced by the case's chunk scores (its receptive-field
   frames, chunk step and file duration are the case's);
+* speaker diarization: pyannote.audio 3.4.0's ``SpeakerDiarization.apply`` itself,
+  the segmentation replaced by the case's chunk scores and the embedding network
+  by the case's embeddings (``tests/differential_cases.py``'s
+  ``diarization_case``), its clustering an ``AgglomerativeClustering``; it stores
+  the hard clusters (what ``reconstruct`` receives), the turns and a digest of the
+  pooling masks ``get_embeddings`` made (``embedding_exclude_overlap``);
 * speaker segmentation: pyannote.audio 2.1.1's ``SpeakerSegmentation`` algorithm
   (2.1.1 does not install next to a modern torch; its stitching functions are
   copied below verbatim from tag 2.1.1, its ``speaker_count`` / ``to_diarization``
@@ -297,6 +303,119 @@ def segmentation(case: dict) -> list | None:
 
 
 # ---------------------------------------------------------------------------
+# speaker diarization: pyannote.audio 3.4.0's SpeakerDiarization.apply, with the
+# segmentation and the embedding networks replaced by the case's arrays
+# ---------------------------------------------------------------------------
+
+
+class _Segmentations(_Scores):
+    """``Inference(model)`` of a multi-label network: the case's chunk scores."""
+
+    def __init__(self, scores: SlidingWindowFeature, step: float):
+        super().__init__(scores, step)
+        specifications = type("S", (), {"powerset": False, "duration": 5.0})()
+        self.model = type(
+            "M", (), {"receptive_field": FRAMES, "specifications": specifications}
+        )()
+
+
+class _Embeddings:
+    """The embedding network: hands out the case's embeddings in (chunk, slot)
+    order and records the masks pyannote pools them with."""
+
+    sample_rate = cases.SAMPLE_RATE
+    metric = "cosine"
+
+    def __init__(self, embeddings: np.ndarray, min_num_samples: int):
+        self.rows = embeddings.reshape(-1, embeddings.shape[-1])
+        self.min_num_samples = min_num_samples
+        self.dimension = embeddings.shape[-1]
+        self.masks = []
+
+    def __call__(self, waveforms, masks=None):
+        start = sum(len(m) for m in self.masks)
+        self.masks.append(masks.numpy().astype(np.float32))
+        return self.rows[start : start + len(masks)]
+
+
+class _SilentAudio:
+    def crop(self, file, segment, duration=None, mode="pad"):
+        import torch
+
+        return torch.zeros(1, 16), cases.SAMPLE_RATE
+
+
+def diarization_pipeline():
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    # OracleClustering: no embedding network is loaded; both are replaced below
+    return SpeakerDiarization(segmentation=_model(), clustering="OracleClustering")
+
+
+def masks_digest(masks: np.ndarray) -> str:
+    """Digest of the ``(chunks * slots, frames)`` float32 pooling masks."""
+    import hashlib
+
+    return hashlib.sha256(
+        np.ascontiguousarray(masks, dtype="<f4").tobytes()
+    ).hexdigest()[:16]
+
+
+def diarization(case: dict, pipeline) -> dict:
+    from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+
+    p = case["params"]
+    scores = SlidingWindowFeature(case["scores"], chunk_window(case["step"]))
+    pipeline._segmentation = _Segmentations(scores, case["step"])
+    embedding = _Embeddings(case["embeddings"], p["min_num_samples"])
+    pipeline._embedding = embedding
+    pipeline._audio = _SilentAudio()
+    pipeline.klustering = "AgglomerativeClustering"
+    pipeline.clustering = AgglomerativeClustering(
+        metric="cosine", constrained_assignment=p["constrained"]
+    )
+    pipeline.embedding_exclude_overlap = p["exclude_overlap"]
+    pipeline.embedding_batch_size = 4
+    pipeline.instantiate(
+        {
+            "segmentation": {
+                "threshold": p["onset"],
+                "min_duration_off": p["min_duration_off"],
+            },
+            "clustering": {
+                "method": p["method"],
+                "threshold": p["threshold"],
+                "min_cluster_size": p["min_cluster_size"],
+            },
+        }
+    )
+    seen = {}
+    reconstruct = type(pipeline).reconstruct
+
+    def spy(self, segmentations, hard_clusters, count):
+        seen["hard"] = np.asarray(hard_clusters).tolist()
+        return reconstruct(self, segmentations, hard_clusters, count)
+
+    pipeline.reconstruct = spy.__get__(pipeline)
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # "Found only N clusters"
+        result = pipeline.apply(
+            {"uri": "case"},
+            num_speakers=p["num_speakers"],
+            min_speakers=p["min_speakers"],
+            max_speakers=p["max_speakers"],
+        )
+    masks = np.concatenate(embedding.masks) if embedding.masks else None
+    return dict(
+        turns=as_turns(result),
+        hard=seen.get("hard"),
+        masks=None if masks is None else masks_digest(masks),
+    )
+
+
+# ---------------------------------------------------------------------------
 
 
 def platform_info() -> dict:
@@ -323,26 +442,34 @@ class _StableNumpy:
 
 
 def with_stable_argsort(run, *args):
-    """``run(*args)`` with pyannote's ``to_diarization`` ranking ties by index."""
+    """``run(*args)`` with pyannote's ``to_diarization`` ranking ties by index
+    (and its clustering's dendrogram search trying equally distant merges in
+    merge order)."""
+    from pyannote.audio.pipelines import clustering
     from pyannote.audio.pipelines.utils import diarization as module
 
     global np
-    saved, saved_here = module.np, np
-    module.np = np = _StableNumpy()
+    saved, saved_clustering, saved_here = module.np, clustering.np, np
+    module.np = clustering.np = np = _StableNumpy()
     try:
         return run(*args)
     finally:
-        module.np, np = saved, saved_here
+        module.np, clustering.np, np = saved, saved_clustering, saved_here
 
 
-def reference_rows(run, make_case, count: int) -> list:
+def reference_rows(run, make_case, count: int, digest=cases.digest) -> list:
     rows = []
     for seed in range(count):
         case = make_case(seed)
-        row = dict(seed=seed, digest=cases.digest(case), turns=run(case))
+        out = run(case)
+        extra = out if isinstance(out, dict) else {"turns": out}
+        row = dict(seed=seed, digest=digest(case), **extra)
         # where pyannote's output depends on the order numpy's default (unstable)
         # argsort gives equal activations, also store what a stable sort gives
         stable = with_stable_argsort(run, case)
+        if isinstance(stable, dict) and stable["hard"] != row["hard"]:
+            row["hard_stable"] = stable["hard"]
+        stable = stable["turns"] if isinstance(stable, dict) else stable
         if stable != row["turns"]:
             row["turns_stable"] = stable
         rows.append(row)
@@ -352,10 +479,23 @@ def reference_rows(run, make_case, count: int) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=300)
-    parser.add_argument("--only", choices=["resegmentation", "segmentation"])
+    parser.add_argument(
+        "--only", choices=["resegmentation", "segmentation", "diarization"]
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     info = platform_info()
+    if args.only in (None, "diarization"):
+        pipeline = diarization_pipeline()
+        rows = reference_rows(
+            lambda case: diarization(case, pipeline),
+            cases.diarization_case,
+            args.cases,
+            digest=cases.diarization_digest,
+        )
+        write(OUT / "diarization_pyannote340.json.gz", info, rows)
+    if args.only == "diarization":
+        return
     if args.only != "segmentation":
         pipeline = Resegmentation(segmentation=_model())
         rows = reference_rows(

@@ -21,7 +21,11 @@ pyannote.audio 3.1's ``AgglomerativeClustering`` (``pipelines/clustering.py`` of
 
 The arithmetic is pyannote's, operation for operation (float32 normalisation in
 place, scipy's linkage and ``fcluster``, numpy's argmax over NaN rows), so the
-same embeddings give the same clusters (``tests/test_differential.py``).
+same embeddings give the same clusters (``tests/test_differential.py``). Where
+pyannote's result hinges on the order numpy's default argsort gives merges
+equally far from the threshold (duplicate embeddings: exact ties, which that
+sort breaks differently across numpy versions and CPUs), skseg tries the
+earlier merge first, on every machine.
 Differences, each where pyannote's behaviour is not a result: nothing is printed
 when no cut reaches the target number of clusters (``num_clusters`` reports what
 was found), and no embedding at all gives one cluster instead of a mean of an
@@ -70,6 +74,14 @@ class Clusters(NamedTuple):
         ``2 - cosine distance`` to each centroid (NaN for NaN embeddings).
     centroids : ndarray, shape (num_clusters, dimension)
         Mean of the (unnormalised) training embeddings of each cluster.
+
+    Examples
+    --------
+    >>> x = np.array([[[1, 0]], [[0, 1]]], dtype="float32")
+    >>> result = agglomerative_clustering(x, np.ones((2, 1), bool), threshold=0.5,
+    ...                                   min_cluster_size=1)
+    >>> result.hard.tolist(), result.centroids.tolist()
+    ([[0], [1]], [[1.0, 0.0], [0.0, 1.0]])
     """
 
     hard: np.ndarray
@@ -199,7 +211,11 @@ def cluster_embeddings(
         by_iteration = np.copy(dendrogram)
         by_iteration[:, 2] = np.arange(num_embeddings - 1)
         best_iteration, best_num_large = num_embeddings - 1, 1
-        for iteration in np.argsort(np.abs(dendrogram[:, 2] - threshold)):
+        # equally distant merges (duplicate embeddings) in merge order: pyannote
+        # uses numpy's default sort, whose order between equals depends on the
+        # numpy version and the CPU; a stable sort is the same everywhere
+        distance = np.abs(dendrogram[:, 2] - threshold)
+        for iteration in np.argsort(distance, kind="stable"):
             if by_iteration[iteration, 3] < min_cluster_size:
                 continue  # this merge cannot change the number of large clusters
             clusters = fcluster(by_iteration, iteration, criterion="distance") - 1
@@ -267,6 +283,16 @@ def assign_embeddings(
     Returns
     -------
     clusters : Clusters
+
+    Examples
+    --------
+    >>> x = np.array([[[1, 0], [0, 1]], [[0.9, 0.1], [0.8, 0.2]]])
+    >>> chunk, speaker = np.array([0, 0]), np.array([0, 1])
+    >>> assign_embeddings(x, chunk, speaker, np.array([0, 1])).hard.tolist()
+    [[0, 1], [0, 0]]
+    >>> assign_embeddings(x, chunk, speaker, np.array([0, 1]),
+    ...                   constrained=True).hard.tolist()
+    [[0, 1], [0, 1]]
     """
     num_clusters = int(np.max(train_clusters)) + 1
     num_chunks, num_speakers, dimension = embeddings.shape

@@ -27,6 +27,7 @@ import copy
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -774,7 +775,7 @@ def load_embedding_model(
     return EmbeddingModel(network.eval(), sha256=checkpoint.sha256, relu=relu).eval()
 
 
-_SHARED: dict[tuple[str, bool], EmbeddingModel] = {}
+_SHARED: dict[str, EmbeddingModel] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -800,12 +801,24 @@ def resolve_embedding_model(
     """
     if isinstance(embedding, EmbeddingModel):
         return embedding
-    path = os.fspath(resolve_embedding(embedding))
-    key = (path, False)
+    name = os.fspath(embedding)
+    ident = _ALIASES.get(name, name)
+    if ident in EMBEDDINGS:
+        key = ident  # verified once, when first loaded
+    else:
+        # a path: its identity, so an edited file is loaded again
+        try:
+            stat = os.stat(name)
+        except OSError:
+            resolve_embedding(name)  # raises, naming the file
+            raise
+        key = f"{os.path.realpath(name)}|{stat.st_size}|{stat.st_mtime_ns}"
     with _SHARED_LOCK:
         model = _SHARED.get(key)
-        if model is None:
-            model = _SHARED[key] = load_embedding_model(path)
+    if model is None:
+        model = load_embedding_model(embedding)
+        with _SHARED_LOCK:
+            model = _SHARED.setdefault(key, model)
     return model
 
 
@@ -818,6 +831,7 @@ def embed_chunk_speakers(
     *,
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    hook: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Embed every local speaker of every chunk of a file.
 
@@ -841,6 +855,9 @@ def embed_chunk_speakers(
         Chunks per forward pass.
     device : str or torch.device, optional
         Where the network runs; CPU by default.
+    hook : callable, optional
+        Called as ``hook(completed, total)`` after each batch (chunks with
+        someone to embed).
 
     Returns
     -------
@@ -881,5 +898,7 @@ def embed_chunk_speakers(
                 torch.from_numpy(np.swapaxes(weights[batch], 1, 2).copy()).to(device),
             )
             out[batch] = embeddings.float().cpu().numpy()
+            if hook is not None:
+                hook(b0 + len(batch), len(todo))
     out[~wanted] = np.nan
     return out

@@ -56,6 +56,7 @@ __all__ = [
     "check_inference_params",
     "check_network",
     "chunk_progress",
+    "current_chunk_progress",
     "REDUCTIONS",
     "MODES",
 ]
@@ -385,6 +386,27 @@ def chunk_progress(hook: Callable[[int, int], None]) -> Iterator[None]:
         yield
     finally:
         _CHUNK_PROGRESS.reset(token)
+
+
+def current_chunk_progress() -> Callable[[int, int], None] | None:
+    """Return the hook :func:`chunk_progress` set for this context, or None.
+
+    For other chunk-by-chunk work of an estimator (a speaker-embedding pass, say)
+    to report through the same progress line.
+
+    Returns
+    -------
+    hook : callable or None
+
+    Examples
+    --------
+    >>> current_chunk_progress() is None
+    True
+    >>> with chunk_progress(print):
+    ...     current_chunk_progress() is print
+    True
+    """
+    return _CHUNK_PROGRESS.get()
 
 
 class Inference:

@@ -83,8 +83,13 @@ def _chunk_scores(
     n_chunks: int,
     step: float,
     duration: float,
+    slots_of: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Each chunk: the up-to-3 loudest speakers it hears, in random slots."""
+    """Each chunk: the up-to-3 loudest speakers it hears, in random slots.
+
+    ``slots_of``, if given (``(n_chunks, 3)`` ints), receives the speaker index
+    each slot holds (-1: none); it draws nothing more from ``rng``.
+    """
     middles = FRAME_START + np.arange(NUM_FRAMES) * FRAME_STEP + FRAME_DURATION / 2
     scores = np.zeros((n_chunks, NUM_FRAMES, NUM_SLOTS), dtype=np.float32)
     for c in range(n_chunks):
@@ -95,6 +100,8 @@ def _chunk_scores(
         slots = rng.permutation(NUM_SLOTS)[: len(order)]
         for k, s in zip(order, slots, strict=True):
             scores[c, :, s] = active[:, k]
+            if slots_of is not None:
+                slots_of[c, s] = k
     # model-like soft scores: noisy logits through a sigmoid
     logits = (scores * 2 - 1) * rng.uniform(2.0, 6.0) + rng.normal(
         0, rng.uniform(0.3, 2.5), size=scores.shape
@@ -238,4 +245,110 @@ def digest(inputs: dict) -> str:
     h.update(repr((inputs["step"], inputs["num_samples"])).encode())
     h.update(repr(sorted(inputs["params"].items())).encode())
     h.update(repr(inputs.get("baseline")).encode())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------
+# speaker diarization: chunk scores *and* (chunk, slot) embeddings
+# ---------------------------------------------------------------------------
+
+DIARIZATION_KINDS = ("turns", "saturated", "zeros", "nan", "ties", "single")
+EMBEDDING_DIMENSION = 8
+LINKAGES = ("centroid",) * 6 + ("average", "complete", "single", "ward", "median")
+
+
+def _diarization_params(rng: np.random.Generator) -> dict:
+    which = int(rng.integers(6))
+    counts: dict = {"num_speakers": None, "min_speakers": None, "max_speakers": None}
+    if which == 1:
+        counts["num_speakers"] = int(rng.integers(1, 6))
+    elif which == 2:
+        counts["min_speakers"] = int(rng.integers(1, 5))
+    elif which == 3:
+        counts["max_speakers"] = int(rng.integers(1, 4))
+    elif which == 4:
+        low = int(rng.integers(1, 4))
+        counts["min_speakers"] = low
+        counts["max_speakers"] = low + int(rng.integers(0, 3))
+    return dict(
+        onset=float(rng.choice([0.5, 0.4442, np.round(rng.uniform(0.1, 0.9), 3)])),
+        min_duration_off=float(
+            rng.choice([0.0, 0.0, 0.098, np.round(rng.uniform(0, 0.6), 3)])
+        ),
+        threshold=float(rng.choice([0.7045, np.round(rng.uniform(0.1, 1.6), 4)])),
+        min_cluster_size=int(rng.choice([1, 2, 3, 12, 15])),
+        method=str(LINKAGES[int(rng.integers(len(LINKAGES)))]),
+        constrained=bool(rng.random() < 0.3),
+        exclude_overlap=bool(rng.random() < 0.8),
+        # the embedding network's shortest input: decides when a speaker has
+        # too few clean frames (0.025 s .. 1.5 s: 1 to 6 ... 88 frames)
+        min_num_samples=int(rng.choice([400, 1600, 8000, 24000])),
+        **counts,
+    )
+
+
+def diarization_case(seed: int) -> dict:
+    """The inputs of diarization case ``seed``: scores, embeddings, parameters.
+
+    Scores as :func:`case` makes them (5 s chunks, 293 frames, 3 slots); each
+    slot that holds a speaker gets that speaker's voice (a random unit vector)
+    plus noise, the other slots a random vector (pyannote embeds every slot,
+    active or not). Kinds: ``turns``; ``saturated`` (0/1 scores, as a powerset
+    network's, so summed activations tie); ``zeros`` (silent slots and chunks,
+    sometimes the whole file);
+    ``nan`` (some embeddings NaN, inactive slots NaN); ``ties`` (no noise: exact
+    duplicate embeddings, zero distances); ``single`` (a file shorter than a
+    chunk: one chunk).
+    """
+    rng = np.random.default_rng([seed, 2])
+    kind = DIARIZATION_KINDS[seed % len(DIARIZATION_KINDS)]
+    step = float(STEPS[int(rng.integers(len(STEPS)))])
+    if kind == "single":
+        duration = float(np.round(rng.uniform(1.0, CHUNK_DURATION), 3))
+    else:
+        duration = float(np.round(rng.uniform(CHUNK_DURATION + 0.001, 40.0), 3))
+    num_samples = round(duration * SAMPLE_RATE)
+    duration = num_samples / SAMPLE_RATE
+    n_chunks = num_chunks(num_samples, step)
+    n_speakers = int(rng.integers(1, 6))
+    speakers = [f"s{k}" for k in range(n_speakers)]
+    turns = _turns(rng, duration, speakers)
+    slots_of = -np.ones((n_chunks, NUM_SLOTS), dtype=np.int64)
+    scores = _chunk_scores(rng, turns, speakers, n_chunks, step, duration, slots_of)
+    if kind == "saturated":
+        scores = np.where(scores > 0.5, 1.0, 0.0).astype(np.float32)
+    elif kind == "zeros":
+        silent = rng.random(scores.shape[::2]) < 0.3
+        scores *= ~silent[:, np.newaxis, :]
+        scores[rng.random(n_chunks) < 0.1] = 0.0
+        if rng.random() < 0.25:
+            scores[:] = 0.0  # nobody speaks
+
+    voices = rng.normal(size=(n_speakers, EMBEDDING_DIMENSION))
+    voices /= np.linalg.norm(voices, axis=1, keepdims=True)
+    noise = 0.0 if kind == "ties" else float(rng.uniform(0.05, 0.8))
+    embeddings = rng.normal(size=(n_chunks, NUM_SLOTS, EMBEDDING_DIMENSION))
+    held = slots_of >= 0
+    embeddings[held] = voices[slots_of[held]] + noise * embeddings[held]
+    if kind == "ties":
+        # a few voices exactly alike: equal distances everywhere
+        embeddings = np.round(embeddings, 1)
+    if kind == "nan":
+        embeddings[rng.random((n_chunks, NUM_SLOTS)) < 0.15] = np.nan
+        embeddings[~held] = np.nan
+    return dict(
+        seed=seed,
+        kind=kind,
+        scores=scores.astype(np.float32),
+        embeddings=embeddings.astype(np.float32),
+        step=step,
+        num_samples=num_samples,
+        params=_diarization_params(rng),
+    )
+
+
+def diarization_digest(inputs: dict) -> str:
+    """Short hash of a diarization case's inputs (embeddings included)."""
+    h = hashlib.sha256(digest(inputs).encode())
+    h.update(np.ascontiguousarray(inputs["embeddings"], dtype="<f4").tobytes())
     return h.hexdigest()[:16]

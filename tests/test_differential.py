@@ -5,7 +5,10 @@ The references in ``tests/data/differential/`` were made by
 from the random and adversarial chunk scores of ``tests/differential_cases.py``
 (no network involved): resegmentation by 3.4.0's ``Resegmentation.apply`` itself,
 speaker segmentation by 2.1.1's ``SpeakerSegmentation`` algorithm on 3.4.0's
-building blocks. skseg must give the very same turns, to the last bit.
+building blocks, speaker diarization by 3.4.0's ``SpeakerDiarization.apply``
+itself given the cases' scores and embeddings. skseg must give the very same
+turns (and, for diarization, the same hard clusters and pooling masks), to the
+last bit.
 
 Where pyannote's output depends on the order in which numpy's default (unstable,
 CPU- and version-dependent) ``argsort`` returns equal activations, the reference
@@ -22,7 +25,13 @@ import pytest
 from pyannote.core import Annotation, Segment, SlidingWindow
 
 from skseg.inference import ChunkScores
-from skseg.pipelines._diarization import resegment, segment_speakers
+from skseg.pipelines._diarization import (
+    binarize_speakers,
+    cluster_speakers,
+    embedding_weights,
+    resegment,
+    segment_speakers,
+)
 
 from . import differential_cases as cases
 
@@ -109,6 +118,85 @@ def test_segmentation_identical_to_pyannote_211_algorithm():
         # skseg still returns turns, each placed stitch-free slot a speaker
         case = cases.case(row["seed"], baseline=False)
         assert isinstance(_segment(case), list)
+
+
+def _diarize(case):
+    """skseg's clustering + reconstruction of a diarization case."""
+    import hashlib
+    import math
+
+    p = case["params"]
+    chunks = _chunks(case)
+    binarized = binarize_speakers(chunks, p["onset"], None)
+    duration = cases.CHUNK_DURATION * cases.SAMPLE_RATE
+    weights = embedding_weights(
+        binarized.data,
+        exclude_overlap=p["exclude_overlap"],
+        min_num_frames=math.ceil(cases.NUM_FRAMES * p["min_num_samples"] / duration),
+    )
+    masks = np.swapaxes(weights, 1, 2).reshape(-1, cases.NUM_FRAMES)
+    digest = hashlib.sha256(np.ascontiguousarray(masks, "<f4").tobytes()).hexdigest()
+    annotation, hard, _ = cluster_speakers(
+        chunks,
+        binarized,
+        case["embeddings"],
+        FRAMES,
+        threshold=p["threshold"],
+        min_cluster_size=p["min_cluster_size"],
+        method=p["method"],
+        num_speakers=p["num_speakers"],
+        min_speakers=p["min_speakers"],
+        max_speakers=p["max_speakers"],
+        constrained=p["constrained"],
+        min_duration_off=p["min_duration_off"],
+    )
+    return _turns(annotation), np.asarray(hard).tolist(), digest[:16]
+
+
+def test_diarization_identical_to_pyannote_340():
+    platform, rows = _load("diarization_pyannote340.json.gz")
+    assert platform["pyannote_audio"] == "3.4.0"
+    assert len(rows) >= 300
+    turns_differ, hard_differ, masks_differ, dependent = [], [], [], 0
+    for row in rows:
+        case = cases.diarization_case(row["seed"])
+        assert cases.diarization_digest(case) == row["digest"], row["seed"]
+        turns, hard, masks = _diarize(case)
+        dependent += "turns_stable" in row
+        if turns != row.get("turns_stable", row["turns"]):
+            turns_differ.append(row["seed"])
+        # pyannote clusters only when some speaker is active
+        if row["hard"] is not None and hard != row.get("hard_stable", row["hard"]):
+            hard_differ.append(row["seed"])
+        if row["masks"] is not None and masks != row["masks"]:
+            masks_differ.append(row["seed"])
+    print(
+        f"diarization: {len(rows)} cases, turns differ in {len(turns_differ)}, "
+        f"hard clusters in {len(hard_differ)}, masks in {len(masks_differ)}; "
+        f"{dependent} depend on argsort's tie order"
+    )
+    assert (turns_differ, hard_differ, masks_differ) == ([], [], [])
+
+
+def test_diarization_cases_cover_the_adversarial_kinds():
+    # a generator that stopped producing these would make the test above vacuous
+    _, rows = _load("diarization_pyannote340.json.gz")
+    kinds = {}
+    for row in rows:
+        case = cases.diarization_case(row["seed"])
+        p = case["params"]
+        for name, hit in (
+            ("forced", p["num_speakers"] is not None),
+            ("bounds", p["min_speakers"] or p["max_speakers"]),
+            ("nan", bool(np.isnan(case["embeddings"]).any())),
+            ("single chunk", len(case["scores"]) == 1),
+            ("ties", "turns_stable" in row or case["kind"] == "ties"),
+            ("nobody", row["hard"] is None or row["turns"] == []),
+            ("constrained", p["constrained"]),
+            ("several speakers", len({t[2] for t in row["turns"]}) >= 3),
+        ):
+            kinds[name] = kinds.get(name, 0) + bool(hit)
+    assert min(kinds.values()) >= 3, kinds
 
 
 def test_tie_dependent_cases_are_exercised():

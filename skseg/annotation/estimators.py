@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import DetectionPrecisionRecallFMeasureScorer
-from ..pipelines import PIPELINES, OSDEstimator, load_pipeline
+from ..pipelines import PIPELINES, DiarizationEstimator, OSDEstimator, load_pipeline
 
 __all__ = ["TASKS", "load_estimator", "estimator_labels", "correction_scorer"]
 
 #: kind of task -> estimator class: the pipelines whose output a person corrects
-#: (:data:`skseg.pipelines.PIPELINES` but resegmentation, which needs a baseline)
+#: (:data:`skseg.pipelines.PIPELINES` but resegmentation, which needs a baseline,
+#: and diarization, whose speaker turns no recipe corrects yet)
 TASKS: dict[str, type] = {
-    name: cls for name, cls in PIPELINES.items() if name != "resegment"
+    name: cls for name, cls in PIPELINES.items() if name not in ("resegment", "diarize")
 }
 
 _PERSISTED = (".joblib", ".pkl", ".pickle")
@@ -35,12 +36,15 @@ def load_estimator(model: str | os.PathLike | None = None, task: str = "vad") ->
         None: the task's estimator with pyannote's defaults over
         ``"pyannote/segmentation"``. A ``.joblib``/``.pkl`` file: an estimator
         persisted with :func:`joblib.dump` (``joblib.load`` is pickle: load only
-        files you trust). Anything else: a checkpoint path or identifier.
+        files you trust); for ``"segment"``, a persisted
+        :class:`~skseg.DiarizationEstimator` too (speaker turns labelled across
+        the file). Anything else: a checkpoint path or identifier.
     task : {"vad", "osd", "segment"}, default="vad"
 
     Returns
     -------
-    estimator : VADEstimator, OSDEstimator or SegmentationEstimator
+    estimator : VADEstimator, OSDEstimator, SegmentationEstimator or
+        DiarizationEstimator
 
     Raises
     ------
@@ -60,7 +64,14 @@ def load_estimator(model: str | os.PathLike | None = None, task: str = "vad") ->
         return cls()
     if Path(model).suffix.lower() not in _PERSISTED:
         return cls(segmentation=model)
-    return load_pipeline(model, cls)
+    estimator = load_pipeline(model)
+    if isinstance(estimator, cls):
+        return estimator
+    if task == "segment" and isinstance(estimator, DiarizationEstimator):
+        # speaker turns: a (tuned) diarization pre-annotates them too, with
+        # labels consistent across the file
+        return estimator
+    return load_pipeline(model, cls)  # raises, naming what the file holds
 
 
 def estimator_labels(estimator: Any) -> list[str]:

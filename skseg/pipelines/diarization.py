@@ -57,13 +57,15 @@ class DiarizationEstimator(BaseSegmentationEstimator):
     min_duration_off : float, default=0.0
         Same-speaker gaps shorter than this are filled (seconds); pyannote 3.1's
         tuned value is 0.
-    clustering_threshold : float, default=0.55
+    clustering_threshold : float, default=0.6
         Dendrogram cut: the largest Euclidean distance between the unit-vector
         centroids of two clusters merged (in [0, 2]); lower finds more speakers.
-        pyannote 3.1's 0.7045 was tuned for its WeSpeaker embeddings; 0.55 was
-        chosen for CAM++ on generated conversations (:mod:`skseg.synthetic`, 2 to
-        4 speakers, seeds 1000 to 1011, not the benchmark's files): see the
-        module ``benchmarks/diarization.py`` for its DER on held-out data.
+        pyannote 3.1's 0.7045 was tuned for its WeSpeaker embeddings; 0.6 was
+        chosen for CAM++ on generated conversations that are not the
+        benchmark's (:mod:`skseg.synthetic`, validation voices of
+        ``split_personas(seed=0)``, 2 to 4 speakers, 12 x 60 s, seeds 1000 to
+        1011; ``benchmarks/diarization_threshold.py``): DER 15.3 % there, at most
+        16.9 % from 0.55 to 0.70, 17.4 % or more elsewhere on 0.30-1.20.
     min_cluster_size : int, default=12
         Clusters of fewer (chunk, speaker) embeddings are merged into the closest
         large one (pyannote 3.1's 12; lowered to 10 % of the embeddings on short
@@ -104,10 +106,15 @@ class DiarizationEstimator(BaseSegmentationEstimator):
     the embedding weights and what decides the pooled frames: rule, thresholds,
     ``embedding_exclude_overlap``), so a grid search over the clustering
     parameters, ``min_duration_*`` and the speaker counts runs both networks once
-    per file. Memory grows with the file's length as the chunk scores (chunks x
-    589 x 3 float32), the embeddings (chunks x 3 x 192 float32, 2.3 kB per chunk)
+    per file. The embeddings are a derived entry, kept in memory only: with a
+    cache directory shared by several processes (``n_jobs``, Dask), the
+    segmentation scores are computed once cluster-wide but each process embeds
+    the files it sees once.
+
+    Memory grows with the file's length as the chunk scores (chunks x 589 x 3
+    float32), the embeddings (chunks x 3 x 192 float32, 2.3 kB per chunk)
     and the frame-level outputs; the clustering is quadratic in the number of
-    active (chunk, speaker) pairs (about 2 per second of speech: 14 000 and a
+    active (chunk, speaker) pairs (about 2 per second of audio: 14 000 and a
     0.8 GB distance matrix on a 2-hour meeting).
 
     Differences from pyannote.audio 3.1 (``skseg.pipelines._diarization``): a local
@@ -119,7 +126,7 @@ class DiarizationEstimator(BaseSegmentationEstimator):
     Examples
     --------
     >>> from skseg import DiarizationEstimator, fetch_sample
-    >>> turns = DiarizationEstimator()(fetch_sample())
+    >>> turns = DiarizationEstimator(num_speakers=2)(fetch_sample())
     >>> turns.labels()
     ['SPEAKER_00', 'SPEAKER_01']
     """
@@ -149,7 +156,7 @@ class DiarizationEstimator(BaseSegmentationEstimator):
         offset="auto",
         min_duration_on=0.0,
         min_duration_off=0.0,
-        clustering_threshold=0.55,
+        clustering_threshold=0.6,
         min_cluster_size=12,
         linkage="centroid",
         constrained_assignment=False,
@@ -209,7 +216,8 @@ class DiarizationEstimator(BaseSegmentationEstimator):
     def score_source(self) -> ScoreSource:
         """Check the parameters; return the source of the segmentation scores.
 
-        Also checks the speaker-count bounds, which pyannote checks per file.
+        Also checks the speaker-count bounds (pyannote checks them per file) and
+        loads the embedding network (once per process).
 
         Returns
         -------
@@ -217,6 +225,7 @@ class DiarizationEstimator(BaseSegmentationEstimator):
         """
         source = super().score_source()
         self._speaker_bounds()
+        self._embedding_model()  # weights that cannot be loaded fail here, once
         return source
 
     def _speaker_bounds(self) -> None:
@@ -232,6 +241,16 @@ class DiarizationEstimator(BaseSegmentationEstimator):
                     f"({self.min_speakers}) must not exceed 'max_speakers' "
                     f"({self.max_speakers})."
                 )
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if not isinstance(self.embedding, EmbeddingModel):
+            # named weights are loaded again where the estimator is unpickled
+            # (verified, shared), as the segmentation network is: a saved
+            # estimator does not carry 28 MB of CAM++ weights
+            state.pop("embedding_model_", None)
+            state.pop("embedding_", None)
+        return state
 
     def _embedding_model(self) -> EmbeddingModel:
         model = getattr(self, "embedding_model_", None)
@@ -254,7 +273,17 @@ class DiarizationEstimator(BaseSegmentationEstimator):
         )
 
         def compute() -> np.ndarray:
+            from ..inference import current_chunk_progress
             from ._diarization import embedding_weights
+
+            hook = current_chunk_progress()
+            if hook is not None:
+                # after the segmentation's chunks, on the same progress line
+                done_before = len(binarized)
+                report = hook
+
+                def hook(done: int, total: int) -> None:
+                    report(done_before + done, done_before + total)
 
             weights = embedding_weights(
                 binarized,
@@ -269,6 +298,7 @@ class DiarizationEstimator(BaseSegmentationEstimator):
                 chunks,
                 batch_size=self.batch_size,
                 device=self.device,
+                hook=hook,
             )
 
         cache = source.cache

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..exceptions import FileError
 from .base import BaseSegmentationEstimator
+from .diarization import DiarizationEstimator
 from .osd import OSDEstimator
 from .resegmentation import ResegmentationEstimator
 from .segmentation import SegmentationEstimator
@@ -27,6 +28,7 @@ PIPELINES: dict[str, type[BaseSegmentationEstimator]] = {
     "osd": OSDEstimator,
     "segment": SegmentationEstimator,
     "resegment": ResegmentationEstimator,
+    "diarize": DiarizationEstimator,
 }
 
 
