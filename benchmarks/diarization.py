@@ -343,6 +343,12 @@ def main(argv: list[str] | None = None) -> None:
         "--score then scores everything)",
     )
     parser.add_argument(
+        "--only-default",
+        action="store_true",
+        help="skseg's default rows only (timed, and oracle), e.g. after a default "
+        "changed",
+    )
+    parser.add_argument(
         "--score",
         action="store_true",
         help="only score the RTTM files already in OUT (from earlier runs)",
@@ -395,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     for thread in peers:
         thread.start()
     for name, (test, dev) in sets.items():
-        skseg_stage(name, test, dev, folders[name])
+        skseg_stage(name, test, dev, folders[name], args.only_default)
     for thread in peers:
         thread.join()
     results = score_sets(args, sets, folders)
@@ -413,7 +419,9 @@ def write_hypotheses(folder: Path, system: str, hypotheses: dict) -> None:
     print(f"  wrote {system}", flush=True)
 
 
-def skseg_stage(name: str, test: list, dev: list, folder: Path) -> None:
+def skseg_stage(
+    name: str, test: list, dev: list, folder: Path, only_default: bool = False
+) -> None:
     """skseg's rows on one set, each written as soon as it is computed."""
     uris = [f["uri"] for f in test]
     print(f"== {name}: {len(test)} files, {sum(map(duration, test)):.0f} s", flush=True)
@@ -422,11 +430,13 @@ def skseg_stage(name: str, test: list, dev: list, folder: Path) -> None:
     hypotheses, timings = timed_predict(default, test)
     write_hypotheses(folder, "skseg", hypotheses)
     (folder / "skseg_timings.json").write_text(json.dumps({"files": timings}))
+    write_hypotheses(folder, "skseg, oracle", oracle_predict(default, test))
+    if only_default:
+        return
     print("skseg at pyannote 3.1's threshold, oracle, + reseg (cached):", flush=True)
     at31 = DiarizationEstimator(clustering_threshold=PYANNOTE31_THRESHOLD)
     label = f"skseg, threshold {PYANNOTE31_THRESHOLD:.4g}"
     write_hypotheses(folder, label, dict(zip(uris, at31.predict(test), strict=True)))
-    write_hypotheses(folder, "skseg, oracle", oracle_predict(default, test))
     write_hypotheses(folder, f"{label}, oracle", oracle_predict(at31, test))
     reseg = make_pipeline(
         DiarizationEstimator(), ResegmentationEstimator(baseline="diarization")
@@ -486,10 +496,11 @@ def score_sets(args, sets: dict, folders: dict) -> dict:
         if (peer / "timings.json").exists():
             timings = json.loads((peer / "timings.json").read_text())
             results.setdefault("peer34", timings | {"files": None})
-            for label, threshold in (
-                ("pyannote 3.4", PYANNOTE31_THRESHOLD),
-                (f"pyannote 3.4, threshold {DEFAULT_THRESHOLD:g}", DEFAULT_THRESHOLD),
-            ):
+            # every threshold the peer ran at (pyannote 3.1's first)
+            for threshold in timings.get("thresholds", [PYANNOTE31_THRESHOLD]):
+                label = "pyannote 3.4"
+                if threshold != PYANNOTE31_THRESHOLD:
+                    label += f", threshold {threshold:g}"
                 hyps[label] = read_hypotheses(peer / f"threshold-{threshold:g}.rttm")
                 hyps[f"{label}, oracle"] = read_hypotheses(
                     peer / f"oracle-threshold-{threshold:g}.rttm"
