@@ -13,9 +13,11 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   proportional to its annotated duration, one of its annotated (UEM) regions with
   probability proportional to its duration, then a start uniformly inside it.
   Regions shorter than a chunk are not used (as pyannote does); a file left with
-  none is skipped with a warning naming it. An epoch is
-  ``max(batch_size, ceil(annotated duration / chunk duration))`` chunks, cut into
-  full batches.
+  none is skipped with a warning naming it. An epoch is pyannote's,
+  ``ceil(annotated duration / chunk duration)`` chunks cut into full batches, but
+  at least :data:`MIN_STEPS_PER_EPOCH` (16) steps: pyannote's epoch is one step
+  for 5 minutes of annotation, and 8 epochs of one step leave the network as it
+  was.
 * **targets**: a speaker is active on frames ``round((t - half) / step)`` of the
   model's receptive field (pyannote 3.4's discretisation). A chunk keeps its
   ``num_classes`` most talkative speakers (most active frames); the others are
@@ -39,16 +41,25 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   warm-up frames and 1 elsewhere (averaged over all frames, as pyannote's
   weighted loss is). ``vad_loss="bce"`` or ``"mse"`` adds pyannote's speech
   activity loss on the maximum over speakers.
-* **optimiser**: Adam, learning rate ``lr``; ``freeze`` keeps the blocks up to and
-  including a named one fixed (pyannote's ``freeze_up_to``).
+* **optimiser**: Adam, constant learning rate ``lr`` (1e-3, chosen on
+  validation data); ``freeze`` keeps the blocks up to and including a named one
+  fixed (pyannote's ``freeze_up_to``); ``l2_sp`` adds ``l2_sp * sum((w -
+  w_start) ** 2)`` over the trained weights to the loss (L2-SP).
 * **validation**: files held out (``validation_fraction`` of them, or a given
   set) are cut into consecutive chunks; after each epoch their
   permutation-invariant frame-level diarization error rate at the best
-  threshold (pyannote's ``OptimalDiarizationErrorRate``) is computed. The
-  weights with the lowest one are kept (the starting weights count, so
-  fine-tuning never returns a network worse on validation than the one it
-  started from), and training stops after ``patience`` epochs without
-  improvement.
+  threshold (pyannote's ``OptimalDiarizationErrorRate``) is computed, for the
+  starting weights too. With early stopping (``early_stopping="auto"``: when the
+  validation chunks hold at least :data:`EARLY_STOPPING_MIN_VALIDATION`, 10
+  minutes), training stops after ``patience`` epochs without improvement and the
+  best epoch's weights are the trained ones; below that, one epoch's error is
+  too noisy to stop on, every epoch runs and the last weights are the trained
+  ones.
+* **keeping the start**: the trained weights are then compared with the
+  starting ones on the same validation error; when they are not better, the
+  starting network is kept (``keep_start_if_worse=True``) or the trained one with
+  a warning. ``kept_``, ``improved_``, ``decision_`` and ``provenance_`` say
+  which, and why.
 
 A powerset network (pyannote/segmentation-3.0, ``model.powerset`` set) is
 trained as pyannote.audio 3.x's ``SpeakerDiarization`` with
