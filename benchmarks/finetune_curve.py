@@ -27,7 +27,8 @@ overlap F, overlap DetER, resegmentation DER. The training's wall and CPU time
 ``DATA``'s test files): each candidate recipe trains on ``train`` with the
 validation error on ``val`` recorded every epoch of 16 steps, no early stopping.
 
-Every run is appended to ``--json`` as it ends. Torch runs on ``--threads``
+Every run is appended to ``--json`` as it ends; ``report FILE...`` prints the
+tables of ``docs/finetuning.md`` from such files. Torch runs on ``--threads``
 threads (1 by default: on a shared 2-core machine two threads spin against
 other processes' load and train several times slower).
 """
@@ -245,14 +246,12 @@ def dev(args) -> None:
             )
 
 
-def noise(args) -> None:
-    """How much the validation error moves with the validation set alone.
+def chunk_errors(segmentation, X) -> tuple:
+    """Per 5 s chunk of ``X``: frame errors at each of 51 thresholds, speech frames.
 
-    The pretrained network's frame-level error on every 5 s chunk of the
-    files (the trainer's validation error: warm-up frames left out, speakers
-    permuted to the reference, the best of the 51 thresholds over the set);
-    then the standard deviation of that error over sets of ``k`` chunks drawn
-    with replacement, for 1, 2.5, 5 and 10 minutes of validation audio.
+    The trainer's validation error, chunk by chunk: warm-up frames left out,
+    speakers permuted to the reference; the error of a set of chunks is
+    ``errors[i].sum(0).min() / speech[i].sum()``.
     """
     import numpy as np
     import torch
@@ -262,10 +261,47 @@ def noise(args) -> None:
     from skseg.heads import permutate
     from skseg.training import chunk_targets
 
-    model = load_model()
+    model = load_model(segmentation)
     net = model.network.eval()
     sr, duration = model.sample_rate, model.duration
     grid = torch.linspace(0, 1, 51)
+    errors, speech = [], []
+    for f in X:
+        with AudioReader(f, sample_rate=sr) as reader:
+            audio = reader.read()
+        for start in np.arange(0, len(audio) / sr - duration + 1e-6, duration):
+            a = round(start * sr)
+            x = torch.from_numpy(audio[a : a + round(duration * sr)])[None, None]
+            y, _ = chunk_targets(f["annotation"], float(start), model)
+            with torch.inference_mode():
+                pred = model.head.speakers(net(x))
+            y = torch.from_numpy(y)[None]
+            w0, w1 = (
+                round(w / duration * y.shape[1]) for w in model.specifications.warm_up
+            )
+            keep = slice(w0, y.shape[1] - w1)
+            pred = permutate(y, pred)[:, keep]
+            y = y[:, keep]
+            hyp = (pred[None] > grid[:, None, None, None]).float()
+            n_ref = y.sum(-1)[None]
+            err = torch.maximum(n_ref, hyp.sum(-1)) - (hyp * y[None]).sum(-1)
+            errors.append(err.sum(dim=(1, 2)).numpy())
+            speech.append(float(n_ref.sum()))
+    return np.array(errors), np.array(speech)
+
+
+def noise(args) -> None:
+    """How much the validation error moves with the validation set alone.
+
+    The standard deviation of the pretrained network's validation error over
+    sets of ``k`` chunks drawn with replacement, for 1, 2.5, 5 and 10 minutes of
+    validation audio; with ``--versus NET``, also that of the difference
+    between NET's error and the pretrained network's on the same chunks (what
+    keeping the start, or early stopping, decides on) and how often NET looks
+    better.
+    """
+    import numpy as np
+
     out = {}
     for name, folder in (("generated", args.data), ("ami", None)):
         if folder is None:
@@ -274,46 +310,87 @@ def noise(args) -> None:
             X = [f for split in fetch_ami_excerpts().values() for f in split]
         else:
             X, _ = load_folder(Path(folder))
-        errors, speech = [], []
-        for f in X:
-            with AudioReader(f, sample_rate=sr) as reader:
-                audio = reader.read()
-            for start in np.arange(0, len(audio) / sr - duration + 1e-6, duration):
-                a = round(start * sr)
-                x = torch.from_numpy(audio[a : a + round(duration * sr)])[None, None]
-                y, _ = chunk_targets(f["annotation"], float(start), model)
-                with torch.inference_mode():
-                    pred = model.head.speakers(net(x))
-                y = torch.from_numpy(y)[None]
-                w0, w1 = (
-                    round(w / duration * y.shape[1])
-                    for w in model.specifications.warm_up
-                )
-                keep = slice(w0, y.shape[1] - w1)
-                pred = permutate(y, pred)[:, keep]
-                y = y[:, keep]
-                hyp = (pred[None] > grid[:, None, None, None]).float()
-                n_ref = y.sum(-1)[None]
-                err = torch.maximum(n_ref, hyp.sum(-1)) - (hyp * y[None]).sum(-1)
-                errors.append(err.sum(dim=(1, 2)).numpy())
-                speech.append(float(n_ref.sum()))
-        errors, speech = np.array(errors), np.array(speech)
+        errors, speech = chunk_errors("pyannote/segmentation", X)
+        versus = chunk_errors(args.versus, X)[0] if args.versus else None
         rng = np.random.default_rng(0)
-        row = {
-            "chunks": len(speech),
-            "der": float((errors.sum(0) / speech.sum()).min()),
-        }
+
+        def der(e, i, speech=speech):
+            return (e[i].sum(0) / max(speech[i].sum(), 1)).min()
+
+        everything = np.arange(len(speech))
+        row = {"chunks": len(speech), "der": float(der(errors, everything))}
+        if versus is not None:
+            row["der_versus"] = float(der(versus, everything))
         for minutes in (1, 2.5, 5, 10):
-            k = round(minutes * 60 / duration)
-            ders = []
+            k = round(minutes * 60 / 5.0)
+            ders, diffs = [], []
             for _ in range(2000):
                 i = rng.integers(0, len(speech), k)
-                ders.append((errors[i].sum(0) / max(speech[i].sum(), 1)).min())
+                ders.append(der(errors, i))
+                if versus is not None:
+                    diffs.append(der(versus, i) - ders[-1])
             row[f"std_{minutes:g}min"] = float(np.std(ders))
+            if diffs:
+                row[f"std_diff_{minutes:g}min"] = float(np.std(diffs))
+                row[f"better_{minutes:g}min"] = float(np.mean(np.array(diffs) < 0))
         out[name] = row
         print(name, row, flush=True)
     if args.json:
-        append(args.json, {"noise": out})
+        append(args.json, {"noise": out, "versus": args.versus})
+
+
+NAMES = {
+    "vad_speech_deter": "speech DetER",
+    "osd_overlap_f": "overlap F",
+    "osd_overlap_deter": "overlap DetER",
+    "reseg_der": "resegmentation DER",
+}
+
+
+def label(run: dict) -> str:
+    return f"AMI fold {run['fold']}" if "fold" in run else f"{run['minutes']:g} min"
+
+
+def report(paths: list[str]) -> str:
+    """Markdown tables of the runs in ``paths`` (JSON lines), with the checks."""
+    runs = [json.loads(line) for p in paths for line in open(p) if line.strip()]
+    out = []
+    pretrained = {r["data"]: r for r in runs if r.get("network") == "pretrained"}
+    curve = [r for r in runs if r.get("network") == "finetuned" and "minutes" in r]
+    for r in sorted(curve, key=lambda r: r["minutes"]):
+        base = pretrained[r["data"]]["test"]
+        cells = [f"{100 * base[k]:.1f} → {100 * r['test'][k]:.1f} %" for k in NAMES]
+        ratio = r["test"]["vad_speech_deter"] / base["vad_speech_deter"]
+        gain = r["test"]["osd_overlap_f"] - base["osd_overlap_f"]
+        out.append(
+            f"| {r['minutes']:g} min | {' | '.join(cells)} | {r['kept']} | "
+            f"{r['wall_s']:.0f} s / {r['cpu_s']:.0f} s | DetER x{ratio:.2f}, "
+            f"F {100 * gain:+.1f} |"
+        )
+    by_fold = {}
+    for r in runs:
+        if r.get("data") == "ami":
+            by_fold.setdefault(r["fold"], {})[r["network"]] = r
+    for k, fold in sorted(by_fold.items()):
+        if "finetuned" not in fold or "pretrained" not in fold:
+            continue
+        base, tuned = fold["pretrained"]["cv"], fold["finetuned"]["cv"]
+        cells = [f"{100 * base[key]:.1f} → {100 * tuned[key]:.1f} %" for key in NAMES]
+        out.append(
+            f"| AMI fold {k} | {' | '.join(cells)} | {fold['finetuned']['kept']} | "
+            f"{fold['finetuned']['wall_s']:.0f} s / "
+            f"{fold['finetuned']['cpu_s']:.0f} s | |"
+        )
+    head = (
+        "| annotation | " + " | ".join(NAMES.values()) + " | kept | training "
+        "wall / CPU | acceptance |\n|" + "---|" * (len(NAMES) + 4)
+    )
+    decisions = [
+        f"* {label(r)}: {r['decision']}"
+        for r in runs
+        if r.get("network") == "finetuned"
+    ]
+    return "\n".join([head, *out, "", *decisions])
 
 
 def main(argv=None) -> int:
@@ -331,11 +408,17 @@ def main(argv=None) -> int:
     sub.choices["curve"].add_argument(
         "--minutes", type=float, nargs="+", default=[5, 2, 10, 20]
     )
+    sub.choices["noise"].add_argument("--versus", help="a fine-tuned network")
     sub.choices["ami"].add_argument("--folds", type=int, nargs="+", default=[0, 1])
     sub.choices["dev"].add_argument(
         "--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES
     )
     sub.choices["dev"].add_argument("--files", type=int, nargs="+", default=[10])
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["report"]:
+        print(report(argv[1:]))
+        return 0
     args = parser.parse_args(argv)
     import torch
 
