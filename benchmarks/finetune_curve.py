@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -69,14 +70,15 @@ def subset(X: list[dict], folder: Path) -> Path:
     return folder
 
 
-def finetune(folder: Path, out: Path, threads: int) -> dict:
-    """``skseg finetune FOLDER --out OUT``, no option; its times and outcome."""
+def finetune(folder: Path, out: Path, threads: int, options=()) -> dict:
+    """``skseg finetune FOLDER --out OUT [OPTIONS]``; its times and outcome."""
     from skseg.serialization import read_config
 
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     cmd = [sys.executable, "-m", "skseg", "finetune", str(folder), "--out", str(out)]
+    cmd += list(options)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -84,7 +86,7 @@ def finetune(folder: Path, out: Path, threads: int) -> dict:
         raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()[-2000:]}")
     provenance = read_config(out)["provenance"]
     return {
-        "command": "skseg finetune FOLDER --out NET",
+        "command": " ".join(["skseg finetune FOLDER --out NET", *options]),
         "wall_s": wall,
         "cpu_s": (after.ru_utime - before.ru_utime)
         + (after.ru_stime - before.ru_stime),
@@ -180,7 +182,7 @@ def ami(args) -> None:
                 },
             )
         folder = subset(train, work / f"fold{k}")
-        run = finetune(folder, work / f"net{k}", args.threads)
+        run = finetune(folder, work / f"net{k}", args.threads, args.options)
         append(
             args.json,
             {
@@ -409,6 +411,13 @@ def main(argv=None) -> int:
         "--minutes", type=float, nargs="+", default=[5, 2, 10, 20]
     )
     sub.choices["noise"].add_argument("--versus", help="a fine-tuned network")
+    sub.choices["ami"].add_argument(
+        "--options",
+        type=shlex.split,
+        default=[],
+        help="given to skseg finetune (e.g. --if-worse keep-trained, to score the "
+        "trained network the defaults did not keep)",
+    )
     sub.choices["ami"].add_argument("--folds", type=int, nargs="+", default=[0, 1])
     sub.choices["dev"].add_argument(
         "--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES
