@@ -908,6 +908,7 @@ class SegmentationTrainer(BaseEstimator):
         self.history_: list[dict] = []
         self.n_steps_ = 0
         self.validation_duration_ = 0.0
+        self.early_stopping_ = False
         self.train_files_ = [f.label for f in train_files]
         self.validation_files_ = [f.label for f in val_files]
         step_seconds = 0.0
@@ -1090,8 +1091,6 @@ class SegmentationTrainer(BaseEstimator):
 
         self.start_score_ = start_score
         self.trained_score_ = trained["score"]
-        if not hasattr(self, "early_stopping_"):  # stopped before validation
-            self.early_stopping_ = False
         self.improved_ = None
         if trained["state"] is None:
             kept = "start"
