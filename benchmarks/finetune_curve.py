@@ -141,7 +141,7 @@ def curve(args) -> None:
     for minutes in args.minutes:
         n = round(minutes * 60 / 30)
         folder = subset(X[:n], work / f"train{minutes:g}")
-        run = finetune(folder, work / f"net{minutes:g}", args.threads)
+        run = finetune(folder, work / f"net{minutes:g}", args.threads, args.options)
         scores = lines(str(work / f"net{minutes:g}"), val, test)
         append(
             args.json,
@@ -411,13 +411,14 @@ def main(argv=None) -> int:
         "--minutes", type=float, nargs="+", default=[5, 2, 10, 20]
     )
     sub.choices["noise"].add_argument("--versus", help="a fine-tuned network")
-    sub.choices["ami"].add_argument(
-        "--options",
-        type=shlex.split,
-        default=[],
-        help="given to skseg finetune (e.g. --if-worse keep-trained, to score the "
-        "trained network the defaults did not keep)",
-    )
+    for mode in ("curve", "ami"):
+        sub.choices[mode].add_argument(
+            "--options",
+            type=shlex.split,
+            default=[],
+            help="given to skseg finetune (e.g. --if-worse keep-trained, to score "
+            "the trained network the defaults did not keep)",
+        )
     sub.choices["ami"].add_argument("--folds", type=int, nargs="+", default=[0, 1])
     sub.choices["dev"].add_argument(
         "--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES
