@@ -204,6 +204,8 @@ def side(args, out: Path) -> dict:
         steps_per_epoch=args.side_steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        freeze=None,
+        l2_sp=0.0,
         mix_probability=0.0,
         validation_fraction=0,
         random_state=args.seed,

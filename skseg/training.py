@@ -13,9 +13,11 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   proportional to its annotated duration, one of its annotated (UEM) regions with
   probability proportional to its duration, then a start uniformly inside it.
   Regions shorter than a chunk are not used (as pyannote does); a file left with
-  none is skipped with a warning naming it. An epoch is
-  ``max(batch_size, ceil(annotated duration / chunk duration))`` chunks, cut into
-  full batches.
+  none is skipped with a warning naming it. An epoch is pyannote's,
+  ``ceil(annotated duration / chunk duration)`` chunks cut into full batches, but
+  at least :data:`MIN_STEPS_PER_EPOCH` (16) steps: pyannote's epoch is one step
+  for 5 minutes of annotation, and 8 epochs of one step leave the network as it
+  was.
 * **targets**: a speaker is active on frames ``round((t - half) / step)`` of the
   model's receptive field (pyannote 3.4's discretisation). A chunk keeps its
   ``num_classes`` most talkative speakers (most active frames); the others are
@@ -39,16 +41,25 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   warm-up frames and 1 elsewhere (averaged over all frames, as pyannote's
   weighted loss is). ``vad_loss="bce"`` or ``"mse"`` adds pyannote's speech
   activity loss on the maximum over speakers.
-* **optimiser**: Adam, learning rate ``lr``; ``freeze`` keeps the blocks up to and
-  including a named one fixed (pyannote's ``freeze_up_to``).
+* **optimiser**: Adam, constant learning rate ``lr`` (1e-3, chosen on
+  validation data); ``freeze`` keeps the blocks up to and including a named one
+  fixed (pyannote's ``freeze_up_to``); ``l2_sp`` adds ``l2_sp * sum((w -
+  w_start) ** 2)`` over the trained weights to the loss (L2-SP).
 * **validation**: files held out (``validation_fraction`` of them, or a given
   set) are cut into consecutive chunks; after each epoch their
   permutation-invariant frame-level diarization error rate at the best
-  threshold (pyannote's ``OptimalDiarizationErrorRate``) is computed. The
-  weights with the lowest one are kept (the starting weights count, so
-  fine-tuning never returns a network worse on validation than the one it
-  started from), and training stops after ``patience`` epochs without
-  improvement.
+  threshold (pyannote's ``OptimalDiarizationErrorRate``) is computed, for the
+  starting weights too. With early stopping (``early_stopping="auto"``: when the
+  validation chunks hold at least :data:`EARLY_STOPPING_MIN_VALIDATION`, 10
+  minutes), training stops after ``patience`` epochs without improvement and the
+  best epoch's weights are the trained ones; below that, one epoch's error is
+  too noisy to stop on, every epoch runs and the last weights are the trained
+  ones.
+* **keeping the start**: the trained weights are then compared with the
+  starting ones on the same validation error; when they are not better, the
+  starting network is kept (``keep_start_if_worse=True``) or the trained one with
+  a warning. ``kept_``, ``improved_``, ``decision_`` and ``provenance_`` say
+  which, and why.
 
 A powerset network (pyannote/segmentation-3.0, ``model.head`` a
 :class:`~skseg.heads.PowersetHead`) is
@@ -91,7 +102,9 @@ from .metrics import annotated
 from .model import SegmentationModel, build_model, load_model
 
 __all__ = [
+    "EARLY_STOPPING_MIN_VALIDATION",
     "FREEZE_BLOCKS",
+    "MIN_STEPS_PER_EPOCH",
     "FineTuner",
     "SegmentationTrainer",
     "TrainingError",
@@ -102,6 +115,14 @@ __all__ = [
 
 #: the blocks of PyanNet, input to output: ``freeze="lstm"`` freezes the first two
 FREEZE_BLOCKS = ("sincnet", "lstm", "linear", "classifier")
+
+#: the fewest optimizer steps of a default epoch: pyannote's epoch (the annotated
+#: duration in chunks) is one step for 5 minutes of annotation
+MIN_STEPS_PER_EPOCH = 16
+
+#: validation audio (seconds) from which ``early_stopping="auto"`` stops early:
+#: below it, one epoch's validation error is too noisy to decide on
+EARLY_STOPPING_MIN_VALIDATION = 600.0
 
 # MixSpeakerDiarization's defaults (pyannote.audio 2.1 to 3.4)
 _MIX_SNR_DB = (0.0, 5.0)
@@ -316,16 +337,24 @@ class SegmentationTrainer(BaseEstimator):
         The network to start from: anything :func:`skseg.load_model` accepts
         (including a previously saved fine-tuned network), or a model object.
         It is copied, never modified.
-    max_epochs : int, default=10
+    max_epochs : int, default=8
     steps_per_epoch : int, optional
-        Optimizer steps per epoch; by default pyannote's epoch:
-        ``max(batch_size, ceil(annotated duration / chunk duration))`` chunks.
+        Optimizer steps per epoch; by default pyannote's epoch
+        (``ceil(annotated duration / chunk duration)`` chunks in full batches),
+        but at least :data:`MIN_STEPS_PER_EPOCH` (16) steps, so that 5 minutes of
+        annotation get 128 steps, not 8.
     batch_size : int, default=32
         Chunks per step (pyannote's default).
-    lr : float, default=1e-4
-        Adam's learning rate (pyannote's adaptation tutorial uses 1e-4).
+    lr : float, default=1e-3
+        Adam's (constant) learning rate, chosen on validation data
+        (``docs/finetuning.md``; pyannote's adaptation tutorial uses 1e-4, which
+        moves the network little in 128 steps).
     freeze : {"sincnet", "lstm", "linear", "classifier"} or None, default=None
         Keep the blocks up to and including this one fixed.
+    l2_sp : float, default=0.0
+        Strength of the penalty ``l2_sp * sum((w - w_start) ** 2)`` that holds
+        the trainable weights near the starting ones (L2-SP, Li et al. 2018), a
+        regulariser for small training sets; 0 disables it.
     vad_loss : {"bce", "mse"} or None, default=None
         Add pyannote's speech activity loss (multi-label networks only: with a
         powerset network ``fit`` raises ``ValueError``, as pyannote does).
@@ -338,7 +367,21 @@ class SegmentationTrainer(BaseEstimator):
         stopping when ``fit`` gets no ``validation`` set; 0 trains on every file
         for ``max_epochs`` and keeps the last weights.
     patience : int, default=3
-        Epochs without a better validation error before stopping.
+        Epochs without a better validation error before stopping (with early
+        stopping).
+    early_stopping : "auto" or bool, default="auto"
+        Stop after ``patience`` epochs without a better validation error and
+        keep the best epoch's weights; otherwise run every epoch and keep the
+        last weights. ``"auto"``: on when the validation chunks hold at least
+        :data:`EARLY_STOPPING_MIN_VALIDATION` (10 minutes) of audio, since the
+        validation error of fewer chunks moves from epoch to epoch by more than
+        training improves it (``docs/finetuning.md``).
+    keep_start_if_worse : bool, default=True
+        After training, the trained weights are compared with the starting ones
+        on the validation files (the same validation error); when they are not
+        better, ``model_`` is the starting network (``kept_ == "start"``), and
+        otherwise (False) the trained one with a ``UserWarning``. Either way
+        ``improved_`` and ``provenance_`` say what happened.
     random_state : int, RandomState or None, default=None
         Seeds chunk sampling, augmentation, the validation split and dropout.
         With the same seed and the same number of threads, ``fit`` gives the
@@ -349,8 +392,8 @@ class SegmentationTrainer(BaseEstimator):
     Attributes
     ----------
     model_ : SegmentationModel
-        The fine-tuned network (best validation weights), CPU, ``eval`` mode,
-        ``sha256`` = digest of its weights.
+        The network kept (see ``kept_``), CPU, ``eval`` mode, ``sha256`` = digest
+        of its weights.
     history_ : list of dict
         Per epoch: ``epoch``, ``steps``, ``train_loss``, ``validation`` (error
         rate), ``validation_loss``, ``seconds``, ``truncated_chunks`` (training
@@ -359,6 +402,21 @@ class SegmentationTrainer(BaseEstimator):
         Epoch whose weights ``model_`` holds (0: the starting weights).
     best_score_ : float or None
         Validation error rate of ``model_``.
+    start_score_, trained_score_ : float or None
+        Validation error rate of the starting network and of the trained
+        weights (the best epoch with early stopping, else the last); None
+        without validation (or, for ``trained_score_``, before any epoch ended).
+    improved_ : bool or None
+        Whether the trained weights are better than the starting ones on
+        validation; None when nothing could be compared.
+    kept_ : {"trained", "start"}
+        Which weights ``model_`` holds.
+    early_stopping_ : bool
+        Whether early stopping was on (``early_stopping`` resolved).
+    validation_duration_ : float
+        Seconds of audio in the validation chunks.
+    decision_ : str
+        One line saying which network was kept and why.
     n_steps_ : int
         Optimizer steps done.
     stopped_ : str
@@ -402,15 +460,18 @@ class SegmentationTrainer(BaseEstimator):
         self,
         segmentation: Any = "pyannote/segmentation",
         *,
-        max_epochs: int = 10,
+        max_epochs: int = 8,
         steps_per_epoch: int | None = None,
         batch_size: int = 32,
-        lr: float = 1e-4,
+        lr: float = 1e-3,
         freeze: str | None = None,
+        l2_sp: float = 0.0,
         vad_loss: str | None = None,
         mix_probability: float = 0.0,
         validation_fraction: float = 0.2,
         patience: int = 3,
+        early_stopping: str | bool = "auto",
+        keep_start_if_worse: bool = True,
         random_state: Any = None,
         device: str = "cpu",
     ):
@@ -420,10 +481,13 @@ class SegmentationTrainer(BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.freeze = freeze
+        self.l2_sp = l2_sp
         self.vad_loss = vad_loss
         self.mix_probability = mix_probability
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.early_stopping = early_stopping
+        self.keep_start_if_worse = keep_start_if_worse
         self.random_state = random_state
         self.device = device
 
@@ -449,6 +513,23 @@ class SegmentationTrainer(BaseEstimator):
             raise ValueError(
                 f"freeze must be None or one of {', '.join(FREEZE_BLOCKS)}, "
                 f"got {self.freeze!r}"
+            )
+        if not (
+            isinstance(self.l2_sp, int | float)
+            and not isinstance(self.l2_sp, bool)
+            and math.isfinite(self.l2_sp)
+            and self.l2_sp >= 0
+        ):
+            raise ValueError(f"l2_sp must be a number >= 0, got {self.l2_sp!r}")
+        if not (self.early_stopping == "auto" or isinstance(self.early_stopping, bool)):
+            raise ValueError(
+                f"early_stopping must be 'auto', True or False, "
+                f"got {self.early_stopping!r}"
+            )
+        if not isinstance(self.keep_start_if_worse, bool | np.bool_):
+            raise ValueError(
+                f"keep_start_if_worse must be True or False, "
+                f"got {self.keep_start_if_worse!r}"
             )
         if self.vad_loss not in (None, "bce", "mse"):
             raise ValueError(
@@ -833,9 +914,8 @@ class SegmentationTrainer(BaseEstimator):
         )
         total_annotated = sum(f.annotated for f in train_files)
         steps_per_epoch = self.steps_per_epoch or max(
-            1,
-            max(self.batch_size, math.ceil(total_annotated / model.duration))
-            // self.batch_size,
+            MIN_STEPS_PER_EPOCH,
+            math.ceil(total_annotated / model.duration) // self.batch_size,
         )
         total_steps = steps_per_epoch * self.max_epochs
 
@@ -848,14 +928,20 @@ class SegmentationTrainer(BaseEstimator):
 
         self.history_: list[dict] = []
         self.n_steps_ = 0
+        self.validation_duration_ = 0.0
+        self.early_stopping_ = False
         self.train_files_ = [f.label for f in train_files]
         self.validation_files_ = [f.label for f in val_files]
         step_seconds = 0.0
-        best_state = _state(net)
-        best_epoch, best_score = 0, None
+        start_state = _state(net)
+        # the trained candidate: the best epoch (early stopping) or the last one
+        trained: dict[str, Any] = {"state": None, "epoch": 0, "score": None}
+        start_score = best_score = None  # best_score: the best so far, start included
         cuda = [device.index or 0] if device.type == "cuda" else []
         val_x = val_y = None
         stopped = "max_epochs"
+        early_stopping = False
+        anchor = [p.detach().clone() for p in trainable] if self.l2_sp > 0 else None
 
         def report(event, epoch, loss, last):
             if callback is None:
@@ -887,9 +973,17 @@ class SegmentationTrainer(BaseEstimator):
                     val_x, val_y = self._validation_set(
                         val_files, model, num_samples, num_frames
                     )
-                    best_score, _ = self._validate(
+                    start_score, _ = self._validate(
                         net, val_x, val_y, warm_up, device, head
                     )
+                    best_score = start_score
+                    self.validation_duration_ = len(val_x) * model.duration
+                    early_stopping = (
+                        self.validation_duration_ >= EARLY_STOPPING_MIN_VALIDATION
+                        if self.early_stopping == "auto"
+                        else bool(self.early_stopping)
+                    )
+                self.early_stopping_ = early_stopping
                 patience_left = self.patience
                 last = best_score
                 for epoch in range(1, self.max_epochs + 1):
@@ -909,14 +1003,19 @@ class SegmentationTrainer(BaseEstimator):
                         if bool(torch.isfinite(prediction).all()):
                             loss = self._loss(prediction, yb, warm_up, head)
                             value = float(loss.detach())
+                            if anchor is not None:
+                                loss = loss + self.l2_sp * sum(
+                                    ((p - p0) ** 2).sum()
+                                    for p, p0 in zip(trainable, anchor, strict=True)
+                                )
                         else:
                             value = float("nan")
                         if not math.isfinite(value):
                             raise TrainingError(
                                 f"epoch {epoch}, step {self.n_steps_ + 1}: the loss is "
                                 f"{value} (lower lr, or check the data); the best "
-                                f"weights so far (epoch {best_epoch}) are kept in "
-                                f"model_"
+                                f"weights so far (epoch {trained['epoch']}, or the "
+                                f"starting ones) are kept in model_"
                             )
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
@@ -938,18 +1037,27 @@ class SegmentationTrainer(BaseEstimator):
                             net, val_x, val_y, warm_up, device, head
                         )
                         record.update(validation=last, validation_loss=val_loss)
+                        if not early_stopping or (
+                            trained["score"] is None or last < trained["score"]
+                        ):
+                            trained.update(state=_state(net), epoch=epoch, score=last)
+                        # patience counts epochs not better than the best so far,
+                        # the starting weights included
                         if last < best_score:
-                            best_score, best_epoch = last, epoch
-                            best_state = _state(net)
+                            best_score = last
                             patience_left = self.patience
                         else:
                             patience_left -= 1
                     else:
-                        best_state, best_epoch = _state(net), epoch
+                        trained.update(state=_state(net), epoch=epoch)
                     record["seconds"] = time.perf_counter() - epoch_began
                     self.history_.append(record)
                     report("epoch", epoch, record["train_loss"], last)
-                    if val_files and patience_left <= 0 and epoch < self.max_epochs:
+                    if (
+                        early_stopping
+                        and patience_left <= 0
+                        and epoch < self.max_epochs
+                    ):
                         stopped = "early_stopping"
                         break
         except TrainingError:
@@ -961,9 +1069,9 @@ class SegmentationTrainer(BaseEstimator):
         finally:
             self._finish(
                 model,
-                best_state,
-                best_epoch,
-                best_score,
+                start_state,
+                start_score,
+                trained,
                 stopped,
                 began,
                 step_seconds,
@@ -987,9 +1095,9 @@ class SegmentationTrainer(BaseEstimator):
     def _finish(
         self,
         model,
-        best_state,
-        best_epoch,
-        best_score,
+        start_state,
+        start_score,
+        trained,
         stopped,
         began,
         step_seconds,
@@ -1002,6 +1110,51 @@ class SegmentationTrainer(BaseEstimator):
         from . import __version__
         from .serialization import weights_digest
 
+        self.start_score_ = start_score
+        self.trained_score_ = trained["score"]
+        self.improved_ = None
+        if trained["state"] is None:
+            kept = "start"
+            decision = (
+                "kept the starting network: training stopped before an epoch ended"
+            )
+        elif start_score is None:
+            kept = "trained"
+            decision = (
+                "kept the fine-tuned network: no validation files, so it was not "
+                "compared with the starting one"
+            )
+        elif trained["score"] is None:
+            # an epoch ended without validation: cannot happen with val files
+            kept, decision = "start", "kept the starting network: nothing validated"
+        else:
+            self.improved_ = bool(trained["score"] < start_score)
+            versus = (
+                f"validation error {100 * trained['score']:.2f} % after training "
+                f"(epoch {trained['epoch']}) vs {100 * start_score:.2f} % before"
+            )
+            if self.improved_:
+                kept, decision = "trained", f"kept the fine-tuned network: {versus}"
+            elif self.keep_start_if_worse:
+                kept = "start"
+                decision = (
+                    f"kept the starting network, the fine-tuned one is not better "
+                    f"on the validation files: {versus}"
+                )
+            else:
+                kept = "trained"
+                decision = (
+                    f"kept the fine-tuned network although it is not better on the "
+                    f"validation files (keep_start_if_worse=False): {versus}"
+                )
+                warnings.warn(decision, UserWarning, stacklevel=3)
+        if kept == "start":
+            best_state, best_epoch, best_score = start_state, 0, start_score
+        else:
+            best_state, best_epoch = trained["state"], trained["epoch"]
+            best_score = trained["score"]
+        self.kept_ = kept
+        self.decision_ = decision
         net = model.network.cpu()
         net.load_state_dict(best_state)
         for p in net.parameters():
@@ -1032,6 +1185,13 @@ class SegmentationTrainer(BaseEstimator):
             "steps": self.n_steps_,
             "best_epoch": best_epoch,
             "validation_der": best_score,
+            "start_validation_der": start_score,
+            "trained_validation_der": trained["score"],
+            "improved": self.improved_,
+            "kept": kept,
+            "early_stopping": self.early_stopping_,
+            "validation_seconds": self.validation_duration_,
+            "decision": decision,
             "stopped": stopped,
             "torch_version": torch.__version__,
             "torch_threads": torch.get_num_threads(),
@@ -1093,6 +1253,11 @@ class FineTuner:
     call's result: each update fits all the annotations so far once, instead of
     fitting the first ones again at every update.
 
+    The trainer's rule for keeping the start applies: when the fine-tuned
+    network is not better than the starting one on the held-out annotations
+    (``keep_start_if_worse=True``, the default), the estimator gets the starting
+    network back (``segmentation=base_``) and ``history_`` says why.
+
     Parameters
     ----------
     trainer : SegmentationTrainer, optional
@@ -1113,7 +1278,9 @@ class FineTuner:
         The latest call's fitted trainer.
     history_ : list of dict
         Per call: ``n_files``, ``steps``, ``best_score`` (validation error rate
-        or None), ``stopped``, ``sha256`` (the new network's weights digest).
+        or None), ``stopped``, ``kept`` (``"trained"`` or ``"start"``),
+        ``improved`` (None without validation), ``decision`` (one line),
+        ``sha256`` (the new network's weights digest).
 
     Examples
     --------
@@ -1176,7 +1343,12 @@ class FineTuner:
                 "steps": trainer.n_steps_,
                 "best_score": trainer.best_score_,
                 "stopped": trainer.stopped_,
+                "kept": trainer.kept_,
+                "improved": trainer.improved_,
+                "decision": trainer.decision_,
                 "sha256": trainer.model_.sha256,
             },
         ]
+        if trainer.kept_ == "start":
+            return estimator.set_params(segmentation=self.base_)
         return estimator.set_params(segmentation=trainer.model_)

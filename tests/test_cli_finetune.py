@@ -239,3 +239,43 @@ print(text.getvalue(), end="")
     assert out.returncode == 0, out.stderr
     assert out.stdout == expected
     assert expected.startswith("SPEAKER")
+
+
+def test_the_defaults_are_the_trainers():
+    args = build_parser().parse_args(["finetune", "d", "--out", "n"])
+    trainer = SegmentationTrainer().get_params()
+    assert (args.epochs, args.lr, args.batch_size) == (
+        trainer["max_epochs"],
+        trainer["lr"],
+        trainer["batch_size"],
+    )
+    assert (args.patience, args.validation_fraction, args.l2_sp) == (
+        trainer["patience"],
+        trainer["validation_fraction"],
+        trainer["l2_sp"],
+    )
+    assert args.steps_per_epoch is trainer["steps_per_epoch"] is None
+    assert args.early_stopping == trainer["early_stopping"] == "auto"
+    assert args.if_worse == "keep-start" and trainer["keep_start_if_worse"] is True
+
+
+def test_a_network_not_better_than_the_start_is_not_saved_silently(
+    corpus, tmp_path, capsys
+):
+    # lr 1 wrecks the network in two steps: the start is better on validation
+    run = [str(corpus["train"]), "--validation", str(corpus["val"]), *TRAIN]
+    run += ["--lr", "1", "-q"]
+    assert main(["finetune", *run, "--out", str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert "kept              the starting network (the fine-tuned one" in out
+    assert "skseg finetune: kept the starting network, the fine-tuned one" in err
+    provenance = read_config(tmp_path / "a")["provenance"]
+    assert provenance["kept"] == "start" and provenance["improved"] is False
+    assert load_model(tmp_path / "a").weights_digest == load_model().weights_digest
+
+    main(["finetune", *run, "--out", str(tmp_path / "b"), "--if-worse", "keep-trained"])
+    out, err = capsys.readouterr()
+    assert "kept              the fine-tuned network" in out
+    assert "although it is not better on the validation files" in err
+    assert read_config(tmp_path / "b")["provenance"]["kept"] == "trained"
+    assert load_model(tmp_path / "b").weights_digest != load_model().weights_digest

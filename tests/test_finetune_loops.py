@@ -196,3 +196,28 @@ def test_serve_finetune_wires_a_fine_tuner(monkeypatch, capsys):
             main(["labelstudio", "serve", *bad])
         assert exit.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_fine_tuner_keeps_the_start_when_training_does_not_help(sample):
+    from pyannote.core import Timeline
+
+    halves = [
+        dict(sample, uri="first", annotated=Timeline([Segment(0, 15)])),
+        dict(sample, uri="second", annotated=Timeline([Segment(15, 30)])),
+    ]
+    # lr 1 wrecks the network: the held-out half says so
+    fine_tune = FineTuner(
+        SegmentationTrainer(
+            max_epochs=1,
+            steps_per_epoch=1,
+            batch_size=2,
+            lr=1.0,
+            validation_fraction=0.5,
+            random_state=0,
+        )
+    )
+    vad = fine_tune(VADEstimator(), halves, [sample["annotation"]] * 2)
+    assert vad.segmentation == fine_tune.base_ == "pyannote/segmentation"
+    entry = fine_tune.history_[0]
+    assert entry["kept"] == "start" and entry["improved"] is False
+    assert entry["decision"].startswith("kept the starting network")

@@ -18,6 +18,7 @@ from skseg.network import PyanNet
 from skseg.powerset import Powerset
 from skseg.serialization import read_config
 from skseg.training import (
+    MIN_STEPS_PER_EPOCH,
     SegmentationTrainer,
     TrainingError,
     chunk_targets,
@@ -127,6 +128,7 @@ def test_early_stopping_restores_the_best_weights(sample):
         batch_size=2,
         lr=1.0,
         patience=1,
+        early_stopping=True,  # 15 s of validation: "auto" would not stop early
         validation_fraction=0.5,
         random_state=0,
     ).fit(_halves(sample))
@@ -241,6 +243,9 @@ def test_base_checkpoint_of_another_architecture(tmp_path, sample):
         ({"validation_fraction": 1.0}, "validation_fraction must be in"),
         ({"freeze": "classifier"}, "leaves nothing to train"),
         ({"segmentation": 3}, "segmentation must be a path"),
+        ({"l2_sp": -1.0}, "l2_sp must be a number >= 0"),
+        ({"early_stopping": "yes"}, "early_stopping must be 'auto', True or False"),
+        ({"keep_start_if_worse": "no"}, "keep_start_if_worse must be True or False"),
     ],
 )
 def test_bad_parameters(sample, params, message):
@@ -427,3 +432,100 @@ def test_a_fine_tuned_powerset_network_serves_the_estimators(sample, tmp_path):
     vad = VADEstimator(segmentation=path).fit()
     assert vad.rule_ == "powerset-hard"
     assert isinstance(vad.predict([sample])[0], Annotation)
+
+
+def test_a_network_not_better_than_the_start_is_not_kept(sample, tmp_path):
+    # a learning rate that wrecks the network: training cannot help
+    trainer = SegmentationTrainer(
+        max_epochs=2,
+        steps_per_epoch=1,
+        batch_size=2,
+        lr=1.0,
+        validation_fraction=0.5,
+        random_state=0,
+    ).fit(_halves(sample))
+    assert trainer.kept_ == "start" and trainer.improved_ is False
+    assert trainer.trained_score_ > trainer.start_score_ == trainer.best_score_
+    assert trainer.best_epoch_ == 0 and len(trainer.history_) == 2
+    assert _equal(_weights(trainer.model_), _weights(load_model()))
+    assert trainer.decision_.startswith("kept the starting network, the fine-tuned")
+    provenance = read_config(trainer.save(tmp_path / "net"))["provenance"]
+    assert provenance["kept"] == "start" and provenance["improved"] is False
+    assert provenance["start_validation_der"] == trainer.start_score_
+    assert provenance["decision"] == trainer.decision_
+
+
+def test_keeping_a_worse_network_is_explicit_and_warned(sample):
+    trainer = SegmentationTrainer(
+        max_epochs=1,
+        steps_per_epoch=1,
+        batch_size=2,
+        lr=1.0,
+        validation_fraction=0.5,
+        keep_start_if_worse=False,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match="although it is not better"):
+        trainer.fit(_halves(sample))
+    assert trainer.kept_ == "trained" and trainer.improved_ is False
+    assert trainer.best_epoch_ == 1 and trainer.best_score_ == trainer.trained_score_
+    assert not _equal(_weights(trainer.model_), _weights(load_model()))
+
+
+def test_a_better_network_is_kept(sample):
+    # a random tiny network learns the file it is validated on
+    trainer = SegmentationTrainer(
+        _tiny(),
+        max_epochs=2,
+        steps_per_epoch=10,
+        batch_size=4,
+        lr=1e-2,
+        random_state=0,
+    ).fit([sample], validation=([sample], None))
+    assert trainer.improved_ is True and trainer.kept_ == "trained"
+    assert trainer.best_score_ == trainer.trained_score_ < trainer.start_score_
+    assert trainer.decision_.startswith("kept the fine-tuned network:")
+
+
+def test_small_validation_sets_do_not_stop_early(sample):
+    trainer = SegmentationTrainer(
+        max_epochs=3,
+        steps_per_epoch=1,
+        batch_size=2,
+        lr=1.0,
+        patience=1,
+        validation_fraction=0.5,
+        random_state=0,
+    ).fit(_halves(sample))
+    # 15 s of validation chunks: every epoch runs, the last one is the candidate
+    assert trainer.early_stopping_ is False and trainer.validation_duration_ == 15.0
+    assert len(trainer.history_) == 3 and trainer.stopped_ == "max_epochs"
+    assert trainer.trained_score_ == trainer.history_[-1]["validation"]
+
+
+def test_a_default_epoch_has_a_floor_of_steps(sample):
+    # 30 s is 6 chunks, 3 batches of 2: pyannote's epoch would be 3 steps
+    trainer = SegmentationTrainer(
+        _tiny(), max_epochs=1, batch_size=2, validation_fraction=0, random_state=0
+    ).fit([sample])
+    assert trainer.n_steps_ == MIN_STEPS_PER_EPOCH == 16
+    assert trainer.kept_ == "trained" and trainer.improved_ is None
+
+
+def test_l2_sp_holds_the_weights_near_the_start(sample):
+    def distance(l2_sp):
+        start = _weights(_tiny())
+        trainer = SegmentationTrainer(
+            _tiny(),
+            max_epochs=1,
+            steps_per_epoch=8,
+            batch_size=2,
+            lr=1e-2,
+            l2_sp=l2_sp,
+            validation_fraction=0,
+            random_state=0,
+        ).fit([sample])
+        trained = _weights(trainer.model_)
+        return sum(float(((trained[k] - start[k]) ** 2).sum()) for k in start)
+
+    assert 0 < distance(10.0) < 0.5 * distance(0.0)

@@ -57,6 +57,16 @@ def _probability(text: str) -> float:
     return _unit(text, one=True)
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def register(commands: Any) -> None:
     """Add ``skseg finetune``.
 
@@ -68,18 +78,26 @@ def register(commands: Any) -> None:
     >>> args.epochs, args.seed, args.segmentation
     (3, 0, 'pyannote/segmentation')
     """
-    from ..training import FREEZE_BLOCKS, SegmentationTrainer
+    from ..training import (
+        EARLY_STOPPING_MIN_VALIDATION,
+        FREEZE_BLOCKS,
+        MIN_STEPS_PER_EPOCH,
+        SegmentationTrainer,
+    )
 
-    # the trainer's own default, so the two cannot disagree
-    mix_probability = SegmentationTrainer().mix_probability
+    # the trainer's own defaults, so the two cannot disagree
+    default = SegmentationTrainer().get_params()
+    mix_probability = default["mix_probability"]
     finetune = commands.add_parser(
         "finetune",
         help="fine-tune the segmentation network on annotated audio",
         description=(
             "Fine-tune the segmentation network on a folder of audio files with "
-            "their RTTM (and UEM) files, keep the weights with the best validation "
-            "error, and save them as a network folder (safetensors + config.json) "
-            "usable as --segmentation by every command. Exit codes: 0 saved, 1 the "
+            "their RTTM (and UEM) files, compare the result with the starting "
+            "network on the validation files (keeping the starting one when the "
+            "result is not better, unless --if-worse keep-trained), and save it as "
+            "a network folder (safetensors + config.json) usable as --segmentation "
+            "by every command. Exit codes: 0 saved, 1 the "
             "loss became NaN (best weights saved), 2 usage error (nothing written), "
             "130 interrupted (best weights saved)."
         ),
@@ -99,24 +117,44 @@ def register(commands: Any) -> None:
         '(default: "pyannote/segmentation")',
     )
     finetune.add_argument(
-        "--epochs", type=positive_int, default=10, metavar="N", help="at most (10)"
+        "--epochs",
+        type=positive_int,
+        default=default["max_epochs"],
+        metavar="N",
+        help=f"at most ({default['max_epochs']})",
     )
     finetune.add_argument(
         "--steps-per-epoch",
         type=positive_int,
         metavar="N",
-        help="optimizer steps per epoch (default: the annotated duration in chunks)",
+        help="optimizer steps per epoch (default: the annotated duration in chunks, "
+        f"at least {MIN_STEPS_PER_EPOCH})",
     )
     finetune.add_argument(
-        "--batch-size", type=positive_int, default=32, metavar="N", help="(32)"
+        "--batch-size",
+        type=positive_int,
+        default=default["batch_size"],
+        metavar="N",
+        help=f"({default['batch_size']})",
     )
     finetune.add_argument(
-        "--lr", type=positive_float, default=1e-4, help="Adam's learning rate (1e-4)"
+        "--lr",
+        type=positive_float,
+        default=default["lr"],
+        help=f"Adam's learning rate ({default['lr']:g})",
     )
     finetune.add_argument(
         "--freeze",
         choices=FREEZE_BLOCKS,
         help="keep the blocks up to and including this one fixed",
+    )
+    finetune.add_argument(
+        "--l2-sp",
+        type=_non_negative,
+        default=default["l2_sp"],
+        metavar="ALPHA",
+        help="penalty ALPHA * sum((w - w_start)^2) holding the weights near the "
+        f"starting ones ({default['l2_sp']:g}: off)",
     )
     finetune.add_argument(
         "--mix-probability",
@@ -129,18 +167,37 @@ def register(commands: Any) -> None:
     finetune.add_argument(
         "--patience",
         type=positive_int,
-        default=3,
+        default=default["patience"],
         metavar="N",
-        help="epochs without a better validation error before stopping (3)",
+        help="epochs without a better validation error before stopping, with early "
+        f"stopping ({default['patience']})",
+    )
+    finetune.add_argument(
+        "--early-stopping",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="stop when the validation error stops improving and keep the best "
+        "epoch (on), or run every epoch and keep the last (off); auto (default): "
+        f"on with at least {EARLY_STOPPING_MIN_VALIDATION / 60:g} min of "
+        "validation audio",
+    )
+    finetune.add_argument(
+        "--if-worse",
+        choices=("keep-start", "keep-trained"),
+        default="keep-start" if default["keep_start_if_worse"] else "keep-trained",
+        help="when the trained network is not better than the starting one on the "
+        "validation files: save the starting one (keep-start, default) or the "
+        "trained one, with a warning",
     )
     held_out = finetune.add_mutually_exclusive_group()
     held_out.add_argument(
         "--validation-fraction",
         type=_fraction,
-        default=0.2,
+        default=default["validation_fraction"],
         metavar="F",
-        help="fraction of DATA's files held out for validation (0.2; 0: none, "
-        "train for --epochs and keep the last weights)",
+        help="fraction of DATA's files held out for validation "
+        f"({default['validation_fraction']:g}; 0: none, train for --epochs and "
+        "keep the last weights, not compared with the starting network)",
     )
     held_out.add_argument(
         "--validation",
@@ -183,25 +240,56 @@ def summary_table(trainer: Any, out: str) -> str:
     >>> from types import SimpleNamespace
     >>> trainer = SimpleNamespace(
     ...     history_=[{"epoch": 1}, {"epoch": 2}], max_epochs=5, n_steps_=20,
-    ...     best_score_=0.1234, best_epoch_=2, stopped_="early_stopping",
-    ...     training_time_=61.5, chunks_per_second_=10.4)
+    ...     start_score_=0.1301, trained_score_=0.1234, best_epoch_=2,
+    ...     kept_="trained", early_stopping_=False, validation_duration_=60.0,
+    ...     stopped_="max_epochs", training_time_=61.5, chunks_per_second_=10.4)
     >>> print(summary_table(trainer, "net"))
-    epochs                 2 / 5
-    steps                  20
-    best validation error  12.34 % (epoch 2)
-    stopped                early_stopping
-    time                   61.5 s (10.4 chunks/s)
-    output                 net
+    epochs            2 / 5
+    steps             20
+    validation error  13.01 % before, 12.34 % after training (epoch 2)
+    kept              the fine-tuned network
+    early stopping    off: 1.0 min of validation audio (< 10 min), every epoch run
+    stopped           max_epochs
+    time              61.5 s (10.4 chunks/s)
+    output            net
     """
-    best = (
-        "no validation"
-        if trainer.best_score_ is None
-        else f"{100 * trainer.best_score_:.2f} % (epoch {trainer.best_epoch_})"
+    from ..training import EARLY_STOPPING_MIN_VALIDATION
+
+    if trainer.start_score_ is None:
+        validation = "no validation files: not compared with the starting network"
+    elif trainer.trained_score_ is None:
+        validation = f"{100 * trainer.start_score_:.2f} % before training"
+    else:
+        validation = (
+            f"{100 * trainer.start_score_:.2f} % before, "
+            f"{100 * trainer.trained_score_:.2f} % after training "
+            f"(epoch {trainer.best_epoch_ if trainer.kept_ == 'trained' else '-'})"
+        )
+    kept = (
+        "the fine-tuned network"
+        if trainer.kept_ == "trained"
+        else "the starting network (the fine-tuned one is not better on validation)"
+        if trainer.trained_score_ is not None
+        else "the starting network"
     )
+    minutes = trainer.validation_duration_ / 60
+    if trainer.early_stopping_:
+        stopping = f"on ({minutes:.1f} min of validation audio)"
+    elif trainer.start_score_ is None:
+        stopping = "off: no validation files, every epoch run"
+    elif trainer.validation_duration_ >= EARLY_STOPPING_MIN_VALIDATION:
+        stopping = "off, as asked: every epoch run"
+    else:
+        stopping = (
+            f"off: {minutes:.1f} min of validation audio (< "
+            f"{EARLY_STOPPING_MIN_VALIDATION / 60:g} min), every epoch run"
+        )
     rows = [
         ("epochs", f"{len(trainer.history_)} / {trainer.max_epochs}"),
         ("steps", str(trainer.n_steps_)),
-        ("best validation error", best),
+        ("validation error", validation),
+        ("kept", kept),
+        ("early stopping", stopping),
         ("stopped", trainer.stopped_),
         (
             "time",
@@ -306,9 +394,12 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         freeze=args.freeze,
+        l2_sp=args.l2_sp,
         mix_probability=args.mix_probability,
         validation_fraction=0.0 if validation is not None else args.validation_fraction,
         patience=args.patience,
+        early_stopping={"auto": "auto", "on": True, "off": False}[args.early_stopping],
+        keep_start_if_worse=args.if_worse == "keep-start",
         random_state=args.seed,
         device=args.device,
     )
@@ -391,6 +482,7 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     else:
+        print(f"skseg finetune: {trainer.decision_}", file=sys.stderr)
         print(
             f"skseg finetune: {len(trainer.train_files_)} training and "
             f"{len(trainer.validation_files_)} validation file(s); saved to {out} "

@@ -1,0 +1,441 @@
+"""Fine-tuning with the defaults: gain vs minutes of annotation, and their choice.
+
+Usage, from the repository root::
+
+    .venv/bin/python benchmarks/finetune_curve.py curve DATA [--minutes 2 5 10 20]
+    .venv/bin/python benchmarks/finetune_curve.py ami
+    .venv/bin/python benchmarks/finetune_curve.py dev DEV
+
+``curve``: ``DATA`` holds ``train/``, ``val/`` and ``test/`` (written by
+:func:`skseg.synthetic.make_corpus` with ``--generate``: 40, 16 and 24 files of
+30 s, ``--seed 2``). For each number of minutes, the first files of ``train``
+are copied (linked) into a folder of their own and ``skseg finetune FOLDER --out
+NET`` runs with no option at all (the defaults, its own validation split
+included); then the pretrained and the fine-tuned network each get their
+thresholds tuned on ``val`` for every line's metric (:func:`skseg.tune`, the
+grid of ``benchmarks/finetune.py``) and are scored on ``test``: speech DetER,
+overlap F, overlap DetER, resegmentation DER. The training's wall and CPU time
+(the child's user + system seconds) are recorded with what the command kept.
+
+``ami``: the same on real meetings, the 14 AMI excerpts of
+:func:`skseg.datasets.fetch_ami_excerpts` (CC BY 4.0) cut into two folds of 7
+(3.5 min of annotation each): fine-tune on one fold, tune and score on the other
+(the tuning's 2-fold cross-validated score, for both networks alike), both ways.
+
+``dev``: how the defaults were chosen, on a corpus of its own (``DEV``,
+``--generate --seed 1``: 10 train and 16 validation files; other voices than
+``DATA``'s test files): each candidate recipe trains on ``train`` with the
+validation error on ``val`` recorded every epoch of 16 steps, no early stopping.
+
+Every run is appended to ``--json`` as it ends; ``report FILE...`` prints the
+tables of ``docs/finetuning.md`` from such files. Torch runs on ``--threads``
+threads (1 by default: on a shared 2-core machine two threads spin against
+other processes' load and train several times slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from finetune import LINES, fit_lines, score_lines, with_baselines  # noqa: E402
+
+from skseg import load_folder  # noqa: E402
+from skseg.io import write_rttm, write_uem  # noqa: E402
+
+
+def subset(X: list[dict], folder: Path) -> Path:
+    """Link the audio of ``X`` into ``folder`` with one RTTM and one UEM."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "refs.rttm", "w") as rttm:
+        for f in X:
+            os.symlink(os.path.abspath(f["audio"]), folder / Path(f["audio"]).name)
+            write_rttm(f["annotation"], rttm)
+    uems = {f["uri"]: f["annotated"] for f in X if "annotated" in f}
+    if uems:
+        write_uem(uems, folder / "refs.uem")
+    return folder
+
+
+def finetune(folder: Path, out: Path, threads: int, options=()) -> dict:
+    """``skseg finetune FOLDER --out OUT [OPTIONS]``; its times and outcome."""
+    from skseg.serialization import read_config
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    cmd = [sys.executable, "-m", "skseg", "finetune", str(folder), "--out", str(out)]
+    cmd += list(options)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()[-2000:]}")
+    provenance = read_config(out)["provenance"]
+    return {
+        "command": " ".join(["skseg finetune FOLDER --out NET", *options]),
+        "wall_s": wall,
+        "cpu_s": (after.ru_utime - before.ru_utime)
+        + (after.ru_stime - before.ru_stime),
+        "threads": threads,
+        "summary": proc.stdout,
+        "stderr": proc.stderr[-1000:],
+        "provenance": provenance,
+    }
+
+
+def lines(segmentation, tune_on, test=None) -> dict:
+    """Each line's score: tuned on ``tune_on``, scored on ``test`` (or the CV)."""
+    rows, estimators = fit_lines(segmentation, tune_on, tuned=True)
+    if test is None:
+        # tune's best score, error rates as they are (as benchmarks/finetune.py)
+        return {key: rows[f"{key}_val"] for key, _, _ in LINES} | {"rows": rows}
+    return score_lines(rows, estimators, test)
+
+
+def append(path: str, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+    print(
+        json.dumps({k: v for k, v in record.items() if k != "run"}, default=str),
+        flush=True,
+    )
+
+
+def curve(args) -> None:
+    data = Path(args.data)
+    if args.generate or not (data / "train").is_dir():
+        from skseg.synthetic import make_corpus
+
+        make_corpus(
+            data, n_train=40, n_val=16, n_test=24, seed=args.seed, overwrite=True
+        )
+    X, _ = load_folder(data / "train")
+    val, _ = load_folder(data / "val")
+    test, _ = load_folder(data / "test")
+    val, test = with_baselines(val, 1000), with_baselines(test, 2000)
+    if not args.skip_pretrained:
+        append(
+            args.json,
+            {
+                "data": str(data),
+                "minutes": 0,
+                "network": "pretrained",
+                "test": lines("pyannote/segmentation", val, test),
+            },
+        )
+    work = Path(tempfile.mkdtemp(prefix="finetune_curve_"))
+    for minutes in args.minutes:
+        n = round(minutes * 60 / 30)
+        folder = subset(X[:n], work / f"train{minutes:g}")
+        run = finetune(folder, work / f"net{minutes:g}", args.threads, args.options)
+        scores = lines(str(work / f"net{minutes:g}"), val, test)
+        append(
+            args.json,
+            {
+                "data": str(data),
+                "minutes": minutes,
+                "files": n,
+                "network": "finetuned",
+                "test": scores,
+                "run": run,
+                "wall_s": run["wall_s"],
+                "cpu_s": run["cpu_s"],
+                "kept": run["provenance"]["kept"],
+                "decision": run["provenance"]["decision"],
+            },
+        )
+
+
+def ami(args) -> None:
+    from skseg.datasets import fetch_ami_excerpts
+
+    splits = fetch_ami_excerpts()
+    files = splits["train"] + splits["development"] + splits["test"]
+    folds = [files[0::2], files[1::2]]  # 7 and 7, each mixing the splits
+    work = Path(tempfile.mkdtemp(prefix="finetune_ami_"))
+    for k, (train, held) in enumerate([(folds[0], folds[1]), (folds[1], folds[0])]):
+        if k not in args.folds:
+            continue
+        held = with_baselines(held, 3000 + 100 * k)
+        if not args.skip_pretrained:
+            append(
+                args.json,
+                {
+                    "data": "ami",
+                    "fold": k,
+                    "network": "pretrained",
+                    "cv": lines("pyannote/segmentation", held),
+                },
+            )
+        folder = subset(train, work / f"fold{k}")
+        run = finetune(folder, work / f"net{k}", args.threads, args.options)
+        append(
+            args.json,
+            {
+                "data": "ami",
+                "fold": k,
+                "network": "finetuned",
+                "cv": lines(str(work / f"net{k}"), held),
+                "run": run,
+                "wall_s": run["wall_s"],
+                "cpu_s": run["cpu_s"],
+                "kept": run["provenance"]["kept"],
+                "decision": run["provenance"]["decision"],
+            },
+        )
+
+
+#: the candidate recipes compared on the development corpus
+CANDIDATES = {
+    "lr1e-3": {"lr": 1e-3},
+    "lr3e-4": {"lr": 3e-4},
+    "lr1e-3-freeze-sincnet": {"lr": 1e-3, "freeze": "sincnet"},
+    "lr1e-3-l2sp1e-3": {"lr": 1e-3, "l2_sp": 1e-3},
+    "lr1e-3-mix0.5": {"lr": 1e-3, "mix_probability": 0.5},
+}
+
+
+def dev(args) -> None:
+    from skseg.training import SegmentationTrainer
+
+    data = Path(args.data)
+    if args.generate or not (data / "train").is_dir():
+        from skseg.synthetic import make_corpus
+
+        make_corpus(
+            data, n_train=10, n_val=16, n_test=0, seed=args.seed, overwrite=True
+        )
+    X, y = load_folder(data / "train")
+    Xv, yv = load_folder(data / "val")
+    for name in args.candidates:
+        for files in args.files:
+            params = {"steps_per_epoch": 16, "max_epochs": 8, **CANDIDATES[name]}
+            trainer = SegmentationTrainer(
+                **params,
+                early_stopping=False,
+                keep_start_if_worse=False,
+                random_state=0,
+            )
+            cpu = time.process_time()
+            trainer.fit(X[:files], y[:files], validation=(Xv, yv))
+            append(
+                args.json,
+                {
+                    "data": str(data),
+                    "candidate": name,
+                    "files": files,
+                    "params": params,
+                    "start": trainer.start_score_,
+                    "validation": [h["validation"] for h in trainer.history_],
+                    "train_loss": [h["train_loss"] for h in trainer.history_],
+                    "wall_s": trainer.training_time_,
+                    "cpu_s": time.process_time() - cpu,
+                },
+            )
+
+
+def chunk_errors(segmentation, X) -> tuple:
+    """Per 5 s chunk of ``X``: frame errors at each of 51 thresholds, speech frames.
+
+    The trainer's validation error, chunk by chunk: warm-up frames left out,
+    speakers permuted to the reference; the error of a set of chunks is
+    ``errors[i].sum(0).min() / speech[i].sum()``.
+    """
+    import numpy as np
+    import torch
+
+    from skseg import load_model
+    from skseg.audio import AudioReader
+    from skseg.heads import permutate
+    from skseg.training import chunk_targets
+
+    model = load_model(segmentation)
+    net = model.network.eval()
+    sr, duration = model.sample_rate, model.duration
+    grid = torch.linspace(0, 1, 51)
+    errors, speech = [], []
+    for f in X:
+        with AudioReader(f, sample_rate=sr) as reader:
+            audio = reader.read()
+        for start in np.arange(0, len(audio) / sr - duration + 1e-6, duration):
+            a = round(start * sr)
+            x = torch.from_numpy(audio[a : a + round(duration * sr)])[None, None]
+            y, _ = chunk_targets(f["annotation"], float(start), model)
+            with torch.inference_mode():
+                pred = model.head.speakers(net(x))
+            y = torch.from_numpy(y)[None]
+            w0, w1 = (
+                round(w / duration * y.shape[1]) for w in model.specifications.warm_up
+            )
+            keep = slice(w0, y.shape[1] - w1)
+            pred = permutate(y, pred)[:, keep]
+            y = y[:, keep]
+            hyp = (pred[None] > grid[:, None, None, None]).float()
+            n_ref = y.sum(-1)[None]
+            err = torch.maximum(n_ref, hyp.sum(-1)) - (hyp * y[None]).sum(-1)
+            errors.append(err.sum(dim=(1, 2)).numpy())
+            speech.append(float(n_ref.sum()))
+    return np.array(errors), np.array(speech)
+
+
+def noise(args) -> None:
+    """How much the validation error moves with the validation set alone.
+
+    The standard deviation of the pretrained network's validation error over
+    sets of ``k`` chunks drawn with replacement, for 1, 2.5, 5 and 10 minutes of
+    validation audio; with ``--versus NET``, also that of the difference
+    between NET's error and the pretrained network's on the same chunks (what
+    keeping the start, or early stopping, decides on) and how often NET looks
+    better.
+    """
+    import numpy as np
+
+    out = {}
+    for name, folder in (("generated", args.data), ("ami", None)):
+        if folder is None:
+            from skseg.datasets import fetch_ami_excerpts
+
+            X = [f for split in fetch_ami_excerpts().values() for f in split]
+        else:
+            X, _ = load_folder(Path(folder))
+        errors, speech = chunk_errors("pyannote/segmentation", X)
+        versus = chunk_errors(args.versus, X)[0] if args.versus else None
+        rng = np.random.default_rng(0)
+
+        def der(e, i, speech=speech):
+            return (e[i].sum(0) / max(speech[i].sum(), 1)).min()
+
+        everything = np.arange(len(speech))
+        row = {"chunks": len(speech), "der": float(der(errors, everything))}
+        if versus is not None:
+            row["der_versus"] = float(der(versus, everything))
+        for minutes in (1, 2.5, 5, 10):
+            k = round(minutes * 60 / 5.0)
+            ders, diffs = [], []
+            for _ in range(2000):
+                i = rng.integers(0, len(speech), k)
+                ders.append(der(errors, i))
+                if versus is not None:
+                    diffs.append(der(versus, i) - ders[-1])
+            row[f"std_{minutes:g}min"] = float(np.std(ders))
+            if diffs:
+                row[f"std_diff_{minutes:g}min"] = float(np.std(diffs))
+                row[f"better_{minutes:g}min"] = float(np.mean(np.array(diffs) < 0))
+        out[name] = row
+        print(name, row, flush=True)
+    if args.json:
+        append(args.json, {"noise": out, "versus": args.versus})
+
+
+NAMES = {
+    "vad_speech_deter": "speech DetER",
+    "osd_overlap_f": "overlap F",
+    "osd_overlap_deter": "overlap DetER",
+    "reseg_der": "resegmentation DER",
+}
+
+
+def label(run: dict) -> str:
+    return f"AMI fold {run['fold']}" if "fold" in run else f"{run['minutes']:g} min"
+
+
+def report(paths: list[str]) -> str:
+    """Markdown tables of the runs in ``paths`` (JSON lines), with the checks."""
+    runs = [json.loads(line) for p in paths for line in open(p) if line.strip()]
+    out = []
+    pretrained = {r["data"]: r for r in runs if r.get("network") == "pretrained"}
+    curve = [r for r in runs if r.get("network") == "finetuned" and "minutes" in r]
+    for r in sorted(curve, key=lambda r: r["minutes"]):
+        base = pretrained[r["data"]]["test"]
+        cells = [f"{100 * base[k]:.1f} → {100 * r['test'][k]:.1f} %" for k in NAMES]
+        ratio = r["test"]["vad_speech_deter"] / base["vad_speech_deter"]
+        gain = r["test"]["osd_overlap_f"] - base["osd_overlap_f"]
+        out.append(
+            f"| {r['minutes']:g} min | {' | '.join(cells)} | {r['kept']} | "
+            f"{r['wall_s']:.0f} s / {r['cpu_s']:.0f} s | DetER x{ratio:.2f}, "
+            f"F {100 * gain:+.1f} |"
+        )
+    by_fold = {}
+    for r in runs:
+        if r.get("data") == "ami":
+            by_fold.setdefault(r["fold"], {})[r["network"]] = r
+    for k, fold in sorted(by_fold.items()):
+        if "finetuned" not in fold or "pretrained" not in fold:
+            continue
+        base, tuned = fold["pretrained"]["cv"], fold["finetuned"]["cv"]
+        cells = [f"{100 * base[key]:.1f} → {100 * tuned[key]:.1f} %" for key in NAMES]
+        out.append(
+            f"| AMI fold {k} | {' | '.join(cells)} | {fold['finetuned']['kept']} | "
+            f"{fold['finetuned']['wall_s']:.0f} s / "
+            f"{fold['finetuned']['cpu_s']:.0f} s | |"
+        )
+    head = (
+        "| annotation | " + " | ".join(NAMES.values()) + " | kept | training "
+        "wall / CPU | acceptance |\n|" + "---|" * (len(NAMES) + 4)
+    )
+    decisions = [
+        f"* {label(r)}: {r['decision']}"
+        for r in runs
+        if r.get("network") == "finetuned"
+    ]
+    return "\n".join([head, *out, "", *decisions])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    for mode in ("curve", "ami", "dev", "noise"):
+        p = sub.add_parser(mode)
+        if mode != "ami":
+            p.add_argument("data")
+            p.add_argument("--generate", action="store_true")
+            p.add_argument("--seed", type=int, default=2 if mode == "curve" else 1)
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--json", required=mode != "noise", help="append runs here")
+        p.add_argument("--skip-pretrained", action="store_true")
+    sub.choices["curve"].add_argument(
+        "--minutes", type=float, nargs="+", default=[5, 2, 10, 20]
+    )
+    sub.choices["noise"].add_argument("--versus", help="a fine-tuned network")
+    for mode in ("curve", "ami"):
+        sub.choices[mode].add_argument(
+            "--options",
+            type=shlex.split,
+            default=[],
+            help="given to skseg finetune (e.g. --if-worse keep-trained, to score "
+            "the trained network the defaults did not keep)",
+        )
+    sub.choices["ami"].add_argument("--folds", type=int, nargs="+", default=[0, 1])
+    sub.choices["dev"].add_argument(
+        "--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES
+    )
+    sub.choices["dev"].add_argument("--files", type=int, nargs="+", default=[10])
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["report"]:
+        print(report(argv[1:]))
+        return 0
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    {"curve": curve, "ami": ami, "dev": dev, "noise": noise}[args.mode](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
