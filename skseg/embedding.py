@@ -508,6 +508,18 @@ class EmbeddingModel(nn.Module):
         )
         return fbank - fbank.mean(dim=1, keepdim=True)
 
+    def _check_waveforms(self, waveforms: torch.Tensor) -> None:
+        if waveforms.dim() != 3 or waveforms.shape[1] != 1:
+            raise ValueError(
+                "waveforms must be (batch, 1, samples), got shape "
+                f"{tuple(waveforms.shape)}"
+            )
+        if waveforms.shape[-1] < self.sample_rate // 10:
+            raise ValueError(
+                f"waveforms must hold at least {self.sample_rate // 10} samples "
+                f"(0.1 s), got {waveforms.shape[-1]}"
+            )
+
     def forward(
         self, waveforms: torch.Tensor, weights: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -544,16 +556,7 @@ class EmbeddingModel(nn.Module):
         >>> torch.allclose(model(x), model(x, torch.ones(2, 50)), atol=1e-5)
         True
         """
-        if waveforms.dim() != 3 or waveforms.shape[1] != 1:
-            raise ValueError(
-                "waveforms must be (batch, 1, samples), got shape "
-                f"{tuple(waveforms.shape)}"
-            )
-        if waveforms.shape[-1] < self.sample_rate // 10:
-            raise ValueError(
-                f"waveforms must hold at least {self.sample_rate // 10} samples "
-                f"(0.1 s), got {waveforms.shape[-1]}"
-            )
+        self._check_waveforms(waveforms)
         if weights is not None and (
             weights.dim() != 2 or weights.shape[0] != waveforms.shape[0]
         ):
@@ -611,16 +614,7 @@ class EmbeddingModel(nn.Module):
                 f"weights must be (batch, speakers, frames) with batch "
                 f"{waveforms.shape[0]}, got shape {tuple(weights.shape)}"
             )
-        if waveforms.dim() != 3 or waveforms.shape[1] != 1:
-            raise ValueError(
-                "waveforms must be (batch, 1, samples), got shape "
-                f"{tuple(waveforms.shape)}"
-            )
-        if waveforms.shape[-1] < self.sample_rate // 10:
-            raise ValueError(
-                f"waveforms must hold at least {self.sample_rate // 10} samples "
-                f"(0.1 s), got {waveforms.shape[-1]}"
-            )
+        self._check_waveforms(waveforms)
         if not bool(((weights >= 0) & (weights <= 1)).all()):
             raise ValueError("weights must lie in [0, 1]")
         dtype = self.network.xvector.dense.linear.weight.dtype

@@ -436,6 +436,30 @@ def to_annotation(
 # ---------------------------------------------------------------------------
 
 
+def _speaker_turns(
+    discrete: SlidingWindowFeature,
+    min_duration_on: float,
+    min_duration_off: float,
+    uri: str | None,
+) -> tuple[Annotation, list, list[str]]:
+    """Return the turns of the discrete columns, named ``SPEAKER_00``... as pyannote.
+
+    Returns the annotation, the surviving columns and their names, in order.
+    """
+    annotation = to_annotation(
+        discrete,
+        min_duration_on=min_duration_on,
+        min_duration_off=min_duration_off,
+        uri=uri,
+    )
+    # pyannote: surviving column indices in Annotation.labels() order, which sorts
+    # them as strings (pyannote.core >= 4: 0, 1, 10, 11, 2, ...) -> SPEAKER_00, ...
+    columns = sorted(annotation.labels(), key=str)
+    names = [f"SPEAKER_{i:02d}" for i in range(len(columns))]
+    annotation = annotation.rename_labels(dict(zip(columns, names, strict=True)))
+    return annotation, columns, names
+
+
 def _local_baseline(
     baseline: SlidingWindowFeature, chunks: SlidingWindow, num_chunks: int, n: int
 ) -> np.ndarray:
@@ -795,17 +819,9 @@ def segment_speakers(
     discrete = np.zeros((len(summed), len(active)), dtype=np.float32)
     discrete[rows, cols] = 1.0
     discrete = SlidingWindowFeature(discrete, count.sliding_window)
-    annotation = to_annotation(
-        discrete,
-        min_duration_on=min_duration_on,
-        min_duration_off=min_duration_off,
-        uri=uri,
+    annotation, columns, names = _speaker_turns(
+        discrete, min_duration_on, min_duration_off, uri
     )
-    # pyannote: surviving column indices in Annotation.labels() order, which sorts
-    # them as strings (pyannote.core >= 4: 0, 1, 10, 11, 2, ...) -> SPEAKER_00, ...
-    columns = sorted(annotation.labels(), key=str)
-    names = [f"SPEAKER_{i:02d}" for i in range(len(columns))]
-    annotation = annotation.rename_labels(dict(zip(columns, names, strict=True)))
     decision = SlidingWindowFeature(
         summed[:, active[columns]], count.sliding_window, labels=names
     )
@@ -975,16 +991,9 @@ def cluster_speakers(
     hard = np.array(hard)
     hard[~active] = -2
     discrete, activations = reconstruct(segmentations, hard, count)
-    annotation = to_annotation(
-        discrete,
-        min_duration_on=min_duration_on,
-        min_duration_off=min_duration_off,
-        uri=uri,
+    annotation, columns, names = _speaker_turns(
+        discrete, min_duration_on, min_duration_off, uri
     )
-    # pyannote: columns in Annotation.labels() order (as strings) -> SPEAKER_00...
-    columns = sorted(annotation.labels(), key=str)
-    names = [f"SPEAKER_{i:02d}" for i in range(len(columns))]
-    annotation = annotation.rename_labels(dict(zip(columns, names, strict=True)))
     decision = SlidingWindowFeature(
         activations.data[:, np.asarray(columns, dtype=np.int64)],
         activations.sliding_window,
