@@ -51,6 +51,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+import soundfile as sf  # noqa: E402
 from finetune import LINES, fit_lines, score_lines, with_baselines  # noqa: E402
 
 from skseg import load_folder  # noqa: E402
@@ -121,43 +122,68 @@ def curve(args) -> None:
         from skseg.synthetic import make_corpus
 
         make_corpus(
-            data, n_train=40, n_val=16, n_test=24, seed=args.seed, overwrite=True
+            data,
+            n_train=args.n_train,
+            n_val=16,
+            n_test=24,
+            seed=args.seed,
+            overwrite=True,
         )
     X, _ = load_folder(data / "train")
     val, _ = load_folder(data / "val")
     test, _ = load_folder(data / "test")
     val, test = with_baselines(val, 1000), with_baselines(test, 2000)
+    pretrained = None
     if not args.skip_pretrained:
+        pretrained = lines("pyannote/segmentation", val, test)
         append(
             args.json,
             {
                 "data": str(data),
                 "minutes": 0,
                 "network": "pretrained",
-                "test": lines("pyannote/segmentation", val, test),
+                "test": pretrained,
             },
         )
     work = Path(tempfile.mkdtemp(prefix="finetune_curve_"))
-    for minutes in args.minutes:
-        n = round(minutes * 60 / 30)
-        folder = subset(X[:n], work / f"train{minutes:g}")
-        run = finetune(folder, work / f"net{minutes:g}", args.threads, args.options)
-        scores = lines(str(work / f"net{minutes:g}"), val, test)
-        append(
-            args.json,
-            {
-                "data": str(data),
-                "minutes": minutes,
-                "files": n,
-                "network": "finetuned",
-                "test": scores,
-                "run": run,
-                "wall_s": run["wall_s"],
-                "cpu_s": run["cpu_s"],
-                "kept": run["provenance"]["kept"],
-                "decision": run["provenance"]["decision"],
-            },
-        )
+    for seed in args.seeds:
+        for minutes in args.minutes:
+            n = round(minutes * 60 / 30)
+            if n > len(X):
+                raise SystemExit(f"{minutes:g} min needs {n} training files: {data}")
+            folder = work / f"train{minutes:g}"
+            if not folder.exists():
+                subset(X[:n], folder)
+            net = work / f"net{minutes:g}-seed{seed}"
+            # the defaults' training, saved even when the defaults would keep the
+            # start: the outcome with no option is read from its provenance
+            # (``improved``), so one training scores both what the command keeps
+            # and what it declined
+            options = [*args.options, "--seed", str(seed), "--if-worse", "keep-trained"]
+            run = finetune(folder, net, args.threads, options)
+            scores = lines(str(net), val, test)
+            improved = run["provenance"]["improved"]
+            append(
+                args.json,
+                {
+                    "data": str(data),
+                    "minutes": minutes,
+                    "files": n,
+                    "seed": seed,
+                    "network": "finetuned",
+                    "trained": scores,
+                    "improved": improved,
+                    "kept": "trained" if improved else "start",
+                    "run": run,
+                    "wall_s": run["wall_s"],
+                    "cpu_s": run["cpu_s"],
+                    "start_validation_der": run["provenance"]["start_validation_der"],
+                    "trained_validation_der": run["provenance"][
+                        "trained_validation_der"
+                    ],
+                    "validation_seconds": run["provenance"]["validation_seconds"],
+                },
+            )
 
 
 def ami(args) -> None:
@@ -202,42 +228,71 @@ def ami(args) -> None:
 #: the candidate recipes compared on the development corpus
 CANDIDATES = {
     "lr1e-3": {"lr": 1e-3},
+    "lr3e-3": {"lr": 3e-3},
     "lr3e-4": {"lr": 3e-4},
+    "lr1e-4": {"lr": 1e-4},
     "lr1e-3-freeze-sincnet": {"lr": 1e-3, "freeze": "sincnet"},
+    "lr1e-3-freeze-lstm": {"lr": 1e-3, "freeze": "lstm"},
     "lr1e-3-l2sp1e-3": {"lr": 1e-3, "l2_sp": 1e-3},
+    "lr1e-3-l2sp1e-2": {"lr": 1e-3, "l2_sp": 1e-2},
     "lr1e-3-mix0.5": {"lr": 1e-3, "mix_probability": 0.5},
 }
+
+
+def ami_fold(k: int) -> tuple:
+    """AMI fold ``k`` to train on and the other fold to validate on (X, y each)."""
+    from skseg.datasets import fetch_ami_excerpts
+
+    splits = fetch_ami_excerpts()
+    files = splits["train"] + splits["development"] + splits["test"]
+    folds = [files[0::2], files[1::2]]  # as ``ami``
+    train, held = folds[k], folds[1 - k]
+    return (
+        (train, [f["annotation"] for f in train]),
+        (held, [f["annotation"] for f in held]),
+    )
 
 
 def dev(args) -> None:
     from skseg.training import SegmentationTrainer
 
-    data = Path(args.data)
-    if args.generate or not (data / "train").is_dir():
-        from skseg.synthetic import make_corpus
+    if args.data.startswith("ami:"):
+        (X, y), (Xv, yv) = ami_fold(int(args.data[4:]))
+    else:
+        data = Path(args.data)
+        if args.generate or not (data / "train").is_dir():
+            from skseg.synthetic import make_corpus
 
-        make_corpus(
-            data, n_train=10, n_val=16, n_test=0, seed=args.seed, overwrite=True
-        )
-    X, y = load_folder(data / "train")
-    Xv, yv = load_folder(data / "val")
+            make_corpus(
+                data,
+                n_train=args.n_train,
+                n_val=16,
+                n_test=0,
+                seed=args.seed,
+                overwrite=True,
+            )
+        X, y = load_folder(data / "train")
+        Xv, yv = load_folder(data / "val")
     for name in args.candidates:
-        for files in args.files:
+        for files in args.files or [len(X)]:
             params = {"steps_per_epoch": 16, "max_epochs": 8, **CANDIDATES[name]}
             trainer = SegmentationTrainer(
                 **params,
                 early_stopping=False,
                 keep_start_if_worse=False,
-                random_state=0,
+                random_state=args.train_seed,
             )
             cpu = time.process_time()
             trainer.fit(X[:files], y[:files], validation=(Xv, yv))
             append(
                 args.json,
                 {
-                    "data": str(data),
+                    "data": str(args.data),
                     "candidate": name,
                     "files": files,
+                    "minutes": sum(sf.info(f["audio"]).duration for f in X[:files])
+                    / 60,
+                    "seed": args.train_seed,
                     "params": params,
                     "start": trainer.start_score_,
                     "validation": [h["validation"] for h in trainer.history_],
@@ -403,12 +458,27 @@ def main(argv=None) -> int:
         if mode != "ami":
             p.add_argument("data")
             p.add_argument("--generate", action="store_true")
-            p.add_argument("--seed", type=int, default=2 if mode == "curve" else 1)
+            p.add_argument(
+                "--seed",
+                type=int,
+                default=2 if mode == "curve" else 1,
+                help="the generated corpus's seed",
+            )
+        if mode in ("curve", "dev"):
+            p.add_argument(
+                "--n-train",
+                type=int,
+                default=80 if mode == "curve" else 40,
+                help="training files of 30 s in a generated corpus",
+            )
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--json", required=mode != "noise", help="append runs here")
         p.add_argument("--skip-pretrained", action="store_true")
     sub.choices["curve"].add_argument(
-        "--minutes", type=float, nargs="+", default=[5, 2, 10, 20]
+        "--minutes", type=float, nargs="+", default=[5, 2, 10, 20, 40]
+    )
+    sub.choices["curve"].add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="skseg finetune --seed"
     )
     sub.choices["noise"].add_argument("--versus", help="a fine-tuned network")
     for mode in ("curve", "ami"):
@@ -423,7 +493,10 @@ def main(argv=None) -> int:
     sub.choices["dev"].add_argument(
         "--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES
     )
-    sub.choices["dev"].add_argument("--files", type=int, nargs="+", default=[10])
+    sub.choices["dev"].add_argument(
+        "--files", type=int, nargs="+", help="first N training files (all)"
+    )
+    sub.choices["dev"].add_argument("--train-seed", type=int, default=0)
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["report"]:
