@@ -102,13 +102,16 @@ from .metrics import annotated
 from .model import SegmentationModel, build_model, load_model
 
 __all__ = [
+    "COMPARISON_RESAMPLES",
     "EARLY_STOPPING_MIN_VALIDATION",
+    "FIRM_COMPARISON",
     "FREEZE_BLOCKS",
     "MIN_STEPS_PER_EPOCH",
     "FineTuner",
     "SegmentationTrainer",
     "TrainingError",
     "TrainingProgress",
+    "better_fraction",
     "chunk_targets",
     "segmentation_loss",
 ]
@@ -123,6 +126,14 @@ MIN_STEPS_PER_EPOCH = 16
 #: validation audio (seconds) from which ``early_stopping="auto"`` stops early:
 #: below it, one epoch's validation error is too noisy to decide on
 EARLY_STOPPING_MIN_VALIDATION = 600.0
+
+#: resamples of the validation chunks that say how firm the comparison of the
+#: trained network with the starting one is (``better_fraction_``)
+COMPARISON_RESAMPLES = 1000
+
+#: ``better_fraction_`` at or beyond which (or at or below one minus which) the
+#: comparison is called firm rather than within the noise of the validation set
+FIRM_COMPARISON = 0.95
 
 # MixSpeakerDiarization's defaults (pyannote.audio 2.1 to 3.4)
 _MIX_SNR_DB = (0.0, 5.0)
@@ -225,6 +236,92 @@ def _copy_model(model: SegmentationModel) -> SegmentationModel:
     }
     state = {k: v.detach().cpu().clone() for k, v in model.network.state_dict().items()}
     return build_model(config, state, sha256=model.sha256).train()
+
+
+def better_fraction(
+    errors_start: np.ndarray,
+    errors_trained: np.ndarray,
+    speech: np.ndarray,
+    *,
+    n_resamples: int = COMPARISON_RESAMPLES,
+    random_state: int | np.random.Generator | None = None,
+) -> float:
+    """How often the trained network beats the start on resampled validation chunks.
+
+    The validation error of a set of chunks is ``min over thresholds of (sum of
+    their errors) / (sum of their speech)``, each network at its own best
+    threshold (as :class:`SegmentationTrainer` validates). Sets of as many chunks
+    as there are are drawn with replacement, the same sets for both networks;
+    the fraction on which the trained network's error is strictly lower says how
+    much the comparison owes to which chunks happen to be held out: near 1 or 0
+    the validation set decides, in between the difference is within its noise.
+    Chunks of one file are alike, so with few files this is optimistic.
+
+    Parameters
+    ----------
+    errors_start, errors_trained : ndarray of shape (n_chunks, n_thresholds)
+        Each chunk's frame errors (miss + false alarm + confusion) at each
+        threshold, for each network.
+    speech : ndarray of shape (n_chunks,)
+        Each chunk's reference speaker frames.
+    n_resamples : int, default=COMPARISON_RESAMPLES
+    random_state : int, Generator or None, default=None
+
+    Returns
+    -------
+    fraction : float
+        In [0, 1]; 0 when the two networks' errors are the same.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> speech = np.full(40, 100.0)
+    >>> start = np.full((40, 1), 20.0)
+    >>> better_fraction(start, start - 5, speech, random_state=0)
+    1.0
+    >>> noisy = start + np.tile([-8.0, 9.0], 20)[:, None]    # worse by 0.5 on average
+    >>> 0.05 < better_fraction(start, noisy, speech, random_state=0) < 0.95
+    True
+    """
+    errors_start = np.asarray(errors_start, dtype=np.float64)
+    errors_trained = np.asarray(errors_trained, dtype=np.float64)
+    speech = np.asarray(speech, dtype=np.float64)
+    n = len(speech)
+    if errors_start.shape != errors_trained.shape or errors_start.shape[:1] != (n,):
+        raise ValueError(
+            f"errors_start {errors_start.shape}, errors_trained "
+            f"{errors_trained.shape} and speech {speech.shape} do not match"
+        )
+    if n == 0:
+        raise ValueError("no validation chunks to compare on")
+    rng = np.random.default_rng(random_state)
+    better = 0
+    # a batch of resamples at a time: counts are (batch, n_chunks)
+    batch = max(1, min(n_resamples, 2**22 // n))
+    for done in range(0, n_resamples, batch):
+        counts = rng.multinomial(
+            n, np.full(n, 1.0 / n), size=min(batch, n_resamples - done)
+        )
+        counts = counts.astype(np.float64)
+        total = np.maximum(counts @ speech, 1.0)
+        start = (counts @ errors_start).min(axis=1) / total
+        trained = (counts @ errors_trained).min(axis=1) / total
+        better += int(np.sum(trained < start))
+    return better / n_resamples
+
+
+def _firmness(fraction: float, n_chunks: int, seconds: float) -> str:
+    """How firm a comparison is, for ``decision_``: its resampling figure."""
+    said = (
+        f"better on {100 * fraction:.0f} % of resamples of the {n_chunks} "
+        f"validation chunks ({seconds / 60:.1f} min)"
+    )
+    if 1 - FIRM_COMPARISON < fraction < FIRM_COMPARISON:
+        said += (
+            ": within the noise of that much validation audio, hold out more "
+            "for a firmer comparison"
+        )
+    return said
 
 
 def _state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -409,6 +506,13 @@ class SegmentationTrainer(BaseEstimator):
     improved_ : bool or None
         Whether the trained weights are better than the starting ones on
         validation; None when nothing could be compared.
+    better_fraction_ : float or None
+        How firm that comparison is: the fraction of
+        :data:`COMPARISON_RESAMPLES` resamples of the validation chunks (drawn
+        with replacement) on which the trained weights' validation error is the
+        lower (:func:`better_fraction`). Near 1 or 0, the validation set
+        decides; in between (:data:`FIRM_COMPARISON`), the difference is within
+        its noise and ``decision_`` says so. None when nothing was compared.
     kept_ : {"trained", "start"}
         Which weights ``model_`` holds.
     early_stopping_ : bool
@@ -760,19 +864,24 @@ class SegmentationTrainer(BaseEstimator):
             prediction, target, warm_up=warm_up, head=head, vad_loss=self.vad_loss
         )
 
-    def _validate(self, net, x, y, warm_up, device, head) -> tuple[float, float]:
-        """Return (frame DER, loss) on the validation chunks.
+    def _validate(
+        self, net, x, y, warm_up, device, head
+    ) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """Return (frame DER, loss, chunk errors, chunk speech) on validation chunks.
 
         The DER of the head's speaker activities (:meth:`OutputHead.speakers`)
         at the best of its thresholds: every threshold for a multi-label network
         (``OptimalDiarizationErrorRate``), 0.5 on a powerset network's hard
         speakers (pyannote's ``DiarizationErrorRate(0.5)`` on ``to_multilabel``).
+        Chunk errors (chunks x thresholds) and chunk speech (reference speaker
+        frames) are the DER's terms, for :func:`better_fraction`.
         """
         net.eval()
         grid = head.validation_thresholds()
         errors = torch.zeros(len(grid), dtype=torch.float64)
         speech = 0.0
         losses = []
+        chunk_errors, chunk_speech = [], []
         thresholds = grid.to(device)
         with torch.inference_mode():
             for start in range(0, len(x), self.batch_size):
@@ -797,8 +906,15 @@ class SegmentationTrainer(BaseEstimator):
                 error = torch.maximum(n_ref, n_hyp) - correct  # miss + fa + confusion
                 errors += error.sum(dim=(1, 2)).double().cpu()
                 speech += float(n_ref.sum())
+                chunk_errors.append(error.sum(dim=2).T.double().cpu().numpy())
+                chunk_speech.append(n_ref[0].sum(dim=1).double().cpu().numpy())
         der = float(errors.min()) / max(speech, 1.0)
-        return der, sum(losses) / len(x)
+        return (
+            der,
+            sum(losses) / len(x),
+            np.concatenate(chunk_errors),
+            np.concatenate(chunk_speech),
+        )
 
     # -- fitting ---------------------------------------------------------------
     def fit(
@@ -935,7 +1051,13 @@ class SegmentationTrainer(BaseEstimator):
         step_seconds = 0.0
         start_state = _state(net)
         # the trained candidate: the best epoch (early stopping) or the last one
-        trained: dict[str, Any] = {"state": None, "epoch": 0, "score": None}
+        trained: dict[str, Any] = {
+            "state": None,
+            "epoch": 0,
+            "score": None,
+            "chunks": None,
+        }
+        start_chunks = None  # the starting network's chunk errors and speech
         start_score = best_score = None  # best_score: the best so far, start included
         cuda = [device.index or 0] if device.type == "cuda" else []
         val_x = val_y = None
@@ -973,7 +1095,7 @@ class SegmentationTrainer(BaseEstimator):
                     val_x, val_y = self._validation_set(
                         val_files, model, num_samples, num_frames
                     )
-                    start_score, _ = self._validate(
+                    start_score, _, *start_chunks = self._validate(
                         net, val_x, val_y, warm_up, device, head
                     )
                     best_score = start_score
@@ -1033,14 +1155,19 @@ class SegmentationTrainer(BaseEstimator):
                         "truncated_chunks": truncated,
                     }
                     if val_files:
-                        last, val_loss = self._validate(
+                        last, val_loss, *chunks = self._validate(
                             net, val_x, val_y, warm_up, device, head
                         )
                         record.update(validation=last, validation_loss=val_loss)
                         if not early_stopping or (
                             trained["score"] is None or last < trained["score"]
                         ):
-                            trained.update(state=_state(net), epoch=epoch, score=last)
+                            trained.update(
+                                state=_state(net),
+                                epoch=epoch,
+                                score=last,
+                                chunks=chunks,
+                            )
                         # patience counts epochs not better than the best so far,
                         # the starting weights included
                         if last < best_score:
@@ -1071,6 +1198,7 @@ class SegmentationTrainer(BaseEstimator):
                 model,
                 start_state,
                 start_score,
+                start_chunks,
                 trained,
                 stopped,
                 began,
@@ -1097,6 +1225,7 @@ class SegmentationTrainer(BaseEstimator):
         model,
         start_state,
         start_score,
+        start_chunks,
         trained,
         stopped,
         began,
@@ -1113,6 +1242,7 @@ class SegmentationTrainer(BaseEstimator):
         self.start_score_ = start_score
         self.trained_score_ = trained["score"]
         self.improved_ = None
+        self.better_fraction_ = None
         if trained["state"] is None:
             kept = "start"
             decision = (
@@ -1129,9 +1259,17 @@ class SegmentationTrainer(BaseEstimator):
             kept, decision = "start", "kept the starting network: nothing validated"
         else:
             self.improved_ = bool(trained["score"] < start_score)
+            errors, speech = start_chunks
+            self.better_fraction_ = better_fraction(
+                errors, trained["chunks"][0], speech, random_state=seed
+            )
+            firmness = _firmness(
+                self.better_fraction_, len(speech), self.validation_duration_
+            )
             versus = (
                 f"validation error {100 * trained['score']:.2f} % after training "
                 f"(epoch {trained['epoch']}) vs {100 * start_score:.2f} % before"
+                f"; {firmness}"
             )
             if self.improved_:
                 kept, decision = "trained", f"kept the fine-tuned network: {versus}"
@@ -1188,6 +1326,7 @@ class SegmentationTrainer(BaseEstimator):
             "start_validation_der": start_score,
             "trained_validation_der": trained["score"],
             "improved": self.improved_,
+            "better_fraction": self.better_fraction_,
             "kept": kept,
             "early_stopping": self.early_stopping_,
             "validation_seconds": self.validation_duration_,
@@ -1279,7 +1418,9 @@ class FineTuner:
     history_ : list of dict
         Per call: ``n_files``, ``steps``, ``best_score`` (validation error rate
         or None), ``stopped``, ``kept`` (``"trained"`` or ``"start"``),
-        ``improved`` (None without validation), ``decision`` (one line),
+        ``improved`` (None without validation), ``better_fraction`` (how firm
+        that comparison is, see ``SegmentationTrainer.better_fraction_``),
+        ``decision`` (one line),
         ``sha256`` (the new network's weights digest).
 
     Examples
@@ -1345,6 +1486,7 @@ class FineTuner:
                 "stopped": trainer.stopped_,
                 "kept": trainer.kept_,
                 "improved": trainer.improved_,
+                "better_fraction": trainer.better_fraction_,
                 "decision": trainer.decision_,
                 "sha256": trainer.model_.sha256,
             },

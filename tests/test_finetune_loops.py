@@ -221,3 +221,4 @@ def test_fine_tuner_keeps_the_start_when_training_does_not_help(sample):
     entry = fine_tune.history_[0]
     assert entry["kept"] == "start" and entry["improved"] is False
     assert entry["decision"].startswith("kept the starting network")
+    assert entry["better_fraction"] == fine_tune.trainer_.better_fraction_ < 0.5

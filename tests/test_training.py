@@ -18,9 +18,11 @@ from skseg.network import PyanNet
 from skseg.powerset import Powerset
 from skseg.serialization import read_config
 from skseg.training import (
+    FIRM_COMPARISON,
     MIN_STEPS_PER_EPOCH,
     SegmentationTrainer,
     TrainingError,
+    better_fraction,
     chunk_targets,
     segmentation_loss,
 )
@@ -453,6 +455,10 @@ def test_a_network_not_better_than_the_start_is_not_kept(sample, tmp_path):
     assert provenance["kept"] == "start" and provenance["improved"] is False
     assert provenance["start_validation_der"] == trainer.start_score_
     assert provenance["decision"] == trainer.decision_
+    # how firm the comparison was is recorded and said
+    assert provenance["better_fraction"] == trainer.better_fraction_
+    assert 0.0 <= trainer.better_fraction_ < 0.5
+    assert "resamples of the 3 validation chunks (0.2 min)" in trainer.decision_
 
 
 def test_keeping_a_worse_network_is_explicit_and_warned(sample):
@@ -485,6 +491,7 @@ def test_a_better_network_is_kept(sample):
     assert trainer.improved_ is True and trainer.kept_ == "trained"
     assert trainer.best_score_ == trainer.trained_score_ < trainer.start_score_
     assert trainer.decision_.startswith("kept the fine-tuned network:")
+    assert trainer.better_fraction_ > 0.5
 
 
 def test_small_validation_sets_do_not_stop_early(sample):
@@ -510,6 +517,7 @@ def test_a_default_epoch_has_a_floor_of_steps(sample):
     ).fit([sample])
     assert trainer.n_steps_ == MIN_STEPS_PER_EPOCH == 16
     assert trainer.kept_ == "trained" and trainer.improved_ is None
+    assert trainer.better_fraction_ is None
 
 
 def test_l2_sp_holds_the_weights_near_the_start(sample):
@@ -529,3 +537,65 @@ def test_l2_sp_holds_the_weights_near_the_start(sample):
         return sum(float(((trained[k] - start[k]) ** 2).sum()) for k in start)
 
     assert 0 < distance(10.0) < 0.5 * distance(0.0)
+
+
+def test_comparison_firmness_grows_with_the_validation_set():
+    # the trained network is better by 1 point of error on average, chunk by
+    # chunk it is better or worse by 10: few chunks cannot tell, many can
+    rng = np.random.default_rng(0)
+
+    def fraction(n):
+        speech = np.full(n, 100.0)
+        start = rng.uniform(10, 30, (n, 1))
+        trained = start - 1 + np.where(np.arange(n) % 2, 10.0, -10.0)[:, None]
+        return better_fraction(start, trained, speech, random_state=0)
+
+    few, many = fraction(12), fraction(4000)
+    assert 1 - FIRM_COMPARISON < few < FIRM_COMPARISON
+    assert many >= FIRM_COMPARISON
+
+
+def test_comparison_resamples_each_network_at_its_own_threshold():
+    # start: best at threshold 0 (error 10); trained: best at threshold 1 (9)
+    speech = np.full(50, 100.0)
+    start = np.tile([10.0, 50.0], (50, 1))
+    trained = np.tile([50.0, 9.0], (50, 1))
+    assert better_fraction(start, trained, speech, random_state=1) == 1.0
+    assert better_fraction(trained, start, speech, random_state=1) == 0.0
+    # no difference is not an improvement
+    assert better_fraction(start, start, speech) == 0.0
+    # the same seed, the same figure
+    noisy = trained + np.random.default_rng(0).normal(0, 5, trained.shape)
+    assert better_fraction(start, noisy, speech, random_state=3) == better_fraction(
+        start, noisy, speech, random_state=3
+    )
+
+
+@pytest.mark.parametrize(
+    "shapes, message",
+    [
+        (((3, 2), (3, 1), (3,)), "do not match"),
+        (((3, 2), (3, 2), (4,)), "do not match"),
+        (((0, 2), (0, 2), (0,)), "no validation chunks"),
+    ],
+)
+def test_comparison_refuses_mismatched_arrays(shapes, message):
+    a, b, c = (np.zeros(shape) for shape in shapes)
+    with pytest.raises(ValueError, match=message):
+        better_fraction(a, b, c)
+
+
+def test_chunk_errors_add_up_to_the_validation_error():
+    # the comparison's terms are the validation error's: summed over the
+    # chunks, the error at the best threshold is the one reported
+    model = load_model()
+    frames = model.num_frames(80000)
+    x = torch.randn(5, 1, 80000, generator=torch.Generator().manual_seed(0)) * 0.1
+    y = torch.rand(5, frames, 3, generator=torch.Generator().manual_seed(1)) > 0.6
+    trainer = SegmentationTrainer(batch_size=2)  # 3 batches: 2 + 2 + 1
+    der, _, errors, speech = trainer._validate(
+        model.network, x, y.float(), (0, 0), torch.device("cpu"), model.head
+    )
+    assert errors.shape == (5, 51) and speech.shape == (5,)
+    assert speech.sum() == float(y.sum())
+    assert der == (errors.sum(axis=0) / speech.sum()).min()

@@ -241,12 +241,14 @@ def summary_table(trainer: Any, out: str) -> str:
     >>> trainer = SimpleNamespace(
     ...     history_=[{"epoch": 1}, {"epoch": 2}], max_epochs=5, n_steps_=20,
     ...     start_score_=0.1301, trained_score_=0.1234, best_epoch_=2,
+    ...     better_fraction_=0.81,
     ...     kept_="trained", early_stopping_=False, validation_duration_=60.0,
     ...     stopped_="max_epochs", training_time_=61.5, chunks_per_second_=10.4)
     >>> print(summary_table(trainer, "net"))
     epochs            2 / 5
     steps             20
     validation error  13.01 % before, 12.34 % after training (epoch 2)
+    comparison        trained better on 81 % of chunk resamples: within the noise
     kept              the fine-tuned network
     early stopping    off: 1.0 min of validation audio (< 10 min), every epoch run
     stopped           max_epochs
@@ -265,6 +267,19 @@ def summary_table(trainer: Any, out: str) -> str:
             f"{100 * trainer.trained_score_:.2f} % after training "
             f"(epoch {trainer.best_epoch_ if trainer.kept_ == 'trained' else '-'})"
         )
+    fraction = getattr(trainer, "better_fraction_", None)
+    comparison = []
+    if fraction is not None:
+        from ..training import FIRM_COMPARISON
+
+        firm = not (1 - FIRM_COMPARISON < fraction < FIRM_COMPARISON)
+        comparison = [
+            (
+                "comparison",
+                f"trained better on {100 * fraction:.0f} % of chunk resamples: "
+                f"{'firm' if firm else 'within the noise'}",
+            )
+        ]
     kept = (
         "the fine-tuned network"
         if trainer.kept_ == "trained"
@@ -288,6 +303,7 @@ def summary_table(trainer: Any, out: str) -> str:
         ("epochs", f"{len(trainer.history_)} / {trainer.max_epochs}"),
         ("steps", str(trainer.n_steps_)),
         ("validation error", validation),
+        *comparison,
         ("kept", kept),
         ("early stopping", stopping),
         ("stopped", trainer.stopped_),
