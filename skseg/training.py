@@ -1263,8 +1263,12 @@ class SegmentationTrainer(BaseEstimator):
             self.better_fraction_ = better_fraction(
                 errors, trained["chunks"][0], speech, random_state=seed
             )
-            firmness = _firmness(
-                self.better_fraction_, len(speech), self.validation_duration_
+            firmness = (
+                "no difference on the validation chunks"
+                if trained["score"] == start_score
+                else _firmness(
+                    self.better_fraction_, len(speech), self.validation_duration_
+                )
             )
             versus = (
                 f"validation error {100 * trained['score']:.2f} % after training "

@@ -276,7 +276,9 @@ def summary_table(trainer: Any, out: str) -> str:
         comparison = [
             (
                 "comparison",
-                f"trained better on {100 * fraction:.0f} % of chunk resamples: "
+                "no difference on the validation chunks"
+                if trainer.trained_score_ == trainer.start_score_
+                else f"trained better on {100 * fraction:.0f} % of chunk resamples: "
                 f"{'firm' if firm else 'within the noise'}",
             )
         ]
