@@ -182,6 +182,7 @@ def curve(args) -> None:
                         "trained_validation_der"
                     ],
                     "validation_seconds": run["provenance"]["validation_seconds"],
+                    "better_fraction": run["provenance"].get("better_fraction"),
                 },
             )
 
@@ -207,22 +208,45 @@ def ami(args) -> None:
                     "cv": lines("pyannote/segmentation", held),
                 },
             )
-        folder = subset(train, work / f"fold{k}")
-        run = finetune(folder, work / f"net{k}", args.threads, args.options)
-        append(
-            args.json,
-            {
-                "data": "ami",
-                "fold": k,
-                "network": "finetuned",
-                "cv": lines(str(work / f"net{k}"), held),
-                "run": run,
-                "wall_s": run["wall_s"],
-                "cpu_s": run["cpu_s"],
-                "kept": run["provenance"]["kept"],
-                "decision": run["provenance"]["decision"],
-            },
-        )
+        for n in args.files:
+            folder = subset(train[:n], work / f"fold{k}-{n}")
+            for seed in args.seeds:
+                net = work / f"net{k}-{n}-seed{seed}"
+                # as ``curve``: one training scores the kept and the declined
+                options = [
+                    *args.options,
+                    "--seed",
+                    str(seed),
+                    "--if-worse",
+                    "keep-trained",
+                ]
+                run = finetune(folder, net, args.threads, options)
+                improved = run["provenance"]["improved"]
+                append(
+                    args.json,
+                    {
+                        "data": "ami",
+                        "fold": k,
+                        "files": n,
+                        "minutes": n / 2,
+                        "seed": seed,
+                        "network": "finetuned",
+                        "trained_cv": lines(str(net), held),
+                        "improved": improved,
+                        "kept": "trained" if improved else "start",
+                        "run": run,
+                        "wall_s": run["wall_s"],
+                        "cpu_s": run["cpu_s"],
+                        "start_validation_der": run["provenance"][
+                            "start_validation_der"
+                        ],
+                        "trained_validation_der": run["provenance"][
+                            "trained_validation_der"
+                        ],
+                        "better_fraction": run["provenance"].get("better_fraction"),
+                        "validation_seconds": run["provenance"]["validation_seconds"],
+                    },
+                )
 
 
 #: the candidate recipes compared on the development corpus
@@ -490,6 +514,10 @@ def main(argv=None) -> int:
             "the trained network the defaults did not keep)",
         )
     sub.choices["ami"].add_argument("--folds", type=int, nargs="+", default=[0, 1])
+    sub.choices["ami"].add_argument(
+        "--files", type=int, nargs="+", default=[7], help="first N files of the fold"
+    )
+    sub.choices["ami"].add_argument("--seeds", type=int, nargs="+", default=[0])
     sub.choices["dev"].add_argument(
         "--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES
     )
