@@ -426,52 +426,161 @@ NAMES = {
     "osd_overlap_deter": "overlap DetER",
     "reseg_der": "resegmentation DER",
 }
+#: lines where higher is better
+HIGHER = {"osd_overlap_f"}
 
 
-def label(run: dict) -> str:
-    return f"AMI fold {run['fold']}" if "fold" in run else f"{run['minutes']:g} min"
+def _better(a: float, b: float, key: str) -> bool:
+    """Whether ``a`` is better than ``b`` on line ``key``."""
+    return a > b if key in HIGHER else a < b
+
+
+def _pct(values) -> str:
+    import numpy as np
+
+    mean = 100 * float(np.mean(values))
+    if len(values) == 1:
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ({', '.join(f'{100 * v:.1f}' for v in values)})"
+
+
+def _curve_tables(groups: dict, pretrained: dict, unit: str) -> list[str]:
+    """The default's table, the trained network's and the decisions' table.
+
+    ``groups``: ``{label: [run, ...]}`` (one run per seed); each run has the
+    trained network's scores under ``unit`` (``trained`` or ``trained_cv``) and
+    ``improved``: what the command keeps is the trained network when improved,
+    else the start, i.e. ``pretrained``.
+    """
+    head = "| annotation | " + " | ".join(NAMES.values())
+    out = [
+        "With the defaults (what `skseg finetune` keeps), pretrained + tuned → "
+        "fine-tuned + tuned, mean over seeds (per seed):",
+        "",
+        head + " | kept the trained network | training wall / CPU |",
+        "|" + "---|" * (len(NAMES) + 3),
+    ]
+    for label, runs in groups.items():
+        base = pretrained[label]
+        cells = []
+        for key in NAMES:
+            kept = [r[unit][key] if r["improved"] else base[key] for r in runs]
+            cells.append(f"{100 * base[key]:.1f} → {_pct(kept)} %")
+        n_kept = sum(bool(r["improved"]) for r in runs)
+        wall = sum(r["wall_s"] for r in runs) / len(runs)
+        cpu = sum(r["cpu_s"] for r in runs) / len(runs)
+        out.append(
+            f"| {label} | {' | '.join(cells)} | {n_kept} of {len(runs)} | "
+            f"{wall:.0f} s / {cpu:.0f} s |"
+        )
+    out += [
+        "",
+        "The trained network whatever the comparison said (`--if-worse "
+        "keep-trained`, the same trainings):",
+        "",
+        head + " |",
+        "|" + "---|" * (len(NAMES) + 1),
+    ]
+    for label, runs in groups.items():
+        base = pretrained[label]
+        cells = [
+            f"{100 * base[key]:.1f} → {_pct([r[unit][key] for r in runs])} %"
+            for key in NAMES
+        ]
+        out.append(f"| {label} | {' | '.join(cells)} |")
+    out += [
+        "",
+        "Each decision: the validation the command compared on, and how the "
+        "trained network did on the test lines:",
+        "",
+        "| annotation | seed | validation | validation error start → trained | "
+        "trained better on resamples | kept | trained better than pretrained on "
+        "test | decision |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, runs in groups.items():
+        base = pretrained[label]
+        for r in runs:
+            wins = sum(_better(r[unit][k], base[k], k) for k in NAMES)
+            losses = sum(_better(base[k], r[unit][k], k) for k in NAMES)
+            if r["improved"]:
+                verdict = "right" if losses == 0 else "cost a line"
+            else:
+                verdict = (
+                    "right"
+                    if wins == 0
+                    else ("missed a gain" if losses == 0 else "declined a trade")
+                )
+            fraction = r.get("better_fraction")
+            out.append(
+                f"| {label} | {r['seed']} | {r['validation_seconds'] / 60:.1f} min | "
+                f"{100 * r['start_validation_der']:.2f} → "
+                f"{100 * r['trained_validation_der']:.2f} % | "
+                f"{'-' if fraction is None else f'{100 * fraction:.0f} %'} | "
+                f"{r['kept']} | {wins} of {len(NAMES)} lines (worse on {losses}) | "
+                f"{verdict} |"
+            )
+    return out
+
+
+def _dev_tables(runs: list[dict]) -> list[str]:
+    """Validation error every 16 steps, per data and candidate."""
+    out = []
+    by_data: dict = {}
+    for r in runs:
+        by_data.setdefault(r["data"], []).append(r)
+    for data, rows in by_data.items():
+        epochs = max(len(r["validation"]) for r in rows)
+        out += [
+            "",
+            f"`{data}` (validation error %, start {100 * rows[0]['start']:.1f} %):",
+            "",
+            "| candidate | minutes | "
+            + " | ".join(str(16 * (e + 1)) for e in range(epochs))
+            + " | best | CPU |",
+            "|" + "---|" * (epochs + 4),
+        ]
+        for r in sorted(rows, key=lambda r: (r["files"], r["candidate"])):
+            cells = [f"{100 * v:.1f}" for v in r["validation"]]
+            out.append(
+                f"| {r['candidate']} | {r['minutes']:.1f} | {' | '.join(cells)} | "
+                f"{100 * min(r['validation']):.1f} | {r['cpu_s']:.0f} s |"
+            )
+    return out
 
 
 def report(paths: list[str]) -> str:
-    """Markdown tables of the runs in ``paths`` (JSON lines), with the checks."""
+    """Markdown tables of the runs in ``paths`` (JSON lines)."""
     runs = [json.loads(line) for p in paths for line in open(p) if line.strip()]
     out = []
-    pretrained = {r["data"]: r for r in runs if r.get("network") == "pretrained"}
-    curve = [r for r in runs if r.get("network") == "finetuned" and "minutes" in r]
-    for r in sorted(curve, key=lambda r: r["minutes"]):
-        base = pretrained[r["data"]]["test"]
-        cells = [f"{100 * base[k]:.1f} → {100 * r['test'][k]:.1f} %" for k in NAMES]
-        ratio = r["test"]["vad_speech_deter"] / base["vad_speech_deter"]
-        gain = r["test"]["osd_overlap_f"] - base["osd_overlap_f"]
-        out.append(
-            f"| {r['minutes']:g} min | {' | '.join(cells)} | {r['kept']} | "
-            f"{r['wall_s']:.0f} s / {r['cpu_s']:.0f} s | DetER x{ratio:.2f}, "
-            f"F {100 * gain:+.1f} |"
-        )
-    by_fold = {}
-    for r in runs:
-        if r.get("data") == "ami":
-            by_fold.setdefault(r["fold"], {})[r["network"]] = r
-    for k, fold in sorted(by_fold.items()):
-        if "finetuned" not in fold or "pretrained" not in fold:
-            continue
-        base, tuned = fold["pretrained"]["cv"], fold["finetuned"]["cv"]
-        cells = [f"{100 * base[key]:.1f} → {100 * tuned[key]:.1f} %" for key in NAMES]
-        out.append(
-            f"| AMI fold {k} | {' | '.join(cells)} | {fold['finetuned']['kept']} | "
-            f"{fold['finetuned']['wall_s']:.0f} s / "
-            f"{fold['finetuned']['cpu_s']:.0f} s | |"
-        )
-    head = (
-        "| annotation | " + " | ".join(NAMES.values()) + " | kept | training "
-        "wall / CPU | acceptance |\n|" + "---|" * (len(NAMES) + 4)
-    )
-    decisions = [
-        f"* {label(r)}: {r['decision']}"
-        for r in runs
-        if r.get("network") == "finetuned"
-    ]
-    return "\n".join([head, *out, "", *decisions])
+    curve = [r for r in runs if r.get("network") == "finetuned" and "trained" in r]
+    if curve:
+        pretrained = {r["data"]: r["test"] for r in runs if r.get("minutes") == 0}
+        groups: dict = {}
+        for r in sorted(curve, key=lambda r: (r["minutes"], r["seed"])):
+            groups.setdefault(f"{r['minutes']:g} min", []).append(r)
+        base = {label: pretrained[g[0]["data"]] for label, g in groups.items()}
+        out += ["## Generated conversations (test files)", ""]
+        out += _curve_tables(groups, base, "trained")
+    ami = [r for r in runs if r.get("data") == "ami" and "trained_cv" in r]
+    if ami:
+        pretrained = {
+            r["fold"]: r["cv"]
+            for r in runs
+            if r.get("data") == "ami" and r.get("network") == "pretrained"
+        }
+        groups, base = {}, {}
+        for r in sorted(ami, key=lambda r: (r["fold"], r["files"], r["seed"])):
+            label = f"{r['minutes']:g} min of fold {r['fold']}"
+            groups.setdefault(label, []).append(r)
+            base[label] = pretrained[r["fold"]]
+        out += ["", "## AMI excerpts (the held-out fold, cross-validated)", ""]
+        out += _curve_tables(groups, base, "trained_cv")
+    dev = [r for r in runs if "candidate" in r]
+    if dev:
+        out += ["", "## Candidates on validation data"]
+        out += _dev_tables(dev)
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
