@@ -116,7 +116,8 @@ def append(path: str, record: dict) -> None:
     )
 
 
-def curve(args) -> None:
+def corpus(args, n_test: int) -> Path:
+    """``args.data``, generated first when asked or missing (16 validation files)."""
     data = Path(args.data)
     if args.generate or not (data / "train").is_dir():
         from skseg.synthetic import make_corpus
@@ -125,10 +126,24 @@ def curve(args) -> None:
             data,
             n_train=args.n_train,
             n_val=16,
-            n_test=24,
+            n_test=n_test,
             seed=args.seed,
             overwrite=True,
         )
+    return data
+
+
+def ami_folds() -> list[list[dict]]:
+    """The 14 AMI excerpts in two folds of 7, each mixing the package's splits."""
+    from skseg.datasets import fetch_ami_excerpts
+
+    splits = fetch_ami_excerpts()
+    files = splits["train"] + splits["development"] + splits["test"]
+    return [files[0::2], files[1::2]]
+
+
+def curve(args) -> None:
+    data = corpus(args, n_test=24)
     X, _ = load_folder(data / "train")
     val, _ = load_folder(data / "val")
     test, _ = load_folder(data / "test")
@@ -188,11 +203,7 @@ def curve(args) -> None:
 
 
 def ami(args) -> None:
-    from skseg.datasets import fetch_ami_excerpts
-
-    splits = fetch_ami_excerpts()
-    files = splits["train"] + splits["development"] + splits["test"]
-    folds = [files[0::2], files[1::2]]  # 7 and 7, each mixing the splits
+    folds = ami_folds()
     work = Path(tempfile.mkdtemp(prefix="finetune_ami_"))
     for k, (train, held) in enumerate([(folds[0], folds[1]), (folds[1], folds[0])]):
         if k not in args.folds:
@@ -265,11 +276,7 @@ CANDIDATES = {
 
 def ami_fold(k: int) -> tuple:
     """AMI fold ``k`` to train on and the other fold to validate on (X, y each)."""
-    from skseg.datasets import fetch_ami_excerpts
-
-    splits = fetch_ami_excerpts()
-    files = splits["train"] + splits["development"] + splits["test"]
-    folds = [files[0::2], files[1::2]]  # as ``ami``
+    folds = ami_folds()
     train, held = folds[k], folds[1 - k]
     return (
         (train, [f["annotation"] for f in train]),
@@ -283,18 +290,7 @@ def dev(args) -> None:
     if args.data.startswith("ami:"):
         (X, y), (Xv, yv) = ami_fold(int(args.data[4:]))
     else:
-        data = Path(args.data)
-        if args.generate or not (data / "train").is_dir():
-            from skseg.synthetic import make_corpus
-
-            make_corpus(
-                data,
-                n_train=args.n_train,
-                n_val=16,
-                n_test=0,
-                seed=args.seed,
-                overwrite=True,
-            )
+        data = corpus(args, n_test=0)
         X, y = load_folder(data / "train")
         Xv, yv = load_folder(data / "val")
     for name in args.candidates:
@@ -452,14 +448,17 @@ def _curve_tables(groups: dict, pretrained: dict, unit: str) -> list[str]:
     ``improved``: what the command keeps is the trained network when improved,
     else the start, i.e. ``pretrained``.
     """
-    head = "| annotation | " + " | ".join(NAMES.values())
-    out = [
+
+    def table(title: str, *extra: str) -> list[str]:
+        columns = ["annotation", *NAMES.values(), *extra]
+        return [title, "", f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)]
+
+    out = table(
         "With the defaults (what `skseg finetune` keeps), pretrained + tuned → "
         "fine-tuned + tuned, mean over seeds (per seed):",
-        "",
-        head + " | kept the trained network | training wall / CPU |",
-        "|" + "---|" * (len(NAMES) + 3),
-    ]
+        "kept the trained network",
+        "training wall / CPU",
+    )
     for label, runs in groups.items():
         base = pretrained[label]
         cells = []
@@ -473,14 +472,10 @@ def _curve_tables(groups: dict, pretrained: dict, unit: str) -> list[str]:
             f"| {label} | {' | '.join(cells)} | {n_kept} of {len(runs)} | "
             f"{wall:.0f} s / {cpu:.0f} s |"
         )
-    out += [
-        "",
+    out += [""] + table(
         "The trained network whatever the comparison said (`--if-worse "
-        "keep-trained`, the same trainings):",
-        "",
-        head + " |",
-        "|" + "---|" * (len(NAMES) + 1),
-    ]
+        "keep-trained`, the same trainings):"
+    )
     for label, runs in groups.items():
         base = pretrained[label]
         cells = [
