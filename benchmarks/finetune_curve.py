@@ -271,6 +271,7 @@ CANDIDATES = {
     "lr1e-3-l2sp1e-3": {"lr": 1e-3, "l2_sp": 1e-3},
     "lr1e-3-l2sp1e-2": {"lr": 1e-3, "l2_sp": 1e-2},
     "lr1e-3-mix0.5": {"lr": 1e-3, "mix_probability": 0.5},
+    "lr3e-4-mix0.5": {"lr": 3e-4, "mix_probability": 0.5},
 }
 
 
