@@ -57,10 +57,12 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   too noisy to stop on, every epoch runs and the last weights are the trained
   ones.
 * **keeping the start**: the trained weights are then compared with the
-  starting ones on the same validation error; when they are not better, the
-  starting network is kept (``keep_start_if_worse=True``) or the trained one with
-  a warning. ``kept_``, ``improved_``, ``decision_`` and ``provenance_`` say
-  which, and why.
+  starting ones on the same validation error; when they are not firmly better
+  (lower, and lower on at least 95 % of resamples of the validation chunks: on
+  a minute of validation audio, only a clear gain is evidence), the starting
+  network is kept (``keep_start_if_worse=True``) or the trained one with a
+  warning. ``kept_``, ``improved_``, ``better_fraction_``, ``decision_`` and
+  ``provenance_`` say which, and why.
 
 A powerset network (pyannote/segmentation-3.0, ``model.head`` a
 :class:`~skseg.heads.PowersetHead`) is
@@ -478,9 +480,12 @@ class SegmentationTrainer(BaseEstimator):
     keep_start_if_worse : bool, default=True
         After training, the trained weights are compared with the starting ones
         on the validation files (the same validation error); when they are not
-        better, ``model_`` is the starting network (``kept_ == "start"``), and
+        firmly better (``improved_``: better, and on at least 95 % of resamples of
+        the validation chunks, so that a small validation set needs a clear
+        gain), ``model_`` is the starting network (``kept_ == "start"``), and
         otherwise (False) the trained one with a ``UserWarning``. Either way
-        ``improved_`` and ``provenance_`` say what happened.
+        ``improved_``, ``better_fraction_`` and ``provenance_`` say what
+        happened.
     random_state : int, RandomState or None, default=None
         Seeds chunk sampling, augmentation, the validation split and dropout.
         With the same seed and the same number of threads, ``fit`` gives the
@@ -506,8 +511,10 @@ class SegmentationTrainer(BaseEstimator):
         weights (the best epoch with early stopping, else the last); None
         without validation (or, for ``trained_score_``, before any epoch ended).
     improved_ : bool or None
-        Whether the trained weights are better than the starting ones on
-        validation; None when nothing could be compared.
+        Whether the trained weights are firmly better than the starting ones on
+        validation: a lower validation error, and a lower one on at least
+        :data:`FIRM_COMPARISON` (95 %) of the resamples of ``better_fraction_``;
+        None when nothing could be compared.
     better_fraction_ : float or None
         How firm that comparison is: the fraction of
         :data:`COMPARISON_RESAMPLES` resamples of the validation chunks (drawn
@@ -1260,11 +1267,15 @@ class SegmentationTrainer(BaseEstimator):
             # an epoch ended without validation: cannot happen with val files
             kept, decision = "start", "kept the starting network: nothing validated"
         else:
-            self.improved_ = bool(trained["score"] < start_score)
             errors, speech = start_chunks
             self.better_fraction_ = better_fraction(
                 errors, trained["chunks"][0], speech, random_state=seed
             )
+            lower = trained["score"] < start_score
+            # kept on firm evidence only: a lower error that the draw of the
+            # validation chunks could reverse is no evidence on little audio
+            self.improved_ = bool(lower and self.better_fraction_ >= FIRM_COMPARISON)
+            better = "firmly better" if lower else "better"
             firmness = (
                 "no difference on the validation chunks"
                 if trained["score"] == start_score
@@ -1282,13 +1293,13 @@ class SegmentationTrainer(BaseEstimator):
             elif self.keep_start_if_worse:
                 kept = "start"
                 decision = (
-                    f"kept the starting network, the fine-tuned one is not better "
+                    f"kept the starting network, the fine-tuned one is not {better} "
                     f"on the validation files: {versus}"
                 )
             else:
                 kept = "trained"
                 decision = (
-                    f"kept the fine-tuned network although it is not better on the "
+                    f"kept the fine-tuned network although it is not {better} on the "
                     f"validation files (keep_start_if_worse=False): {versus}"
                 )
                 warnings.warn(decision, UserWarning, stacklevel=3)

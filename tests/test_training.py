@@ -482,17 +482,37 @@ def test_a_better_network_is_kept(sample):
     # a random tiny network learns the file it is validated on
     trainer = SegmentationTrainer(
         _tiny(),
-        max_epochs=2,
-        steps_per_epoch=10,
+        max_epochs=3,
+        steps_per_epoch=30,
         batch_size=4,
-        lr=1e-2,
+        lr=3e-2,
         mix_probability=0.0,  # the file as it is, to be learnt by heart
         random_state=0,
     ).fit([sample], validation=([sample], None))
     assert trainer.improved_ is True and trainer.kept_ == "trained"
     assert trainer.best_score_ == trainer.trained_score_ < trainer.start_score_
     assert trainer.decision_.startswith("kept the fine-tuned network:")
-    assert trainer.better_fraction_ > 0.5
+    assert trainer.better_fraction_ >= FIRM_COMPARISON
+
+
+def test_a_gain_within_the_noise_is_not_kept(sample):
+    # a lower validation error on 6 chunks, but not on 95 % of their resamples
+    trainer = SegmentationTrainer(
+        _tiny(),
+        max_epochs=2,
+        steps_per_epoch=30,
+        batch_size=4,
+        lr=1e-2,
+        mix_probability=0.0,
+        random_state=0,
+    ).fit([sample], validation=([sample], None))
+    assert trainer.trained_score_ < trainer.start_score_
+    assert 0.5 < trainer.better_fraction_ < FIRM_COMPARISON
+    assert trainer.improved_ is False and trainer.kept_ == "start"
+    assert trainer.decision_.startswith(
+        "kept the starting network, the fine-tuned one is not firmly better"
+    )
+    assert "within the noise" in trainer.decision_
 
 
 def test_small_validation_sets_do_not_stop_early(sample):
