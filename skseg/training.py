@@ -26,10 +26,10 @@ The recipe is pyannote.audio's multi-label speaker segmentation task
   speakers get inactive (all-zero) ones.
 * **overlap augmentation**: pyannote's ``MixSpeakerDiarization`` (torch-
   audiomentations' ``Mix``, ``per_example``): each chunk of a batch is selected
-  with probability ``mix_probability`` (the transform's ``p``; default 0.5,
-  chosen on validation data from 2 to 20 minutes of generated conversations
-  and real meetings: the only recipe measured that ends better than the
-  starting network on every validation set, see ``docs/finetuning.md``); a
+  with probability ``mix_probability`` (the transform's ``p``; default 0, off,
+  as pyannote.audio 3.x's task without an ``augmentation``: on validation data,
+  generated and real, mixing at 0.5 made the tuned lines worse, see
+  ``docs/finetuning.md``); a
   selected chunk is summed with another selected one (drawn uniformly among
   those whose speakers, added to its own, stay within ``num_classes``; itself
   when there is none, which only rescales it), normalised to an RMS that is
@@ -458,11 +458,12 @@ class SegmentationTrainer(BaseEstimator):
     vad_loss : {"bce", "mse"} or None, default=None
         Add pyannote's speech activity loss (multi-label networks only: with a
         powerset network ``fit`` raises ``ValueError``, as pyannote does).
-    mix_probability : float, default=0.5
+    mix_probability : float, default=0.0
         Probability that a chunk is mixed with another (artificial overlap);
         0 disables the augmentation (pyannote.audio 3.x's task without an
-        ``augmentation``). 0.5 was chosen on validation data: on small sets of
-        real meetings, training without it over-fits (``docs/finetuning.md``).
+        ``augmentation``). Measured on validation data, generated and real, 0.5
+        made the tuned lines worse (``docs/finetuning.md``); worth choosing on
+        one's own validation data.
     validation_fraction : float, default=0.2
         Fraction of the files (at least one) held out for validation and early
         stopping when ``fit`` gets no ``validation`` set; 0 trains on every file
@@ -580,7 +581,7 @@ class SegmentationTrainer(BaseEstimator):
         freeze: str | None = None,
         l2_sp: float = 0.0,
         vad_loss: str | None = None,
-        mix_probability: float = 0.5,
+        mix_probability: float = 0.0,
         validation_fraction: float = 0.2,
         patience: int = 3,
         early_stopping: str | bool = "auto",
