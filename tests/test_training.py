@@ -478,17 +478,22 @@ def test_keeping_a_worse_network_is_explicit_and_warned(sample):
     assert not _equal(_weights(trainer.model_), _weights(load_model()))
 
 
-def test_a_better_network_is_kept(sample):
-    # a random tiny network learns the file it is validated on
-    trainer = SegmentationTrainer(
+def _learn_by_heart(sample, max_epochs, lr):
+    """A random tiny network trained on the file it is validated on."""
+    return SegmentationTrainer(
         _tiny(),
-        max_epochs=3,
+        max_epochs=max_epochs,
         steps_per_epoch=30,
         batch_size=4,
-        lr=3e-2,
+        lr=lr,
         mix_probability=0.0,  # the file as it is, to be learnt by heart
         random_state=0,
     ).fit([sample], validation=([sample], None))
+
+
+def test_a_better_network_is_kept(sample):
+    # a random tiny network learns the file it is validated on
+    trainer = _learn_by_heart(sample, max_epochs=3, lr=3e-2)
     assert trainer.improved_ is True and trainer.kept_ == "trained"
     assert trainer.best_score_ == trainer.trained_score_ < trainer.start_score_
     assert trainer.decision_.startswith("kept the fine-tuned network:")
@@ -497,15 +502,7 @@ def test_a_better_network_is_kept(sample):
 
 def test_a_gain_within_the_noise_is_not_kept(sample):
     # a lower validation error on 6 chunks, but not on 95 % of their resamples
-    trainer = SegmentationTrainer(
-        _tiny(),
-        max_epochs=2,
-        steps_per_epoch=30,
-        batch_size=4,
-        lr=1e-2,
-        mix_probability=0.0,
-        random_state=0,
-    ).fit([sample], validation=([sample], None))
+    trainer = _learn_by_heart(sample, max_epochs=2, lr=1e-2)
     assert trainer.trained_score_ < trainer.start_score_
     assert 0.5 < trainer.better_fraction_ < FIRM_COMPARISON
     assert trainer.improved_ is False and trainer.kept_ == "start"
