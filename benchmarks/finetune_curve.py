@@ -2,30 +2,38 @@
 
 Usage, from the repository root::
 
-    .venv/bin/python benchmarks/finetune_curve.py curve DATA [--minutes 2 5 10 20]
-    .venv/bin/python benchmarks/finetune_curve.py ami
-    .venv/bin/python benchmarks/finetune_curve.py dev DEV
+    .venv/bin/python benchmarks/finetune_curve.py curve DATA --generate \
+        [--minutes 5 2 10 20 40] [--seeds 0 1 2]
+    .venv/bin/python benchmarks/finetune_curve.py ami [--files 3 5 7]
+    .venv/bin/python benchmarks/finetune_curve.py dev DEV --generate [--files 4 10 40]
+    .venv/bin/python benchmarks/finetune_curve.py dev ami:0 --candidates lr1e-3 ...
+    .venv/bin/python benchmarks/finetune_curve.py report RUNS.jsonl ...
 
 ``curve``: ``DATA`` holds ``train/``, ``val/`` and ``test/`` (written by
-:func:`skseg.synthetic.make_corpus` with ``--generate``: 40, 16 and 24 files of
+:func:`skseg.synthetic.make_corpus` with ``--generate``: 80, 16 and 24 files of
 30 s, ``--seed 2``). For each number of minutes, the first files of ``train``
-are copied (linked) into a folder of their own and ``skseg finetune FOLDER --out
-NET`` runs with no option at all (the defaults, its own validation split
-included); then the pretrained and the fine-tuned network each get their
-thresholds tuned on ``val`` for every line's metric (:func:`skseg.tune`, the
-grid of ``benchmarks/finetune.py``) and are scored on ``test``: speech DetER,
-overlap F, overlap DetER, resegmentation DER. The training's wall and CPU time
-(the child's user + system seconds) are recorded with what the command kept.
+are linked into a folder of their own and ``skseg finetune FOLDER --out NET
+--seed S --if-worse keep-trained`` runs (the defaults otherwise, its own
+validation split included; ``--if-worse keep-trained`` only saves the trained
+network whatever the comparison says, and what the defaults keep is read from
+its ``provenance``); then the pretrained and the fine-tuned network each get
+their thresholds tuned on ``val`` for every line's metric (:func:`skseg.tune`,
+the grid of ``benchmarks/finetune.py``) and are scored on ``test``: speech
+DetER, overlap F, overlap DetER, resegmentation DER. The training's wall and
+CPU time (the child's user + system seconds) are recorded with the decision.
 
 ``ami``: the same on real meetings, the 14 AMI excerpts of
 :func:`skseg.datasets.fetch_ami_excerpts` (CC BY 4.0) cut into two folds of 7
-(3.5 min of annotation each): fine-tune on one fold, tune and score on the other
-(the tuning's 2-fold cross-validated score, for both networks alike), both ways.
+(3.5 min of annotation each): fine-tune on the first ``--files`` excerpts of one
+fold, tune and score on the other (the tuning's 2-fold cross-validated score,
+for both networks alike), both ways.
 
-``dev``: how the defaults were chosen, on a corpus of its own (``DEV``,
-``--generate --seed 1``: 10 train and 16 validation files; other voices than
-``DATA``'s test files): each candidate recipe trains on ``train`` with the
-validation error on ``val`` recorded every epoch of 16 steps, no early stopping.
+``dev``: how the defaults were chosen, on validation data only: a corpus of its
+own (``DEV``, ``--generate --seed 1``: 40 train and 16 validation files; other
+voices than ``DATA``'s test files; ``--files N`` trains on the first N) or an
+AMI fold (``ami:K``: train on fold K, validate on the other): each candidate
+recipe trains for 128 steps with the validation error recorded every 16 steps,
+no early stopping.
 
 Every run is appended to ``--json`` as it ends; ``report FILE...`` prints the
 tables of ``docs/finetuning.md`` from such files. Torch runs on ``--threads``
