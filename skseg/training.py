@@ -117,6 +117,7 @@ __all__ = [
     "better_fraction",
     "chunk_targets",
     "segmentation_loss",
+    "within_noise",
 ]
 
 #: the blocks of PyanNet, input to output: ``freeze="lstm"`` freezes the first two
@@ -313,13 +314,35 @@ def better_fraction(
     return better / n_resamples
 
 
+def within_noise(fraction: float) -> bool:
+    """Whether a :func:`better_fraction` leaves the comparison to the noise.
+
+    Between ``1 - FIRM_COMPARISON`` and ``FIRM_COMPARISON`` (5 % and 95 %), the
+    draw of the validation chunks could reverse which network looks better.
+
+    Parameters
+    ----------
+    fraction : float
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> within_noise(0.8), within_noise(0.97), within_noise(0.02)
+    (True, False, False)
+    """
+    return 1 - FIRM_COMPARISON < fraction < FIRM_COMPARISON
+
+
 def _firmness(fraction: float, n_chunks: int, seconds: float) -> str:
     """How firm a comparison is, for ``decision_``: its resampling figure."""
     said = (
         f"better on {100 * fraction:.0f} % of resamples of the {n_chunks} "
         f"validation chunks ({seconds / 60:.1f} min)"
     )
-    if 1 - FIRM_COMPARISON < fraction < FIRM_COMPARISON:
+    if within_noise(fraction):
         said += (
             ": within the noise of that much validation audio, hold out more "
             "for a firmer comparison"
@@ -628,12 +651,7 @@ class SegmentationTrainer(BaseEstimator):
                 f"freeze must be None or one of {', '.join(FREEZE_BLOCKS)}, "
                 f"got {self.freeze!r}"
             )
-        if not (
-            isinstance(self.l2_sp, int | float)
-            and not isinstance(self.l2_sp, bool)
-            and math.isfinite(self.l2_sp)
-            and self.l2_sp >= 0
-        ):
+        if not (_is_real(self.l2_sp) and math.isfinite(self.l2_sp) and self.l2_sp >= 0):
             raise ValueError(f"l2_sp must be a number >= 0, got {self.l2_sp!r}")
         if not (self.early_stopping == "auto" or isinstance(self.early_stopping, bool)):
             raise ValueError(
@@ -887,12 +905,8 @@ class SegmentationTrainer(BaseEstimator):
         frames) are the DER's terms, for :func:`better_fraction`.
         """
         net.eval()
-        grid = head.validation_thresholds()
-        errors = torch.zeros(len(grid), dtype=torch.float64)
-        speech = 0.0
-        losses = []
-        chunk_errors, chunk_speech = [], []
-        thresholds = grid.to(device)
+        thresholds = head.validation_thresholds().to(device)
+        losses, chunk_errors, chunk_speech = [], [], []
         with torch.inference_mode():
             for start in range(0, len(x), self.batch_size):
                 xb = x[start : start + self.batch_size].to(device)
@@ -914,17 +928,12 @@ class SegmentationTrainer(BaseEstimator):
                 n_hyp = hyp.sum(-1)
                 correct = (hyp * yb[None]).sum(-1)
                 error = torch.maximum(n_ref, n_hyp) - correct  # miss + fa + confusion
-                errors += error.sum(dim=(1, 2)).double().cpu()
-                speech += float(n_ref.sum())
                 chunk_errors.append(error.sum(dim=2).T.double().cpu().numpy())
                 chunk_speech.append(n_ref[0].sum(dim=1).double().cpu().numpy())
-        der = float(errors.min()) / max(speech, 1.0)
-        return (
-            der,
-            sum(losses) / len(x),
-            np.concatenate(chunk_errors),
-            np.concatenate(chunk_speech),
-        )
+        # frame counts are whole numbers, so the sums are exact in any order
+        errors, speech = np.concatenate(chunk_errors), np.concatenate(chunk_speech)
+        der = float(errors.sum(axis=0).min()) / max(float(speech.sum()), 1.0)
+        return der, sum(losses) / len(x), errors, speech
 
     # -- fitting ---------------------------------------------------------------
     def fit(
@@ -1065,9 +1074,9 @@ class SegmentationTrainer(BaseEstimator):
             "state": None,
             "epoch": 0,
             "score": None,
-            "chunks": None,
+            "errors": None,  # its chunk errors, for the comparison with the start
         }
-        start_chunks = None  # the starting network's chunk errors and speech
+        start_chunks = None  # the starting network's chunk errors, the chunk speech
         start_score = best_score = None  # best_score: the best so far, start included
         cuda = [device.index or 0] if device.type == "cuda" else []
         val_x = val_y = None
@@ -1165,7 +1174,7 @@ class SegmentationTrainer(BaseEstimator):
                         "truncated_chunks": truncated,
                     }
                     if val_files:
-                        last, val_loss, *chunks = self._validate(
+                        last, val_loss, errors, _ = self._validate(
                             net, val_x, val_y, warm_up, device, head
                         )
                         record.update(validation=last, validation_loss=val_loss)
@@ -1176,7 +1185,7 @@ class SegmentationTrainer(BaseEstimator):
                                 state=_state(net),
                                 epoch=epoch,
                                 score=last,
-                                chunks=chunks,
+                                errors=errors,
                             )
                         # patience counts epochs not better than the best so far,
                         # the starting weights included
@@ -1270,7 +1279,7 @@ class SegmentationTrainer(BaseEstimator):
         else:
             errors, speech = start_chunks
             self.better_fraction_ = better_fraction(
-                errors, trained["chunks"][0], speech, random_state=seed
+                errors, trained["errors"], speech, random_state=seed
             )
             lower = trained["score"] < start_score
             # kept on firm evidence only: a lower error that the draw of the

@@ -279,3 +279,43 @@ def test_a_network_not_better_than_the_start_is_not_saved_silently(
     assert "although it is not better on the validation files" in err
     assert read_config(tmp_path / "b")["provenance"]["kept"] == "trained"
     assert load_model(tmp_path / "b").weights_digest != load_model().weights_digest
+
+
+@pytest.mark.parametrize(
+    "trained, fraction, kept, comparison",
+    [
+        # lower, but within the noise: the start is kept, not for being worse
+        (0.12, 0.81, "not firmly better", "81 % of chunk resamples: within the noise"),
+        (0.14, 0.02, "not better", "2 % of chunk resamples: firm"),
+        (0.13, 0.0, "not better", "no difference on the validation chunks"),
+    ],
+)
+def test_the_summary_says_why_the_start_was_kept(trained, fraction, kept, comparison):
+    from types import SimpleNamespace
+
+    from skseg.cli.finetune import summary_table
+
+    trainer = SimpleNamespace(
+        history_=[{"epoch": 1}],
+        max_epochs=1,
+        n_steps_=16,
+        start_score_=0.13,
+        trained_score_=trained,
+        best_epoch_=0,
+        better_fraction_=fraction,
+        kept_="start",
+        early_stopping_=False,
+        validation_duration_=60.0,
+        stopped_="max_epochs",
+        training_time_=1.0,
+        chunks_per_second_=1.0,
+    )
+    rows = {
+        line[:18].strip(): line[18:]
+        for line in summary_table(trainer, "net").splitlines()
+    }
+    assert (
+        rows["kept"]
+        == f"the starting network (the fine-tuned one is {kept} on validation)"
+    )
+    assert rows["comparison"].endswith(comparison)

@@ -36,12 +36,16 @@ from .common import (
 __all__ = ["register", "summary_table"]
 
 
-def _unit(text: str, *, one: bool) -> float:
-    """``text`` as a number in [0, 1] (``one``) or [0, 1)."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _unit(text: str, *, one: bool) -> float:
+    """``text`` as a number in [0, 1] (``one``) or [0, 1)."""
+    value = _number(text)
     if not (0.0 <= value <= 1.0 if one else 0.0 <= value < 1.0):
         raise argparse.ArgumentTypeError(
             f"must be in [0, 1{']' if one else ')'}, got {text}"
@@ -58,10 +62,7 @@ def _probability(text: str) -> float:
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text)
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
@@ -255,7 +256,7 @@ def summary_table(trainer: Any, out: str) -> str:
     time              61.5 s (10.4 chunks/s)
     output            net
     """
-    from ..training import EARLY_STOPPING_MIN_VALIDATION
+    from ..training import EARLY_STOPPING_MIN_VALIDATION, within_noise
 
     if trainer.start_score_ is None:
         validation = "no validation files: not compared with the starting network"
@@ -270,25 +271,26 @@ def summary_table(trainer: Any, out: str) -> str:
     fraction = getattr(trainer, "better_fraction_", None)
     comparison = []
     if fraction is not None:
-        from ..training import FIRM_COMPARISON
-
-        firm = not (1 - FIRM_COMPARISON < fraction < FIRM_COMPARISON)
         comparison = [
             (
                 "comparison",
                 "no difference on the validation chunks"
                 if trainer.trained_score_ == trainer.start_score_
                 else f"trained better on {100 * fraction:.0f} % of chunk resamples: "
-                f"{'firm' if firm else 'within the noise'}",
+                f"{'within the noise' if within_noise(fraction) else 'firm'}",
             )
         ]
-    kept = (
-        "the fine-tuned network"
-        if trainer.kept_ == "trained"
-        else "the starting network (the fine-tuned one is not better on validation)"
-        if trainer.trained_score_ is not None
-        else "the starting network"
-    )
+    if trainer.kept_ == "trained":
+        kept = "the fine-tuned network"
+    elif trainer.trained_score_ is None:
+        kept = "the starting network"
+    else:
+        # kept on a lower error only when it is firm (SegmentationTrainer)
+        lower = trainer.trained_score_ < trainer.start_score_
+        kept = (
+            f"the starting network (the fine-tuned one is not "
+            f"{'firmly better' if lower else 'better'} on validation)"
+        )
     minutes = trainer.validation_duration_ / 60
     if trainer.early_stopping_:
         stopping = f"on ({minutes:.1f} min of validation audio)"
