@@ -122,17 +122,26 @@ def test_chunks_with_more_speakers_than_outputs_are_counted(sample):
     assert trainer.history_[0]["truncated_chunks"] == 4
 
 
+def _wrecking(**params):
+    """A trainer whose learning rate wrecks the network, validated on a half."""
+    return SegmentationTrainer(
+        **{
+            "steps_per_epoch": 1,
+            "batch_size": 2,
+            "lr": 1.0,
+            "validation_fraction": 0.5,
+            "random_state": 0,
+            **params,
+        }
+    )
+
+
 def test_early_stopping_restores_the_best_weights(sample):
     # a learning rate that wrecks the network: validation only gets worse
-    trainer = SegmentationTrainer(
+    trainer = _wrecking(
         max_epochs=4,
-        steps_per_epoch=1,
-        batch_size=2,
-        lr=1.0,
         patience=1,
         early_stopping=True,  # 15 s of validation: "auto" would not stop early
-        validation_fraction=0.5,
-        random_state=0,
     ).fit(_halves(sample))
     assert trainer.stopped_ == "early_stopping"
     assert trainer.best_epoch_ == 0 and len(trainer.history_) == 1
@@ -438,14 +447,7 @@ def test_a_fine_tuned_powerset_network_serves_the_estimators(sample, tmp_path):
 
 def test_a_network_not_better_than_the_start_is_not_kept(sample, tmp_path):
     # a learning rate that wrecks the network: training cannot help
-    trainer = SegmentationTrainer(
-        max_epochs=2,
-        steps_per_epoch=1,
-        batch_size=2,
-        lr=1.0,
-        validation_fraction=0.5,
-        random_state=0,
-    ).fit(_halves(sample))
+    trainer = _wrecking(max_epochs=2).fit(_halves(sample))
     assert trainer.kept_ == "start" and trainer.improved_ is False
     assert trainer.trained_score_ > trainer.start_score_ == trainer.best_score_
     assert trainer.best_epoch_ == 0 and len(trainer.history_) == 2
@@ -462,15 +464,7 @@ def test_a_network_not_better_than_the_start_is_not_kept(sample, tmp_path):
 
 
 def test_keeping_a_worse_network_is_explicit_and_warned(sample):
-    trainer = SegmentationTrainer(
-        max_epochs=1,
-        steps_per_epoch=1,
-        batch_size=2,
-        lr=1.0,
-        validation_fraction=0.5,
-        keep_start_if_worse=False,
-        random_state=0,
-    )
+    trainer = _wrecking(max_epochs=1, keep_start_if_worse=False)
     with pytest.warns(UserWarning, match="although it is not better"):
         trainer.fit(_halves(sample))
     assert trainer.kept_ == "trained" and trainer.improved_ is False
@@ -478,14 +472,14 @@ def test_keeping_a_worse_network_is_explicit_and_warned(sample):
     assert not _equal(_weights(trainer.model_), _weights(load_model()))
 
 
-def _learn_by_heart(sample, max_epochs, lr):
+def _learn_by_heart(sample):
     """A random tiny network trained on the file it is validated on."""
     return SegmentationTrainer(
         _tiny(),
-        max_epochs=max_epochs,
+        max_epochs=3,
         steps_per_epoch=30,
         batch_size=4,
-        lr=lr,
+        lr=3e-2,
         mix_probability=0.0,  # the file as it is, to be learnt by heart
         random_state=0,
     ).fit([sample], validation=([sample], None))
@@ -493,7 +487,7 @@ def _learn_by_heart(sample, max_epochs, lr):
 
 def test_a_better_network_is_kept(sample):
     # a random tiny network learns the file it is validated on
-    trainer = _learn_by_heart(sample, max_epochs=3, lr=3e-2)
+    trainer = _learn_by_heart(sample)
     assert trainer.improved_ is True and trainer.kept_ == "trained"
     assert trainer.best_score_ == trainer.trained_score_ < trainer.start_score_
     assert trainer.decision_.startswith("kept the fine-tuned network:")
@@ -505,7 +499,7 @@ def test_a_gain_within_the_noise_is_not_kept(sample, monkeypatch):
     # validation chunks (the figure is set: how close training gets to the
     # threshold depends on the platform's arithmetic)
     monkeypatch.setattr("skseg.training.better_fraction", lambda *a, **k: 0.8)
-    trainer = _learn_by_heart(sample, max_epochs=3, lr=3e-2)
+    trainer = _learn_by_heart(sample)
     assert trainer.trained_score_ < trainer.start_score_
     assert trainer.better_fraction_ == 0.8
     assert trainer.improved_ is False and trainer.kept_ == "start"
@@ -516,15 +510,7 @@ def test_a_gain_within_the_noise_is_not_kept(sample, monkeypatch):
 
 
 def test_small_validation_sets_do_not_stop_early(sample):
-    trainer = SegmentationTrainer(
-        max_epochs=3,
-        steps_per_epoch=1,
-        batch_size=2,
-        lr=1.0,
-        patience=1,
-        validation_fraction=0.5,
-        random_state=0,
-    ).fit(_halves(sample))
+    trainer = _wrecking(max_epochs=3, patience=1).fit(_halves(sample))
     # 15 s of validation chunks: every epoch runs, the last one is the candidate
     assert trainer.early_stopping_ is False and trainer.validation_duration_ == 15.0
     assert len(trainer.history_) == 3 and trainer.stopped_ == "max_epochs"
