@@ -150,22 +150,46 @@ def ami_folds() -> list[list[dict]]:
     return [files[0::2], files[1::2]]
 
 
+def finetune_both(folder: Path, net: Path, seed: int, args) -> dict:
+    """The defaults' training, scoring what the command keeps and what it declines.
+
+    The trained network is saved even when the defaults would keep the start
+    (``--if-worse keep-trained``, which changes nothing in the training): what
+    the command with no option keeps is read from its ``provenance``
+    (``improved``), so one training gives both.
+    """
+    options = [*args.options, "--seed", str(seed), "--if-worse", "keep-trained"]
+    run = finetune(folder, net, args.threads, options)
+    provenance = run["provenance"]
+    return {
+        "seed": seed,
+        "network": "finetuned",
+        "improved": provenance["improved"],
+        "kept": "trained" if provenance["improved"] else "start",
+        "run": run,
+        "wall_s": run["wall_s"],
+        "cpu_s": run["cpu_s"],
+        "start_validation_der": provenance["start_validation_der"],
+        "trained_validation_der": provenance["trained_validation_der"],
+        "validation_seconds": provenance["validation_seconds"],
+        "better_fraction": provenance.get("better_fraction"),
+    }
+
+
 def curve(args) -> None:
     data = corpus(args, n_test=24)
     X, _ = load_folder(data / "train")
     val, _ = load_folder(data / "val")
     test, _ = load_folder(data / "test")
     val, test = with_baselines(val, 1000), with_baselines(test, 2000)
-    pretrained = None
     if not args.skip_pretrained:
-        pretrained = lines("pyannote/segmentation", val, test)
         append(
             args.json,
             {
                 "data": str(data),
                 "minutes": 0,
                 "network": "pretrained",
-                "test": pretrained,
+                "test": lines("pyannote/segmentation", val, test),
             },
         )
     work = Path(tempfile.mkdtemp(prefix="finetune_curve_"))
@@ -178,34 +202,15 @@ def curve(args) -> None:
             if not folder.exists():
                 subset(X[:n], folder)
             net = work / f"net{minutes:g}-seed{seed}"
-            # the defaults' training, saved even when the defaults would keep the
-            # start: the outcome with no option is read from its provenance
-            # (``improved``), so one training scores both what the command keeps
-            # and what it declined
-            options = [*args.options, "--seed", str(seed), "--if-worse", "keep-trained"]
-            run = finetune(folder, net, args.threads, options)
-            scores = lines(str(net), val, test)
-            improved = run["provenance"]["improved"]
+            record = finetune_both(folder, net, seed, args)
             append(
                 args.json,
                 {
                     "data": str(data),
                     "minutes": minutes,
                     "files": n,
-                    "seed": seed,
-                    "network": "finetuned",
-                    "trained": scores,
-                    "improved": improved,
-                    "kept": "trained" if improved else "start",
-                    "run": run,
-                    "wall_s": run["wall_s"],
-                    "cpu_s": run["cpu_s"],
-                    "start_validation_der": run["provenance"]["start_validation_der"],
-                    "trained_validation_der": run["provenance"][
-                        "trained_validation_der"
-                    ],
-                    "validation_seconds": run["provenance"]["validation_seconds"],
-                    "better_fraction": run["provenance"].get("better_fraction"),
+                    "trained": lines(str(net), val, test),
+                    **record,
                 },
             )
 
@@ -231,16 +236,7 @@ def ami(args) -> None:
             folder = subset(train[:n], work / f"fold{k}-{n}")
             for seed in args.seeds:
                 net = work / f"net{k}-{n}-seed{seed}"
-                # as ``curve``: one training scores the kept and the declined
-                options = [
-                    *args.options,
-                    "--seed",
-                    str(seed),
-                    "--if-worse",
-                    "keep-trained",
-                ]
-                run = finetune(folder, net, args.threads, options)
-                improved = run["provenance"]["improved"]
+                record = finetune_both(folder, net, seed, args)
                 append(
                     args.json,
                     {
@@ -248,22 +244,8 @@ def ami(args) -> None:
                         "fold": k,
                         "files": n,
                         "minutes": n / 2,
-                        "seed": seed,
-                        "network": "finetuned",
                         "trained_cv": lines(str(net), held),
-                        "improved": improved,
-                        "kept": "trained" if improved else "start",
-                        "run": run,
-                        "wall_s": run["wall_s"],
-                        "cpu_s": run["cpu_s"],
-                        "start_validation_der": run["provenance"][
-                            "start_validation_der"
-                        ],
-                        "trained_validation_der": run["provenance"][
-                            "trained_validation_der"
-                        ],
-                        "better_fraction": run["provenance"].get("better_fraction"),
-                        "validation_seconds": run["provenance"]["validation_seconds"],
+                        **record,
                     },
                 )
 
