@@ -326,13 +326,12 @@ def chunk_errors(segmentation, X) -> tuple:
 
     from skseg import load_model
     from skseg.audio import AudioReader
-    from skseg.heads import permutate
-    from skseg.training import chunk_targets
+    from skseg.training import chunk_frame_errors, chunk_targets
 
     model = load_model(segmentation)
     net = model.network.eval()
     sr, duration = model.sample_rate, model.duration
-    grid = torch.linspace(0, 1, 51)
+    grid = model.head.validation_thresholds()
     errors, speech = [], []
     for f in X:
         with AudioReader(f, sample_rate=sr) as reader:
@@ -344,17 +343,12 @@ def chunk_errors(segmentation, X) -> tuple:
             with torch.inference_mode():
                 pred = model.head.speakers(net(x))
             y = torch.from_numpy(y)[None]
-            w0, w1 = (
+            warm_up = tuple(
                 round(w / duration * y.shape[1]) for w in model.specifications.warm_up
             )
-            keep = slice(w0, y.shape[1] - w1)
-            pred = permutate(y, pred)[:, keep]
-            y = y[:, keep]
-            hyp = (pred[None] > grid[:, None, None, None]).float()
-            n_ref = y.sum(-1)[None]
-            err = torch.maximum(n_ref, hyp.sum(-1)) - (hyp * y[None]).sum(-1)
-            errors.append(err.sum(dim=(1, 2)).numpy())
-            speech.append(float(n_ref.sum()))
+            e, s = chunk_frame_errors(pred, y, grid, warm_up)
+            errors.append(e[0])
+            speech.append(float(s[0]))
     return np.array(errors), np.array(speech)
 
 

@@ -115,6 +115,7 @@ __all__ = [
     "TrainingError",
     "TrainingProgress",
     "better_fraction",
+    "chunk_frame_errors",
     "chunk_targets",
     "segmentation_loss",
     "within_noise",
@@ -240,6 +241,58 @@ def _copy_model(model: SegmentationModel) -> SegmentationModel:
     }
     state = {k: v.detach().cpu().clone() for k, v in model.network.state_dict().items()}
     return build_model(config, state, sha256=model.sha256).train()
+
+
+def chunk_frame_errors(
+    speakers: torch.Tensor,
+    targets: torch.Tensor,
+    thresholds: torch.Tensor,
+    warm_up: tuple[int, int] = (0, 0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each chunk's frame errors at each threshold, and its reference speaker frames.
+
+    The terms of :class:`SegmentationTrainer`'s validation error: the speaker
+    activities are permuted to the targets (pyannote's ``permutate``), the
+    ``warm_up`` frames at each end are left out, and each frame counts miss +
+    false alarm + confusion, ``max(n_ref, n_hyp) - n_correct``. The error of a
+    set of chunks ``i`` is ``errors[i].sum(0).min() / speech[i].sum()``.
+
+    Parameters
+    ----------
+    speakers : Tensor of shape (chunks, frames, speakers)
+        Speaker activities in [0, 1] (:meth:`OutputHead.speakers`).
+    targets : Tensor of shape (chunks, frames, speakers)
+        0/1 reference activities.
+    thresholds : Tensor of shape (n_thresholds,)
+    warm_up : (int, int), default=(0, 0)
+        Frames left out at the start and at the end of each chunk.
+
+    Returns
+    -------
+    errors : ndarray of shape (chunks, n_thresholds), float64
+    speech : ndarray of shape (chunks,), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> targets = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])   # 1 chunk, 2 frames
+    >>> speakers = torch.tensor([[[0.9, 0.2], [0.8, 0.4]]])
+    >>> errors, speech = chunk_frame_errors(speakers, targets, torch.tensor([0.3, 0.5]))
+    >>> errors.tolist(), speech.tolist()
+    ([[0.0, 1.0]], [3.0])
+    """
+    frames = speakers.shape[1]
+    keep = slice(warm_up[0], frames - warm_up[1])
+    speakers = permutate(targets, speakers)[:, keep]
+    targets = targets[:, keep]
+    hyp = (speakers[None] > thresholds[:, None, None, None]).float()
+    n_ref = targets.sum(-1)[None]
+    correct = (hyp * targets[None]).sum(-1)
+    error = torch.maximum(n_ref, hyp.sum(-1)) - correct  # miss + fa + confusion
+    return (
+        error.sum(dim=2).T.double().cpu().numpy(),
+        n_ref[0].sum(dim=1).double().cpu().numpy(),
+    )
 
 
 def better_fraction(
@@ -919,17 +972,11 @@ class SegmentationTrainer(BaseEstimator):
                         "model_"
                     )
                 losses.append(float(self._loss(pred, yb, warm_up, head)) * len(xb))
-                frames = pred.shape[1]
-                keep = slice(warm_up[0], frames - warm_up[1])
-                pred = permutate(yb, head.speakers(pred))[:, keep]
-                yb = yb[:, keep]
-                hyp = (pred[None] > thresholds[:, None, None, None]).float()
-                n_ref = yb.sum(-1)[None]
-                n_hyp = hyp.sum(-1)
-                correct = (hyp * yb[None]).sum(-1)
-                error = torch.maximum(n_ref, n_hyp) - correct  # miss + fa + confusion
-                chunk_errors.append(error.sum(dim=2).T.double().cpu().numpy())
-                chunk_speech.append(n_ref[0].sum(dim=1).double().cpu().numpy())
+                errors, speech = chunk_frame_errors(
+                    head.speakers(pred), yb, thresholds, warm_up
+                )
+                chunk_errors.append(errors)
+                chunk_speech.append(speech)
         # frame counts are whole numbers, so the sums are exact in any order
         errors, speech = np.concatenate(chunk_errors), np.concatenate(chunk_speech)
         der = float(errors.sum(axis=0).min()) / max(float(speech.sum()), 1.0)
